@@ -1,0 +1,112 @@
+"""Settings: STEADYMAIL_* environment variables over one TOML file over defaults, read once."""
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class RelaySettings(BaseModel):
+    """One SMTP relay the workers deliver through."""
+
+    host: str = "127.0.0.1"
+    port: int = 2525
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+    use_tls: bool = False
+    validate_certs: bool = True
+    # Messages per second across every worker of the region; 0 means unlimited.
+    rate_per_second: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class DkimSettings(BaseModel):
+    """A DKIM signing key for one domain."""
+
+    domain: str
+    selector: str
+    key_file: Path
+    algorithm: Literal["rsa-sha256", "ed25519-sha256"] = "rsa-sha256"
+
+
+class Settings(BaseSettings):
+    """Everything configurable; build once at the edge and pass down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STEADYMAIL_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    region: str = "R1"
+    data_dir: Path = Path(".steadymail")
+    database_url: str = ""
+    capture_db: Path | None = None
+
+    relays: list[RelaySettings] = Field(default_factory=lambda: [RelaySettings()])
+    smtp_timeout: float = 30.0
+    relay_cooldown: float = 10.0
+    sink_host: str = "127.0.0.1"
+    sink_port: int = 2525
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8025
+    public_url: str = "http://127.0.0.1:8025"
+
+    batch_size: int = 100
+    lease_ttl: float = 10.0
+    worker_concurrency: int = 4
+    inflight_window: int = 8
+    checkpoint_interval: float = 0.002
+    poll_interval: float = 0.2
+    heartbeat_interval: float = 0.0
+
+    defer_base: float = 60.0
+    defer_max: float = 3600.0
+    defer_max_age: float = 3 * 24 * 3600.0
+    defer_jitter: float = 0.2
+    connection_retries: int = 2
+
+    default_from: str = "steadymail <noreply@steadymail.local>"
+    message_id_domain: str = "steadymail.local"
+    dkim: list[DkimSettings] = Field(default_factory=list)
+
+    workers: int = 2
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("STEADYMAIL_CONFIG", "steadymail.toml")
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+        return (init_settings, env_settings, toml)
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'steadymail.db'}"
+
+    def resolved_capture_db(self) -> Path:
+        return self.capture_db or self.data_dir / "capture.db"
+
+    def resolved_heartbeat_interval(self) -> float:
+        return self.heartbeat_interval or self.lease_ttl / 3
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings once; callers pass the result down instead of re-reading."""
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings

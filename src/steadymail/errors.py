@@ -1,0 +1,21 @@
+"""The one exception hierarchy; the API maps these to HTTP codes, the CLI prints them."""
+
+
+class SteadymailError(Exception):
+    """Base of every error steadymail raises on purpose."""
+
+
+class ValidationError(SteadymailError):
+    """Input that can never be accepted as given (bad template, bad address, header injection)."""
+
+
+class NotFound(SteadymailError):
+    """A named object does not exist."""
+
+
+class Conflict(SteadymailError):
+    """The request clashes with the current state (e.g. resuming a cancelled send)."""
+
+
+class Unauthorized(SteadymailError):
+    """Missing or wrong credentials, or a key without the needed scope."""

@@ -1,0 +1,1 @@
+"""The send pipeline: render, MIME, DKIM, SMTP transport, and the worker that drives them."""

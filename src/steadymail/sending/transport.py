@@ -1,0 +1,122 @@
+"""SMTP delivery through pooled, reused aiosmtplib connections to one or more relays.
+
+Relays are tried in order; a relay whose connection fails is cooled down and the next takes
+over. A connection that drops mid-conversation is discarded and the message retried on a fresh
+one, up to `retries` times, before it is reported as a connection failure (the caller defers).
+"""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import aiosmtplib
+
+from steadymail.clock import Clock
+from steadymail.config import RelaySettings
+from steadymail.domain.delivery import Outcome, Verdict, classify_reply
+from steadymail.sending.throttle import RelayThrottle, TakeTokens
+
+log = logging.getLogger("steadymail.transport")
+
+_CONNECTION_ERRORS = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError,
+                      aiosmtplib.SMTPTimeoutError, ConnectionError, OSError, asyncio.TimeoutError)
+
+
+@dataclass
+class _Relay:
+    settings: RelaySettings
+    throttle: RelayThrottle
+    idle: list[aiosmtplib.SMTP]
+    down_until: float = 0.0
+
+
+class SmtpPool:
+    """Delivers one message at a time per caller, reusing up to `size` connections per relay."""
+
+    def __init__(self, relays: list[RelaySettings], *, size: int, timeout: float,
+                 retries: int, cooldown: float, clock: Clock, take: TakeTokens) -> None:
+        if not relays:
+            raise ValueError("at least one relay is required")
+        self._relays = [
+            _Relay(r, RelayThrottle(r.name, r.rate_per_second, take, clock), []) for r in relays
+        ]
+        self._size, self._timeout, self._retries = size, timeout, retries
+        self._cooldown, self._clock = cooldown, clock
+        self.connections_opened = 0
+
+    def _pick(self, exclude: set[int]) -> tuple[int, _Relay]:
+        now = self._clock.now()
+        live = [(i, r) for i, r in enumerate(self._relays) if i not in exclude]
+        for i, r in live:
+            if r.down_until <= now:
+                return i, r
+        # Every relay is cooling down: try the one that went down first rather than give up.
+        return min(live or list(enumerate(self._relays)), key=lambda p: p[1].down_until)
+
+    async def _connect(self, relay: _Relay) -> aiosmtplib.SMTP:
+        s = relay.settings
+        client = aiosmtplib.SMTP(
+            hostname=s.host, port=s.port, timeout=self._timeout, use_tls=s.use_tls,
+            start_tls=s.starttls if s.starttls else False, validate_certs=s.validate_certs,
+        )
+        await client.connect()
+        if s.username and s.password is not None:
+            await client.login(s.username, s.password.get_secret_value())
+        self.connections_opened += 1
+        return client
+
+    async def send(self, sender: str, recipient: str, data: bytes, *, smtputf8: bool = False) -> Verdict:
+        """Deliver `data`; the verdict says sent, deferred, bounced or connection failure."""
+        tried: set[int] = set()
+        last = Verdict(Outcome.CONNECTION, 0, "no relay reachable")
+        for _attempt in range(self._retries + 1):
+            if len(tried) == len(self._relays):
+                tried.clear()
+            index, relay = self._pick(tried)
+            await relay.throttle.acquire()
+            try:
+                client = relay.idle.pop() if relay.idle else await self._connect(relay)
+            except _CONNECTION_ERRORS as e:
+                relay.down_until = self._clock.now() + self._cooldown
+                tried.add(index)
+                last = Verdict(Outcome.CONNECTION, 0, f"{relay.settings.name}: {e}")
+                log.warning("event=relay_down relay=%s error=%r", relay.settings.name, str(e))
+                continue
+            verdict = await self._converse(client, sender, recipient, data, smtputf8)
+            if verdict.outcome == Outcome.CONNECTION:
+                client.close()
+                tried.add(index)
+                last = verdict
+                continue
+            if len(relay.idle) < self._size:
+                relay.idle.append(client)
+            else:
+                await _quit(client)
+            return verdict
+        return last
+
+    async def _converse(self, client: aiosmtplib.SMTP, sender: str, recipient: str,
+                        data: bytes, smtputf8: bool) -> Verdict:
+        options = ["SMTPUTF8"] if smtputf8 else []
+        try:
+            _errors, reply = await client.sendmail(sender, [recipient], data, mail_options=options)
+            return classify_reply(250, reply, at_rcpt=False)
+        except aiosmtplib.SMTPRecipientsRefused as e:
+            first = e.recipients[0]
+            return classify_reply(first.code, first.message, at_rcpt=True)
+        except aiosmtplib.SMTPResponseException as e:
+            return classify_reply(e.code, e.message, at_rcpt=False)
+        except _CONNECTION_ERRORS as e:
+            return Verdict(Outcome.CONNECTION, 0, f"connection lost: {e!r}")
+
+    async def close(self) -> None:
+        for relay in self._relays:
+            while relay.idle:
+                await _quit(relay.idle.pop())
+
+
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    try:
+        await client.quit()
+    except Exception:  # noqa: BLE001 - closing a connection must never fail a send
+        client.close()

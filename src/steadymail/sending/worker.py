@@ -1,0 +1,220 @@
+"""The worker: claim a batch, deliver it window by window under its lease, release it.
+
+Per window of `inflight_window` messages: mark them in flight (fenced), deliver them, then
+checkpoint their results (fenced). A worker killed at any moment therefore leaves at most one
+window per batch whose fate is unknown; the next holder re-sends exactly those and counts them.
+"""
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from steadymail import __version__
+from steadymail.clock import Clock
+from steadymail.config import Settings
+from steadymail.domain.delivery import (
+    BackoffPolicy,
+    Outcome,
+    deferral_expired,
+    next_attempt_delay,
+)
+from steadymail.domain.states import MessageState, SendState
+from steadymail.errors import NotFound, ValidationError
+from steadymail.sending.checkpointer import Checkpointer
+from steadymail.sending.compose import Composer, SendInfo
+from steadymail.sending.render import compile_template
+from steadymail.sending.transport import SmtpPool
+from steadymail.store import instances, queue, sends, templates
+from steadymail.store.queue import Checkpoint, Claim, QueuedMessage, Result
+
+log = logging.getLogger("steadymail.worker")
+
+
+@dataclass
+class WorkerStats:
+    batches: int = 0
+    sent: int = 0
+    deferred: int = 0
+    bounced: int = 0
+    failed: int = 0
+    leases_lost: int = 0
+    reclaims: int = 0
+    at_risk: int = 0
+    by_send: dict[int, int] = field(default_factory=dict)
+
+
+class Worker:
+    """One worker process's sending loop; `run` returns after a graceful stop."""
+
+    def __init__(self, settings: Settings, engine: Engine, clock: Clock, pool: SmtpPool,
+                 composer: Composer, *, instance_id: str | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.settings, self.engine, self.clock = settings, engine, clock
+        self.pool, self.composer = pool, composer
+        self.instance_id = instance_id or f"worker-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.rng = rng or random.Random()
+        self.stats = WorkerStats()
+        self.checkpointer = Checkpointer(engine, clock, settings.checkpoint_interval,
+                                         self.instance_id, settings.lease_ttl)
+        self.backoff = BackoffPolicy(settings.defer_base, settings.defer_max,
+                                     settings.defer_max_age, settings.defer_jitter)
+        self._stopping = asyncio.Event()
+        self._sends: dict[int, tuple[float, SendInfo, str]] = {}
+        self._leases_valid_until = 0.0
+
+    def stop(self) -> None:
+        """Graceful stop: finish the window in hand, checkpoint, release leases, exit."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        now = self.clock.now()
+        await asyncio.to_thread(
+            instances.register, self.engine, instance_id=self.instance_id, service="worker",
+            region=self.settings.region, host=socket.gethostname(), pid=os.getpid(),
+            version=__version__, now=now,
+        )
+        log.info("event=worker_started instance=%s concurrency=%d", self.instance_id,
+                 self.settings.worker_concurrency)
+        self._leases_valid_until = now + self.settings.lease_ttl
+        writer = asyncio.create_task(self.checkpointer.run())
+        beat = asyncio.create_task(self._heartbeat_loop())
+        slots = [asyncio.create_task(self._slot()) for _ in range(self.settings.worker_concurrency)]
+        try:
+            await asyncio.gather(*slots)
+        finally:
+            beat.cancel()
+            writer.cancel()
+            await self.pool.close()
+            await asyncio.to_thread(instances.stopped, self.engine, self.instance_id,
+                                    "graceful", self.clock.now())
+            log.info("event=worker_stopped instance=%s sent=%d", self.instance_id, self.stats.sent)
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.settings.resolved_heartbeat_interval()
+        while True:
+            started = self.clock.now()
+            try:
+                await self.checkpointer.heartbeat()
+                self._leases_valid_until = started + self.settings.lease_ttl
+            except Exception as e:  # noqa: BLE001 - keep beating; leases lapse on their own
+                log.warning("event=heartbeat_failed error=%r", str(e))
+            await asyncio.sleep(interval)
+
+    async def _slot(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                claim = await asyncio.to_thread(
+                    queue.claim_batch, self.engine, self.instance_id, self.settings.lease_ttl,
+                    self.clock.now(),
+                )
+            except Exception as e:  # noqa: BLE001 - a DB hiccup must not kill the worker
+                log.warning("event=claim_failed error=%r", str(e))
+                claim = None
+            if claim is None:
+                await self._idle()
+                continue
+            await self._process(claim)
+
+    async def _idle(self) -> None:
+        delay = self.settings.poll_interval * (0.5 + self.rng.random())
+        try:
+            await asyncio.wait_for(self._stopping.wait(), delay)
+        except TimeoutError:
+            pass
+
+    async def _process(self, claim: Claim) -> None:
+        self.stats.batches += 1
+        if claim.reclaimed:
+            self.stats.reclaims += 1
+            log.info("event=lease_reclaimed batch=%d send=%d epoch=%d", claim.batch_id,
+                     claim.send_id, claim.epoch)
+        msgs = await asyncio.to_thread(queue.load_messages, self.engine, claim, self.clock.now())
+        self.stats.at_risk += sum(1 for m in msgs if m.at_risk)
+        try:
+            send = await self._send_info(claim.send_id)
+        except (NotFound, ValidationError) as e:
+            log.error("event=send_unusable send=%d error=%r", claim.send_id, str(e))
+            send = None
+        w = self.settings.inflight_window
+        for start in range(0, len(msgs), w):
+            if self._stopping.is_set() or not await self._may_continue(claim):
+                break
+            window = msgs[start:start + w]
+            if not await self.checkpointer.submit(Checkpoint(claim, inflight_ids=[m.id for m in window])):
+                return self._lost(claim)
+            results = [await self._deliver(send, m) for m in window]
+            if not await self.checkpointer.submit(Checkpoint(claim, results=results)):
+                return self._lost(claim)
+        if not await asyncio.to_thread(queue.release_batch, self.engine, claim, self.clock.now()):
+            self._lost(claim)
+
+    def _lost(self, claim: Claim) -> None:
+        self.stats.leases_lost += 1
+        log.warning("event=lease_lost batch=%d send=%d epoch=%d", claim.batch_id, claim.send_id,
+                    claim.epoch)
+
+    async def _may_continue(self, claim: Claim) -> bool:
+        if self.clock.now() >= self._leases_valid_until:
+            # Heartbeats have not gone through for a whole TTL: our lease may already be gone.
+            return False
+        _, _, state = await self._cached_send(claim.send_id)
+        return state == SendState.RUNNING.value
+
+    async def _cached_send(self, send_id: int) -> tuple[float, SendInfo, str]:
+        entry = self._sends.get(send_id)
+        now = self.clock.now()
+        if entry is None or now - entry[0] > 0.5:
+            row = await asyncio.to_thread(sends.get_send, self.engine, send_id)
+            info = entry[1] if entry else await asyncio.to_thread(self._load_send_info, row)
+            entry = (now, info, str(row["state"]))
+            self._sends[send_id] = entry
+        return entry
+
+    async def _send_info(self, send_id: int) -> SendInfo:
+        return (await self._cached_send(send_id))[1]
+
+    def _load_send_info(self, row: dict[str, object]) -> SendInfo:
+        template = None
+        if row["template_id"] is not None:
+            t = templates.get_template(self.engine, int(row["template_id"]))  # type: ignore[call-overload]
+            template = compile_template(t["subject"], t["html"], t["text"])
+        return SendInfo(int(row["id"]), str(row["kind"]), str(row["from_addr"]), template)  # type: ignore[call-overload]
+
+    async def _deliver(self, send: SendInfo | None, m: QueuedMessage) -> Result:
+        now = self.clock.now()
+        first = m.first_attempt_at or now
+        attempts = m.attempts + 1
+        if m.suppressed:
+            return Result(m.id, MessageState.SUPPRESSED, m.attempts, first, error="suppressed")
+        if send is None:
+            return Result(m.id, MessageState.FAILED, attempts, first, error="send is unusable")
+        try:
+            composed = self.composer.compose(send, m.id, m.email, m.attributes, m.payload, now)
+        except (ValidationError, KeyError) as e:
+            self.stats.failed += 1
+            return Result(m.id, MessageState.FAILED, attempts, first, error=str(e)[:500])
+        verdict = await self.pool.send(composed.sender, composed.recipient, composed.data,
+                                       smtputf8=composed.smtputf8)
+        done = self.clock.now()
+        if verdict.outcome == Outcome.SENT:
+            self.stats.sent += 1
+            return Result(m.id, MessageState.SENT, attempts, first, sent_at=done, smtp_code=verdict.code)
+        if verdict.outcome == Outcome.BOUNCE:
+            self.stats.bounced += 1
+            return Result(m.id, MessageState.BOUNCED, attempts, first, smtp_code=verdict.code,
+                          error=verdict.detail[:500],
+                          suppress_email=m.email.lower() if verdict.hard else None)
+        if deferral_expired(self.backoff, first, done):
+            self.stats.failed += 1
+            return Result(m.id, MessageState.FAILED, attempts, first, smtp_code=verdict.code or None,
+                          error=f"expired after {attempts} attempts: {verdict.detail}"[:500])
+        self.stats.deferred += 1
+        delay = next_attempt_delay(self.backoff, attempts, self.rng)
+        return Result(m.id, MessageState.DEFERRED, attempts, first, next_attempt_at=done + delay,
+                      smtp_code=verdict.code or None, error=verdict.detail[:500])

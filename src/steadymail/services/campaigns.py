@@ -1,0 +1,49 @@
+"""Campaigns: a template sent to a list, checked before it starts, then steered."""
+
+from typing import Any
+
+from sqlalchemy import Engine
+
+from steadymail.clock import Clock
+from steadymail.config import Settings
+from steadymail.domain.states import SendKind, SendState
+from steadymail.errors import ValidationError
+from steadymail.sending.mime import parse_address
+from steadymail.sending.render import check_variables, compile_template
+from steadymail.store import contacts, sends, templates
+
+
+def _validate(engine: Engine, list_id: int, template: dict[str, Any]) -> None:
+    compiled = compile_template(template["subject"], template["html"], template["text"])
+    check_variables(compiled, contacts.attribute_names(engine, list_id))
+
+
+def create_campaign(engine: Engine, clock: Clock, settings: Settings, *, name: str,
+                    list_name: str, template: int | str, from_addr: str | None = None) -> int:
+    """A draft send of `template` to `list_name`; rejected now if it could not render."""
+    with engine.connect() as conn:
+        list_id = contacts.list_id_by_name(conn, list_name)
+    tpl = templates.get_template(engine, template)
+    _validate(engine, list_id, tpl)
+    sender = from_addr or settings.default_from
+    parse_address(sender)
+    return sends.create_send(engine, name=name, kind=SendKind.CAMPAIGN, list_id=list_id,
+                             template_id=int(tpl["id"]), from_addr=sender, now=clock.now())
+
+
+def start(engine: Engine, clock: Clock, settings: Settings, send_id: int) -> dict[str, int]:
+    """Re-check the template against the list as it is now, then materialise and run."""
+    send = sends.get_send(engine, send_id)
+    if send["kind"] != SendKind.CAMPAIGN.value:
+        raise ValidationError("only campaigns are started; streams always run")
+    _validate(engine, int(send["list_id"]), templates.get_template(engine, int(send["template_id"])))
+    return sends.start_campaign(engine, send_id, settings.batch_size, clock.now())
+
+
+def change(engine: Engine, clock: Clock, send_id: int, action: str) -> SendState:
+    """pause, resume or cancel."""
+    return sends.change_state(engine, send_id, action, clock.now())
+
+
+def status(engine: Engine, send_id: int) -> dict[str, Any]:
+    return sends.progress(engine, send_id)

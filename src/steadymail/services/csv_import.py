@@ -1,0 +1,108 @@
+"""Contact import from CSV: good rows kept, every bad row reported with its line and reason."""
+
+import csv
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import Engine
+
+from steadymail.clock import Clock
+from steadymail.errors import ValidationError
+from steadymail.store import contacts
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    list_name: str
+    imported: int = 0
+    skipped_existing: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+
+def _decoded_lines(raw: bytes, errors: list[RowError], origin: list[int]) -> Iterator[str]:
+    """Decode line by line so one badly encoded line costs only itself; `origin` maps back."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    for number, line in enumerate(raw.splitlines(keepends=True), start=1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            errors.append(RowError(number, f"not valid UTF-8 (byte {e.start})"))
+            continue
+        origin.append(number)
+        yield text
+
+
+def parse_contacts(raw: bytes) -> tuple[list[tuple[str, dict[str, str]]], list[RowError]]:
+    """Parse a CSV with an `email` column; other columns become contact attributes."""
+    errors: list[RowError] = []
+    origin: list[int] = []
+    reader = csv.reader(_decoded_lines(raw, errors, origin))
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise ValidationError("the file is empty") from None
+    except csv.Error as e:
+        raise ValidationError(f"the header row is not valid CSV: {e}") from e
+    lowered = [h.lower() for h in header]
+    if "email" not in lowered:
+        raise ValidationError("the header row has no 'email' column")
+    email_col = lowered.index("email")
+    good: list[tuple[str, dict[str, str]]] = []
+    seen: set[str] = set()
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            errors.append(RowError(origin[reader.line_num - 1], f"malformed CSV: {e}"))
+            continue
+        line = origin[reader.line_num - 1]
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            errors.append(RowError(line, f"expected {len(header)} columns, found {len(row)}"))
+            continue
+        try:
+            email = validate_email(row[email_col].strip(), check_deliverability=False).normalized
+        except EmailNotValidError as e:
+            errors.append(RowError(line, f"invalid address {row[email_col]!r}: {e}"))
+            continue
+        key = email.lower()
+        if key in seen:
+            errors.append(RowError(line, f"duplicate address {email}"))
+            continue
+        seen.add(key)
+        attrs = {h: v for i, (h, v) in enumerate(zip(header, row, strict=True)) if i != email_col}
+        good.append((email, attrs))
+    errors.sort(key=lambda e: e.line)
+    return good, errors
+
+
+def import_contacts(engine: Engine, clock: Clock, raw: bytes, list_name: str,
+                    progress: Callable[[int, int], None] | None = None) -> ImportReport:
+    """Import into `list_name` (created if missing); addresses already on the list are skipped."""
+    good, errors = parse_contacts(raw)
+    report = ImportReport(list_name, errors=errors)
+    list_id = contacts.get_or_create_list(engine, list_name, clock.now())
+    existing = {e.lower() for e in contacts.existing_emails(engine, list_id)}
+    fresh = [(e, a) for e, a in good if e.lower() not in existing]
+    report.skipped_existing = len(good) - len(fresh)
+    step = 5000
+    for start in range(0, len(fresh), step):
+        report.imported += contacts.insert_contacts(
+            engine, list_id, fresh[start:start + step], clock.now()
+        )
+        if progress:
+            progress(report.imported, len(fresh))
+    if progress and not fresh:
+        progress(0, 0)
+    return report

@@ -1,0 +1,52 @@
+"""Transactional messages: one API call, one or more recipients, the same durable pipeline."""
+
+from typing import Any
+
+from sqlalchemy import Engine
+
+from steadymail.clock import Clock
+from steadymail.config import Settings
+from steadymail.domain.headers import HeaderInjection, check_header_value
+from steadymail.errors import ValidationError
+from steadymail.sending.mime import parse_address
+from steadymail.sending.render import check_variables, compile_template, contact_context, render
+from steadymail.store import sends, templates
+
+STREAM = "transactional"
+
+
+def enqueue(engine: Engine, clock: Clock, settings: Settings, *, to: list[str],
+            template: int | str | None = None, subject: str | None = None, html: str = "",
+            text: str = "", variables: dict[str, Any] | None = None,
+            from_addr: str | None = None, headers: dict[str, str] | None = None,
+            stream: str = STREAM) -> dict[str, Any]:
+    """Validate everything a worker would need, then queue one message per recipient."""
+    if not to:
+        raise ValidationError("at least one recipient is required")
+    if template is not None:
+        t = templates.get_template(engine, template)
+        subject, html, text = t["subject"], t["html"], t["text"]
+    if subject is None:
+        raise ValidationError("give either a template or a subject with html and/or text")
+    compiled = compile_template(subject, html, text)
+    variables = variables or {}
+    check_variables(compiled, set(variables))
+    sender = from_addr or settings.default_from
+    parse_address(sender)
+    for name, value in (headers or {}).items():
+        try:
+            check_header_value(name, value)
+            check_header_value("header name", name)
+        except HeaderInjection as e:
+            raise ValidationError(str(e)) from e
+    items = []
+    for rcpt in to:
+        addr = parse_address(rcpt)
+        # Render once now so that a recipient-independent error is a 422, not a failed message.
+        render(compiled, contact_context(addr.addr_spec, variables))
+        items.append((rcpt, {"subject": subject, "html": html, "text": text, "vars": variables,
+                             "from": sender, "headers": headers or {}}))
+    now = clock.now()
+    send_id = sends.stream_send_id(engine, stream, sender, now)
+    ids = sends.enqueue_stream_messages(engine, send_id, items, now)
+    return {"send_id": send_id, "message_ids": ids}

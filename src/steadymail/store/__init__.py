@@ -1,0 +1,1 @@
+"""The only door to SQL: tables, migrations, repositories and the lease queue."""

@@ -1,0 +1,82 @@
+"""The built-in capture server's mailbox: its own small SQLite file, apart from the region DB.
+
+It is a development inbox, not platform state, so it has no migrations: the one table is
+created on open.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Engine,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+)
+
+from steadymail.errors import NotFound
+from steadymail.store.db import make_engine
+
+_meta = MetaData()
+captured = Table(
+    "captured",
+    _meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("received_at", Float, nullable=False),
+    Column("mail_from", String(400), nullable=False),
+    Column("rcpt_to", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("message_id", String(400), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+
+def open_capture(path: Path) -> Engine:
+    engine = make_engine(f"sqlite:///{path}")
+    _meta.create_all(engine)
+    return engine
+
+
+def store(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(insert(captured), rows)
+
+
+def recent(engine: Engine, limit: int = 50, to: str | None = None) -> list[dict[str, Any]]:
+    q = select(
+        captured.c.id, captured.c.received_at, captured.c.mail_from, captured.c.rcpt_to,
+        captured.c.subject, captured.c.message_id, captured.c.size,
+    ).order_by(captured.c.id.desc()).limit(limit)
+    if to:
+        q = q.where(captured.c.rcpt_to.contains(to))
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def raw(engine: Engine, capture_id: int) -> bytes:
+    with engine.connect() as conn:
+        row = conn.execute(select(captured.c.data).where(captured.c.id == capture_id)).first()
+    if row is None:
+        raise NotFound(f"no captured message {capture_id}")
+    return bytes(row.data)
+
+
+def count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(captured)).scalar_one())
+
+
+def clear(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(captured))

@@ -1,0 +1,108 @@
+"""Lists, contacts and the suppression list."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+
+from steadymail.errors import Conflict, NotFound
+from steadymail.store.queue import insert_ignore
+from steadymail.store.schema import contacts, lists, suppressions
+
+_CHUNK = 5000
+
+
+def create_list(engine: Engine, name: str, now: float) -> int:
+    with engine.begin() as conn:
+        if conn.execute(select(lists.c.id).where(lists.c.name == name)).first():
+            raise Conflict(f"list {name!r} exists")
+        return int(conn.execute(insert(lists).values(name=name, created_at=now)).inserted_primary_key[0])  # type: ignore[index]
+
+
+def get_or_create_list(engine: Engine, name: str, now: float) -> int:
+    with engine.begin() as conn:
+        row = conn.execute(select(lists.c.id).where(lists.c.name == name)).first()
+        if row:
+            return int(row.id)
+    return create_list(engine, name, now)
+
+
+def list_id_by_name(conn: Connection, name: str) -> int:
+    row = conn.execute(select(lists.c.id).where(lists.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"no list named {name!r}")
+    return int(row.id)
+
+
+def all_lists(engine: Engine) -> list[dict[str, Any]]:
+    q = (
+        select(lists.c.id, lists.c.name, func.count(contacts.c.id).label("contacts"))
+        .select_from(lists.outerjoin(contacts, contacts.c.list_id == lists.c.id))
+        .group_by(lists.c.id, lists.c.name)
+        .order_by(lists.c.id)
+    )
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def existing_emails(engine: Engine, list_id: int) -> set[str]:
+    with engine.connect() as conn:
+        return {r.email for r in conn.execute(select(contacts.c.email).where(contacts.c.list_id == list_id))}
+
+
+def insert_contacts(
+    engine: Engine, list_id: int, rows: Iterable[tuple[str, dict[str, str]]], now: float
+) -> int:
+    """Insert (email, attributes) rows in chunks; rows already on the list are skipped."""
+    count = 0
+    chunk: list[dict[str, Any]] = []
+    for email, attrs in rows:
+        chunk.append(
+            {"list_id": list_id, "email": email, "attributes": attrs, "status": "active",
+             "created_at": now}
+        )
+        if len(chunk) >= _CHUNK:
+            count += _flush(engine, chunk)
+            chunk = []
+    if chunk:
+        count += _flush(engine, chunk)
+    return count
+
+
+def _flush(engine: Engine, chunk: list[dict[str, Any]]) -> int:
+    with engine.begin() as conn:
+        insert_ignore(conn, contacts, chunk, ["list_id", "email"])
+    return len(chunk)
+
+
+def attribute_names(engine: Engine, list_id: int) -> set[str]:
+    """The attribute names the list's contacts carry (sampled from the first contacts)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(contacts.c.attributes).where(contacts.c.list_id == list_id).limit(50)
+        ).all()
+    names: set[str] = set()
+    for r in rows:
+        names.update((r.attributes or {}).keys())
+    return names
+
+
+def suppress(engine: Engine, email: str, reason: str, now: float, detail: str = "") -> None:
+    with engine.begin() as conn:
+        insert_ignore(
+            conn,
+            suppressions,
+            [{"email": email.lower(), "reason": reason, "detail": detail, "created_at": now}],
+            ["email"],
+        )
+        conn.execute(
+            update(contacts).where(func.lower(contacts.c.email) == email.lower())
+            .values(status=reason)
+        )
+
+
+def is_suppressed(engine: Engine, email: str) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(suppressions.c.email).where(suppressions.c.email == email.lower())
+        ).first() is not None

@@ -1,0 +1,354 @@
+"""The lease queue: claim a batch, keep its lease alive, checkpoint under a fence, release it.
+
+Every state change of a batch is one function here, in the order a batch lives through them.
+A claim bumps `lease_epoch`; every later write for the batch first checks, under a row lock,
+that owner and epoch still match. A worker that was paused past its lease therefore changes
+nothing once another worker has claimed the batch: its writes are fenced off.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+
+from steadymail.domain.states import BatchState, MessageState, SendKind, SendState
+from steadymail.store.schema import batches, contacts, messages, sends, suppressions
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A batch held under lease by one owner at one epoch."""
+
+    batch_id: int
+    send_id: int
+    seq: int
+    epoch: int
+    owner: str
+    reclaimed: bool
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    id: int
+    email: str
+    contact_id: int | None
+    payload: dict[str, Any] | None
+    attempts: int
+    first_attempt_at: float | None
+    attributes: dict[str, Any] | None
+    # Suppressed since the send was created (bounced or unsubscribed elsewhere): never send.
+    suppressed: bool
+    # True when a previous holder had handed it to SMTP without checkpointing the result.
+    at_risk: bool
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one delivery attempt, to be checkpointed."""
+
+    message_id: int
+    state: MessageState
+    attempts: int
+    first_attempt_at: float
+    next_attempt_at: float | None = None
+    sent_at: float | None = None
+    smtp_code: int | None = None
+    error: str | None = None
+    suppress_email: str | None = None
+
+
+@dataclass
+class Checkpoint:
+    """One fenced write for one claim: mark a window in flight, and/or record results."""
+
+    claim: Claim
+    inflight_ids: Sequence[int] = ()
+    results: Sequence[Result] = ()
+    accepted: bool = field(default=False, init=False)
+
+
+_CLAIM_SQL = """
+UPDATE batches SET
+    state = 'leased',
+    lease_owner = :owner,
+    lease_expires_at = :expires,
+    lease_epoch = lease_epoch + 1,
+    claims = claims + 1,
+    reclaims = reclaims + CASE WHEN state = 'leased' THEN 1 ELSE 0 END,
+    reclaimed = CASE WHEN state = 'leased' THEN 1 ELSE 0 END
+WHERE id = (
+    SELECT b.id FROM batches b JOIN sends s ON s.id = b.send_id
+    WHERE s.state = 'running'
+      AND ((b.state = 'pending' AND b.available_at <= :now)
+           OR (b.state = 'leased' AND b.lease_expires_at < :now))
+    ORDER BY b.available_at, b.id
+    LIMIT 1 {lock}
+)
+RETURNING id, send_id, seq, lease_epoch, reclaimed
+"""
+
+
+def claim_batch(engine: Engine, owner: str, ttl: float, now: float) -> Claim | None:
+    """Lease the oldest due batch of a running send, or an expired lease; None if none is due."""
+    lock = "" if engine.dialect.name == "sqlite" else "FOR UPDATE OF b SKIP LOCKED"
+    with engine.begin() as conn:
+        row = conn.execute(
+            text(_CLAIM_SQL.format(lock=lock)), {"owner": owner, "expires": now + ttl, "now": now}
+        ).first()
+    if row is None:
+        return None
+    return Claim(row.id, row.send_id, row.seq, row.lease_epoch, owner, bool(row.reclaimed))
+
+
+def extend_leases(conn: Connection, owner: str, ttl: float, now: float) -> int:
+    """Heartbeat: push out every live lease `owner` holds; returns how many it still holds."""
+    result = conn.execute(
+        update(batches)
+        .where(batches.c.lease_owner == owner, batches.c.state == BatchState.LEASED.value)
+        .values(lease_expires_at=now + ttl)
+    )
+    return int(result.rowcount)
+
+
+def load_messages(engine: Engine, claim: Claim, now: float) -> list[QueuedMessage]:
+    """The due messages of a claimed batch; those a dead holder left in flight are counted."""
+    due = (
+        select(
+            messages.c.id,
+            messages.c.email,
+            messages.c.contact_id,
+            messages.c.payload,
+            messages.c.attempts,
+            messages.c.first_attempt_at,
+            messages.c.state,
+            contacts.c.attributes,
+            suppressions.c.email.label("suppressed"),
+        )
+        .select_from(
+            messages.outerjoin(contacts, contacts.c.id == messages.c.contact_id).outerjoin(
+                suppressions, suppressions.c.email == func.lower(messages.c.email)
+            )
+        )
+        .where(
+            messages.c.send_id == claim.send_id,
+            messages.c.batch_seq == claim.seq,
+            or_(
+                messages.c.state.in_([MessageState.QUEUED.value, MessageState.INFLIGHT.value]),
+                and_(
+                    messages.c.state == MessageState.DEFERRED.value,
+                    messages.c.next_attempt_at <= now,
+                ),
+            ),
+        )
+        .order_by(messages.c.id)
+    )
+    with engine.begin() as conn:
+        if not _fence(conn, claim):
+            return []
+        out = [
+            QueuedMessage(
+                r.id,
+                r.email,
+                r.contact_id,
+                r.payload,
+                r.attempts,
+                r.first_attempt_at,
+                r.attributes,
+                r.suppressed is not None,
+                at_risk=r.state == MessageState.INFLIGHT.value,
+            )
+            for r in conn.execute(due)
+        ]
+        at_risk = sum(1 for m in out if m.at_risk)
+        if at_risk:
+            conn.execute(
+                update(sends)
+                .where(sends.c.id == claim.send_id)
+                .values(resent_after_crash=sends.c.resent_after_crash + at_risk)
+            )
+    return out
+
+
+def _fence(conn: Connection, claim: Claim) -> bool:
+    """Lock the batch row and check that `claim` still holds it."""
+    q = select(batches.c.id).where(
+        batches.c.id == claim.batch_id,
+        batches.c.lease_owner == claim.owner,
+        batches.c.lease_epoch == claim.epoch,
+        batches.c.state == BatchState.LEASED.value,
+    )
+    if conn.dialect.name != "sqlite":
+        q = q.with_for_update()
+    return conn.execute(q).first() is not None
+
+
+_RESULT_UPDATE = (
+    update(messages)
+    .where(messages.c.id == bindparam("b_id"))
+    .values(
+        state=bindparam("b_state"),
+        attempts=bindparam("b_attempts"),
+        first_attempt_at=bindparam("b_first"),
+        next_attempt_at=bindparam("b_next"),
+        sent_at=bindparam("b_sent"),
+        smtp_code=bindparam("b_code"),
+        last_error=bindparam("b_error"),
+        epoch=bindparam("b_epoch"),
+    )
+)
+
+
+def apply_checkpoints(
+    engine: Engine,
+    items: Sequence[Checkpoint],
+    now: float,
+    extend: Callable[[Connection], object] | None = None,
+) -> None:
+    """Group commit: write every checkpoint whose fence holds, in one transaction.
+
+    Sets `accepted` on each item; a rejected item means its claim was lost to another worker.
+    `extend`, when given, runs first in the same transaction (the lease heartbeat).
+    """
+    ordered = sorted(items, key=lambda c: c.claim.batch_id)
+    progressed: set[int] = set()
+    with engine.begin() as conn:
+        if extend is not None:
+            extend(conn)
+        for item in ordered:
+            if not _fence(conn, item.claim):
+                continue
+            item.accepted = True
+            if item.inflight_ids:
+                conn.execute(
+                    update(messages)
+                    .where(messages.c.id.in_(list(item.inflight_ids)))
+                    .values(state=MessageState.INFLIGHT.value, epoch=item.claim.epoch)
+                )
+            if item.results:
+                _write_results(conn, item, now)
+                progressed.add(item.claim.send_id)
+        for send_id in sorted(progressed):
+            conn.execute(update(sends).where(sends.c.id == send_id).values(last_progress_at=now))
+
+
+def _write_results(conn: Connection, item: Checkpoint, now: float) -> None:
+    conn.execute(
+        _RESULT_UPDATE,
+        [
+            {
+                "b_id": r.message_id,
+                "b_state": r.state.value,
+                "b_attempts": r.attempts,
+                "b_first": r.first_attempt_at,
+                "b_next": r.next_attempt_at,
+                "b_sent": r.sent_at,
+                "b_code": r.smtp_code,
+                "b_error": r.error,
+                "b_epoch": item.claim.epoch,
+            }
+            for r in item.results
+        ],
+    )
+    bounced = sorted({r.suppress_email for r in item.results if r.suppress_email})
+    if bounced:
+        insert_ignore(
+            conn,
+            suppressions,
+            [{"email": e, "reason": "hard_bounce", "detail": "", "created_at": now} for e in bounced],
+            ["email"],
+        )
+
+
+def insert_ignore(
+    conn: Connection, table: Any, rows: list[dict[str, Any]], keys: list[str]
+) -> None:
+    """INSERT rows, skipping any that clash on `keys` (SQLite and PostgreSQL alike)."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]
+    conn.execute(dialect_insert(table).on_conflict_do_nothing(index_elements=keys), rows)
+
+
+def release_batch(engine: Engine, claim: Claim, now: float) -> bool:
+    """Give the batch back: done if every message is final, else pending until the next due one.
+
+    Completes the send when this was its last open batch. Returns False if the claim was lost.
+    """
+    open_states = [
+        MessageState.QUEUED.value,
+        MessageState.INFLIGHT.value,
+        MessageState.DEFERRED.value,
+    ]
+    with engine.begin() as conn:
+        if not _fence(conn, claim):
+            return False
+        # Lock the send before judging completion, so two workers finishing its last two
+        # batches at once cannot both see the other's batch as still open.
+        send = _lock_send(conn, claim.send_id)
+        rows = conn.execute(
+            select(messages.c.state, messages.c.next_attempt_at).where(
+                messages.c.send_id == claim.send_id,
+                messages.c.batch_seq == claim.seq,
+                messages.c.state.in_(open_states),
+            )
+        ).all()
+        values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+        if rows:
+            due = [r.next_attempt_at or now for r in rows]
+            values.update(state=BatchState.PENDING.value, available_at=min(due))
+        else:
+            values.update(state=BatchState.DONE.value)
+        conn.execute(update(batches).where(batches.c.id == claim.batch_id).values(**values))
+        if not rows and send is not None and send.kind == SendKind.CAMPAIGN.value:
+            _complete_if_done(conn, claim.send_id, now)
+    return True
+
+
+def _lock_send(conn: Connection, send_id: int) -> Any:
+    q = select(sends.c.id, sends.c.kind, sends.c.state).where(sends.c.id == send_id)
+    if conn.dialect.name != "sqlite":
+        q = q.with_for_update()
+    return conn.execute(q).first()
+
+
+def _complete_if_done(conn: Connection, send_id: int, now: float) -> None:
+    open_batch = conn.execute(
+        select(batches.c.id)
+        .where(batches.c.send_id == send_id, batches.c.state != BatchState.DONE.value)
+        .limit(1)
+    ).first()
+    if open_batch is None:
+        conn.execute(
+            update(sends)
+            .where(sends.c.id == send_id, sends.c.state == SendState.RUNNING.value)
+            .values(state=SendState.COMPLETED.value, completed_at=now, last_progress_at=now)
+        )
+
+
+def insert_batches(conn: Connection, send_id: int, count: int, start_seq: int, now: float) -> None:
+    """Create `count` pending batches for a send, numbered from `start_seq`."""
+    if count <= 0:
+        return
+    conn.execute(
+        insert(batches),
+        [
+            {"send_id": send_id, "seq": start_seq + i, "state": BatchState.PENDING.value,
+             "available_at": now}
+            for i in range(count)
+        ],
+    )

@@ -1,0 +1,162 @@
+"""Tables (SQLAlchemy Core). Times are float seconds since the epoch, the clock's unit."""
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-increments INTEGER PRIMARY KEY, PostgreSQL wants BIGINT for big tables.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+lists = Table(
+    "lists",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("list_id", Id, ForeignKey("lists.id"), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("attributes", JSON, nullable=False),
+    Column("status", String(20), nullable=False, server_default="active"),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("list_id", "email", name="uq_contacts_list_email"),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("email", String(320), primary_key=True),
+    Column("reason", String(40), nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+)
+
+templates = Table(
+    "templates",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("subject", Text, nullable=False),
+    Column("html", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("variables", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+sends = Table(
+    "sends",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("list_id", Id, ForeignKey("lists.id"), nullable=True),
+    Column("template_id", Id, ForeignKey("templates.id"), nullable=True),
+    Column("from_addr", String(400), nullable=False),
+    Column("total", Integer, nullable=False, server_default="0"),
+    Column("suppressed", Integer, nullable=False, server_default="0"),
+    Column("batch_count", Integer, nullable=False, server_default="0"),
+    # Messages re-sent after their previous holder died mid-window: the duplicate bound, counted.
+    Column("resent_after_crash", Integer, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("completed_at", Float, nullable=True),
+    Column("last_progress_at", Float, nullable=True),
+    Index("ix_sends_state", "state"),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("send_id", Id, ForeignKey("sends.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("available_at", Float, nullable=False),
+    Column("lease_owner", String(100), nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Column("lease_epoch", Integer, nullable=False, server_default="0"),
+    Column("claims", Integer, nullable=False, server_default="0"),
+    Column("reclaims", Integer, nullable=False, server_default="0"),
+    # 1 while the current lease is one that took over an expired lease (its holder died).
+    Column("reclaimed", Integer, nullable=False, server_default="0"),
+    UniqueConstraint("send_id", "seq", name="uq_batches_send_seq"),
+    Index("ix_batches_pending", "state", "available_at"),
+    Index("ix_batches_leased", "state", "lease_expires_at"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("send_id", Id, ForeignKey("sends.id"), nullable=False),
+    Column("batch_seq", Integer, nullable=False),
+    Column("contact_id", Id, nullable=True),
+    Column("email", String(320), nullable=False),
+    # Per-message variables and content for transactional messages; NULL for campaigns.
+    Column("payload", JSON, nullable=True),
+    Column("state", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("first_attempt_at", Float, nullable=True),
+    Column("next_attempt_at", Float, nullable=True),
+    Column("sent_at", Float, nullable=True),
+    Column("smtp_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("epoch", Integer, nullable=False, server_default="0"),
+    Index("ix_messages_batch", "send_id", "batch_seq"),
+    Index("ix_messages_send_state", "send_id", "state"),
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("instance_id", String(100), primary_key=True),
+    Column("service", String(40), nullable=False),
+    Column("region", String(40), nullable=False),
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(40), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("stopped_at", Float, nullable=True),
+    Column("stop_reason", String(200), nullable=True),
+    Index("ix_instances_service", "service", "heartbeat_at"),
+)
+
+relay_windows = Table(
+    "relay_windows",
+    metadata,
+    Column("relay", String(300), primary_key=True),
+    Column("window", BigInteger, nullable=False),
+    Column("used", Integer, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(20), nullable=False, unique=True),
+    Column("key_hash", String(128), nullable=False),
+    Column("scopes", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)

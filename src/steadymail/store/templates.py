@@ -1,0 +1,42 @@
+"""Stored templates."""
+
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+
+from steadymail.errors import Conflict, NotFound
+from steadymail.store.schema import templates
+
+
+def create_template(
+    engine: Engine, name: str, subject: str, html: str, text: str, variables: list[str], now: float
+) -> int:
+    with engine.begin() as conn:
+        if conn.execute(select(templates.c.id).where(templates.c.name == name)).first():
+            raise Conflict(f"template {name!r} exists")
+        result = conn.execute(
+            insert(templates).values(
+                name=name, subject=subject, html=html, text=text, variables=variables,
+                created_at=now,
+            )
+        )
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def get_template(engine: Engine, ref: int | str) -> dict[str, Any]:
+    """A template by id or by name."""
+    cond = templates.c.id == ref if isinstance(ref, int) else templates.c.name == ref
+    with engine.connect() as conn:
+        row = conn.execute(select(templates).where(cond)).first()
+    if row is None:
+        raise NotFound(f"no template {ref!r}")
+    return dict(row._mapping)
+
+
+def all_templates(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(templates.c.id, templates.c.name, templates.c.subject, templates.c.variables)
+            .order_by(templates.c.id)
+        )
+        return [dict(r._mapping) for r in rows]

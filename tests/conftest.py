@@ -1,0 +1,160 @@
+"""Fixtures for real servers: SQLite files, the PostgreSQL on 127.0.0.1:5432, aiosmtpd."""
+
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import Engine
+
+from steadymail.clock import SystemClock
+from steadymail.config import RelaySettings, Settings
+from steadymail.store.db import make_engine, migrate
+
+PG_ADMIN = os.environ.get("STEADYMAIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _pg_available() -> bool:
+    try:
+        with psycopg.connect(PG_ADMIN, connect_timeout=3):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+PG_UP = _pg_available()
+REQUIRE_PG = os.environ.get("STEADYMAIL_REQUIRE_PG") == "1"
+
+
+def create_pg_database() -> str:
+    name = f"sm_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'steadymail.db'}"
+        migrate(url)
+        yield url
+        return
+    if not PG_UP:
+        if REQUIRE_PG:
+            pytest.fail("PostgreSQL on 127.0.0.1:5432 is required but not reachable")
+        pytest.skip("PostgreSQL not reachable")
+    url = create_pg_database()
+    migrate(url)
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt: str
+    data: bytes
+    message_id: str
+
+
+@dataclass
+class Recorder:
+    """An aiosmtpd handler that records messages and can be scripted to fail."""
+
+    messages: list[Received] = field(default_factory=list)
+    # script(rcpt, nth_attempt_for_rcpt) -> None to accept, or an SMTP reply line to refuse.
+    rcpt_script: Callable[[str, int], str | None] | None = None
+    data_script: Callable[[str, int], str | None] | None = None
+    attempts: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:  # noqa: N802
+        with self.lock:
+            n = self.attempts.get(address, 0) + 1
+            self.attempts[address] = n
+        if self.rcpt_script:
+            reply = self.rcpt_script(address, n)
+            if reply:
+                return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        rcpt = envelope.rcpt_tos[0]
+        if self.data_script:
+            reply = self.data_script(rcpt, self.attempts.get(rcpt, 0))
+            if reply == "DROP":
+                session.transport.close()
+                return "421 closing"
+            if reply:
+                return reply
+        data: bytes = envelope.original_content or envelope.content
+        mid = ""
+        for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+            if line.lower().startswith(b"message-id:"):
+                mid = line.split(b":", 1)[1].strip().decode()
+        with self.lock:
+            self.messages.append(Received(envelope.mail_from, rcpt, data, mid))
+        return "250 2.0.0 queued"
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.messages)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Recorder, int]]:
+    recorder = Recorder()
+    port = free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port, enable_SMTPUTF8=True)
+    controller.start()
+    yield recorder, port
+    controller.stop()
+
+
+@pytest.fixture
+def settings_for(tmp_path: Path) -> Callable[..., Settings]:
+    def make(db_url: str, port: int, **kw: Any) -> Settings:
+        base: dict[str, Any] = dict(
+            data_dir=tmp_path / "data", database_url=db_url,
+            relays=[RelaySettings(host="127.0.0.1", port=port)], poll_interval=0.05,
+            lease_ttl=3.0, worker_concurrency=2, batch_size=10, inflight_window=4,
+            defer_base=0.2, defer_max=1.0, defer_jitter=0.0, smtp_timeout=5.0,
+        )
+        base.update(kw)
+        return Settings(**base)
+
+    return make
+
+
+CLOCK = SystemClock()
