@@ -39,6 +39,8 @@ def compile_template(subject: str, html: str, text: str) -> CompiledTemplate:
     """Parse and compile all three parts; ValidationError names the part and line at fault."""
     if not subject.strip():
         raise ValidationError("template subject is empty")
+    if "\r" in subject or "\n" in subject:
+        raise ValidationError("template subject must be a single line")
     if not html.strip() and not text.strip():
         raise ValidationError("template needs an HTML or a text part")
     names: set[str] = set()
@@ -66,13 +68,14 @@ def check_variables(template: CompiledTemplate, available: set[str]) -> None:
 def render(template: CompiledTemplate, context: dict[str, Any]) -> Rendered:
     """Render one message; a missing variable or a sandbox violation is a RenderError."""
     try:
-        return Rendered(
-            template.subject.render(context).strip(),
-            template.html.render(context),
-            template.text.render(context),
-        )
+        subject = template.subject.render(context).strip()
+        html, text = template.html.render(context), template.text.render(context)
     except (UndefinedError, SecurityError) as e:
         raise RenderError(f"render failed: {e}") from e
+    if "\r" in subject or "\n" in subject or "\x00" in subject:
+        # A variable's value tried to start a new header line.
+        raise RenderError("rendered subject contains a line break")
+    return Rendered(subject, html, text)
 
 
 def contact_context(email: str, attributes: dict[str, Any] | None,

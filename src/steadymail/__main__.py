@@ -1,0 +1,3 @@
+from steadymail.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The HTTP interface: REST under /v1, captured mail, health and metrics."""

@@ -1,0 +1,1 @@
+"""The `steadymail` command line (Typer, Rich)."""

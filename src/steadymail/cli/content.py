@@ -1,0 +1,161 @@
+"""Commands on content: import contacts, templates, campaigns, sends, captured mail."""
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from steadymail.cli.context import console, make_ctx
+from steadymail.services import campaigns, csv_import, templates
+from steadymail.store import capture, sends
+
+
+def import_cmd(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV with an email column")],
+    list_name: Annotated[str, typer.Option("--list", help="list to import into (created if new)")],
+) -> None:
+    """Import contacts from CSV; bad rows are reported by line and the good ones kept."""
+    ctx = make_ctx()
+    raw = file.read_bytes()
+    with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as bar:
+        task = bar.add_task("import", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report = csv_import.import_contacts(ctx.engine, ctx.clock, raw, list_name, progress)
+    console.print(f"[green]{report.imported}[/] imported into [bold]{list_name}[/], "
+                  f"{report.skipped_existing} already on the list, "
+                  f"[red]{len(report.errors)}[/] rejected")
+    for e in report.errors[:50]:
+        console.print(f"  line {e.line}: {e.reason}", highlight=False)
+    if len(report.errors) > 50:
+        console.print(f"  … and {len(report.errors) - 50} more")
+
+
+template_app = typer.Typer(help="Templates (Jinja2, sandboxed).", no_args_is_help=True)
+
+
+@template_app.command("create")
+def template_create(
+    name: str,
+    subject: Annotated[str, typer.Option(help="subject template")],
+    html: Annotated[Path | None, typer.Option(help="file with the HTML part")] = None,
+    text: Annotated[Path | None, typer.Option(help="file with the text part")] = None,
+) -> None:
+    """Create a template after checking its syntax."""
+    ctx = make_ctx()
+    tid = templates.create_template(
+        ctx.engine, ctx.clock, name, subject,
+        html.read_text(encoding="utf-8") if html else "",
+        text.read_text(encoding="utf-8") if text else "",
+    )
+    console.print(f"template [bold]{name}[/] created (id {tid})")
+
+
+def send_cmd(
+    name: str,
+    list_name: Annotated[str, typer.Option("--list")],
+    template: Annotated[str, typer.Option()],
+    from_addr: Annotated[str | None, typer.Option("--from")] = None,
+    watch: Annotated[bool, typer.Option(help="follow progress until the send ends")] = False,
+) -> None:
+    """Create a campaign for a list and start sending it."""
+    ctx = make_ctx()
+    ref: int | str = int(template) if template.isdigit() else template
+    send_id = campaigns.create_campaign(ctx.engine, ctx.clock, ctx.settings, name=name,
+                                        list_name=list_name, template=ref, from_addr=from_addr)
+    info = campaigns.start(ctx.engine, ctx.clock, ctx.settings, send_id)
+    console.print(f"send [bold]{send_id}[/] started: {info['messages']} messages in "
+                  f"{info['batches']} batches, {info['suppressed']} suppressed")
+    if watch:
+        _watch([send_id])
+
+
+def _counts_line(p: dict[str, Any]) -> str:
+    c = p["counts"]
+    parts = [f"{k}={v}" for k, v in sorted(c.items())]
+    return " ".join(parts) + (f" resent_after_crash={p['resent_after_crash']}"
+                              if p["resent_after_crash"] else "")
+
+
+def _watch(ids: list[int]) -> None:
+    ctx = make_ctx()
+    with Progress(TextColumn("send {task.fields[sid]} {task.fields[state]}"), BarColumn(),
+                  MofNCompleteColumn(), TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                  console=console) as bar:
+        tasks = {i: bar.add_task("", sid=i, state="", detail="", total=1) for i in ids}
+        while True:
+            live = False
+            for sid, task in tasks.items():
+                p = campaigns.status(ctx.engine, sid)
+                done = sum(v for k, v in p["counts"].items() if k not in {"queued", "inflight", "deferred"})
+                bar.update(task, completed=done, total=max(1, p["total"]), state=p["state"],
+                           detail=_counts_line(p))
+                live |= p["state"] in {"running", "paused"}
+            if not live:
+                return
+            time.sleep(0.5)
+
+
+def status_cmd(
+    send_id: Annotated[int | None, typer.Argument()] = None,
+    watch: Annotated[bool, typer.Option(help="follow until no send is running")] = False,
+) -> None:
+    """Progress of one send, or a table of all sends."""
+    ctx = make_ctx()
+    if send_id is not None:
+        if watch:
+            _watch([send_id])
+            return
+        p = campaigns.status(ctx.engine, send_id)
+        console.print(f"send {send_id} [bold]{p['name']}[/] {p['state']}: {p['total']} messages; "
+                      f"{_counts_line(p)}; open batches {p['open_batches']}")
+        return
+    rows = sends.all_sends(ctx.engine)
+    if watch:
+        _watch([int(r["id"]) for r in rows if r["state"] in {"running", "paused"}])
+        return
+    table = Table("id", "name", "kind", "state", "total", "progress")
+    for r in rows:
+        p = campaigns.status(ctx.engine, int(r["id"]))
+        table.add_row(str(r["id"]), r["name"], r["kind"], r["state"], str(r["total"]),
+                      _counts_line(p))
+    console.print(table)
+
+
+def _steer(action: str) -> Any:
+    def command(send_id: int) -> None:
+        ctx = make_ctx()
+        state = campaigns.change(ctx.engine, ctx.clock, send_id, action)
+        console.print(f"send {send_id} is now {state.value}")
+
+    command.__doc__ = f"{action.capitalize()} a send."
+    return command
+
+
+pause_cmd, resume_cmd, cancel_cmd = _steer("pause"), _steer("resume"), _steer("cancel")
+
+
+def captured_cmd(
+    limit: Annotated[int, typer.Option()] = 20,
+    to: Annotated[str | None, typer.Option(help="only messages to this address")] = None,
+    show: Annotated[int | None, typer.Option(help="print one message's raw source")] = None,
+) -> None:
+    """Messages the built-in capture server received, newest first."""
+    ctx = make_ctx()
+    engine = capture.open_capture(ctx.settings.resolved_capture_db())
+    if show is not None:
+        console.print(capture.raw(engine, show).decode("utf-8", "replace"), highlight=False,
+                      markup=False)
+        return
+    table = Table("id", "received", "from", "to", "subject", "size")
+    for r in capture.recent(engine, limit, to):
+        table.add_row(str(r["id"]), time.strftime("%H:%M:%S", time.localtime(r["received_at"])),
+                      r["mail_from"], r["rcpt_to"], r["subject"], str(r["size"]))
+    console.print(table)
+    console.print(f"{capture.count(engine)} captured in all")

@@ -1,0 +1,39 @@
+"""Shared CLI plumbing: settings, engine and clock built once per command; logging."""
+
+import logging
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+
+from rich.console import Console
+from sqlalchemy import Engine
+
+from steadymail.clock import SystemClock
+from steadymail.config import Settings, load_settings
+from steadymail.store.db import make_engine
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class Ctx:
+    settings: Settings
+    clock: SystemClock
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.resolved_database_url())
+
+
+def make_ctx() -> Ctx:
+    return Ctx(load_settings(), SystemClock())
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level, stream=sys.stderr,
+        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s pid=%(process)d %(message)s",
+    )
+    # aiosmtpd logs every SMTP line, bodies' sizes and addresses included: keep it quiet.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)

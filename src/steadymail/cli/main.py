@@ -1,0 +1,166 @@
+"""`steadymail`: run the platform's processes and work with its content."""
+
+import asyncio
+import os
+import signal
+import time
+from typing import Annotated
+
+import typer
+
+from steadymail.cli import content
+from steadymail.cli.context import console, err_console, make_ctx, setup_logging
+from steadymail.cli.supervisor import Child, Supervisor, steadymail_argv
+from steadymail.errors import SteadymailError
+from steadymail.services.runtime import build_worker
+from steadymail.store import apikeys
+from steadymail.store.db import migrate
+
+app = typer.Typer(help="steadymail: email sending that never stalls silently.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+app.command("import")(content.import_cmd)
+app.add_typer(content.template_app, name="template")
+app.command("send")(content.send_cmd)
+app.command("status")(content.status_cmd)
+app.command("pause")(content.pause_cmd)
+app.command("resume")(content.resume_cmd)
+app.command("cancel")(content.cancel_cmd)
+app.command("captured")(content.captured_cmd)
+apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(apikey_app, name="apikey")
+
+
+@app.command("migrate")
+def migrate_cmd() -> None:
+    """Create or upgrade the region database."""
+    ctx = make_ctx()
+    migrate(ctx.settings.resolved_database_url())
+    console.print(f"database at {ctx.settings.resolved_database_url()} is up to date")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: str,
+    scopes: Annotated[str, typer.Option(help="comma-separated: read,write,send")] = "read,write,send",
+) -> None:
+    """Create an API key; it is printed once and only its hash is kept."""
+    ctx = make_ctx()
+    key = apikeys.create_key(ctx.engine, name, {s.strip() for s in scopes.split(",")}, ctx.clock.now())
+    console.print(key, highlight=False, markup=False)
+
+
+@app.command("worker")
+def worker_cmd(
+    concurrency: Annotated[int | None, typer.Option(help="batches in flight at once")] = None,
+) -> None:
+    """Run one sending worker until SIGTERM/SIGINT (graceful: leases are released at once)."""
+    setup_logging()
+    ctx = make_ctx()
+    if concurrency:
+        ctx.settings.worker_concurrency = concurrency
+    worker = build_worker(ctx.settings, ctx.engine, ctx.clock)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        await worker.run()
+
+    asyncio.run(main())
+
+
+@app.command("api")
+def api_cmd(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Serve the REST API, tracking routes and /metrics with uvicorn."""
+    import uvicorn
+
+    setup_logging()
+    ctx = make_ctx()
+    uvicorn.run("steadymail.api.app:app_from_env", factory=True,
+                host=host or ctx.settings.api_host, port=port or ctx.settings.api_port,
+                log_level="warning")
+
+
+@app.command("sink")
+def sink_cmd(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Run the built-in SMTP capture server; `steadymail captured` shows what it got."""
+    from steadymail.sending.capture import flush_forever, start_sink
+    from steadymail.store.capture import open_capture
+
+    setup_logging()
+    ctx = make_ctx()
+    engine = open_capture(ctx.settings.resolved_capture_db())
+    h, p = host or ctx.settings.sink_host, port or ctx.settings.sink_port
+    controller, handler = start_sink(engine, h, p)
+    err_console.print(f"capture server listening on {h}:{p}")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        flusher = asyncio.create_task(flush_forever(handler))
+        await stop.wait()
+        flusher.cancel()
+
+    try:
+        asyncio.run(main())
+    finally:
+        controller.stop()
+        handler.flush()
+
+
+def _dev_key(ctx_data_dir: str) -> str | None:
+    path = os.path.join(ctx_data_dir, "dev-api-key")
+    return open(path).read().strip() if os.path.exists(path) else None
+
+
+@app.command("up")
+def up_cmd(
+    workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
+    sink: Annotated[bool, typer.Option(help="run the built-in capture server")] = True,
+) -> None:
+    """Run one region on its embedded defaults: migrate, capture server, API, workers."""
+    setup_logging()
+    ctx = make_ctx()
+    s = ctx.settings
+    migrate(s.resolved_database_url())
+    key = _dev_key(str(s.data_dir))
+    if key is None:
+        key = apikeys.create_key(ctx.engine, "dev", {"read", "write", "send"}, ctx.clock.now())
+        path = s.data_dir / "dev-api-key"
+        path.write_text(key + "\n")
+        path.chmod(0o600)
+    children = [Child("api", steadymail_argv("api"))]
+    if sink:
+        children.insert(0, Child("sink", steadymail_argv("sink")))
+    children += [Child(f"worker-{i + 1}", steadymail_argv("worker"))
+                 for i in range(workers or s.workers)]
+    console.print(f"[bold]steadymail[/] region {s.region}\n"
+                  f"  database   {s.resolved_database_url()}\n"
+                  f"  API        http://{s.api_host}:{s.api_port}/docs   (key in {s.data_dir}/dev-api-key)\n"
+                  f"  SMTP sink  {s.sink_host}:{s.sink_port}   (`steadymail captured` lists mail)\n"
+                  f"  workers    {workers or s.workers}, restarted if they die\n"
+                  f"Try: steadymail import examples/contacts.csv --list newsletter\n"
+                  f"Stop with Ctrl-C.", highlight=False)
+    time.sleep(0.1)
+    Supervisor(children).run_forever()
+
+
+def main() -> None:
+    """Entry point: SteadymailError is printed as one line, without a traceback."""
+    try:
+        app()
+    except SteadymailError as e:
+        err_console.print(f"[red]error:[/] {e}", highlight=False)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
