@@ -106,7 +106,7 @@ class Recorder:
         if self.data_script:
             reply = self.data_script(rcpt, self.attempts.get(rcpt, 0))
             if reply == "DROP":
-                session.transport.close()
+                server.transport.close()
                 return "421 closing"
             if reply:
                 return reply

@@ -61,5 +61,5 @@ def send_state(engine: Engine, send_id: int) -> str:
     return str(sends.get_send(engine, send_id)["state"])
 
 
-def worker_for(settings: Settings, engine: Engine, name: str = "w1") -> Worker:
-    return build_worker(settings, engine, CLOCK, instance_id=name, seed=1)
+def worker_for(settings: Settings, engine: Engine) -> Worker:
+    return build_worker(settings, engine, CLOCK, seed=1)
