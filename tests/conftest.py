@@ -158,3 +158,44 @@ def settings_for(tmp_path: Path) -> Callable[..., Settings]:
 
 
 CLOCK = SystemClock()
+
+
+@dataclass
+class LiveApi:
+    url: str
+    key: str
+    settings: Settings
+
+
+@pytest.fixture
+def live_api(db_url: str, engine: Engine, smtp_server: tuple[Recorder, int],
+             settings_for: Callable[..., Settings]) -> Iterator[LiveApi]:
+    """The ASGI app served by a real uvicorn on a free port, with an all-scopes key."""
+    import time
+
+    import httpx
+    import uvicorn
+
+    from steadymail.api.app import create_app
+    from steadymail.store import apikeys
+
+    settings = settings_for(db_url, smtp_server[1])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            httpx.get(url + "/healthz", timeout=1)
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    key = apikeys.create_key(engine, "test", {"read", "write", "send"}, CLOCK.now())
+    yield LiveApi(url, key, settings)
+    server.should_exit = True
+    thread.join(10)

@@ -1,0 +1,74 @@
+"""Real worker processes (`python -m steadymail worker`) against a real SMTP server."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+
+@dataclass
+class Workers:
+    """Starts, kills and restarts `steadymail worker` processes, as a supervisor would."""
+
+    env: dict[str, str]
+    logdir: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    starts: int = 0
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        self.starts += 1
+        log = open(self.logdir / f"{name}.{self.starts}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, "-m", "steadymail", "worker"], env=self.env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        self.procs[name] = proc
+        return proc
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        self.procs[name].send_signal(sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            self.procs[name].wait(30)
+
+    def logs(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in sorted(self.logdir.glob("*.log")))
+
+    def stop_all(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+                p.terminate()
+        for p in self.procs.values():
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture
+def workers_for(tmp_path: Path) -> Iterator[object]:
+    made: list[Workers] = []
+
+    def make(db_url: str, smtp_port: int, **settings: object) -> Workers:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STEADYMAIL_")}
+        env.update({
+            "STEADYMAIL_DATABASE_URL": db_url,
+            "STEADYMAIL_DATA_DIR": str(tmp_path / "data"),
+            "STEADYMAIL_RELAYS": json.dumps([{"host": "127.0.0.1", "port": smtp_port}]),
+            "STEADYMAIL_CONFIG": str(tmp_path / "none.toml"),
+        })
+        for key, value in settings.items():
+            env[f"STEADYMAIL_{key.upper()}"] = str(value)
+        logdir = tmp_path / "logs"
+        logdir.mkdir(exist_ok=True)
+        w = Workers(env, logdir)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.stop_all()
