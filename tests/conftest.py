@@ -89,8 +89,9 @@ class Recorder:
     attempts: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:  # noqa: N802
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
         with self.lock:
             n = self.attempts.get(address, 0) + 1
             self.attempts[address] = n
@@ -101,7 +102,7 @@ class Recorder:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         rcpt = envelope.rcpt_tos[0]
         if self.data_script:
             reply = self.data_script(rcpt, self.attempts.get(rcpt, 0))
@@ -146,10 +147,18 @@ def smtp_server() -> Iterator[tuple[Recorder, int]]:
 def settings_for(tmp_path: Path) -> Callable[..., Settings]:
     def make(db_url: str, port: int, **kw: Any) -> Settings:
         base: dict[str, Any] = dict(
-            data_dir=tmp_path / "data", database_url=db_url,
-            relays=[RelaySettings(host="127.0.0.1", port=port)], poll_interval=0.05,
-            lease_ttl=3.0, worker_concurrency=2, batch_size=10, inflight_window=4,
-            defer_base=0.2, defer_max=1.0, defer_jitter=0.0, smtp_timeout=5.0,
+            data_dir=tmp_path / "data",
+            database_url=db_url,
+            relays=[RelaySettings(host="127.0.0.1", port=port)],
+            poll_interval=0.05,
+            lease_ttl=3.0,
+            worker_concurrency=2,
+            batch_size=10,
+            inflight_window=4,
+            defer_base=0.2,
+            defer_max=1.0,
+            defer_jitter=0.0,
+            smtp_timeout=5.0,
         )
         base.update(kw)
         return Settings(**base)
@@ -168,8 +177,12 @@ class LiveApi:
 
 
 @pytest.fixture
-def live_api(db_url: str, engine: Engine, smtp_server: tuple[Recorder, int],
-             settings_for: Callable[..., Settings]) -> Iterator[LiveApi]:
+def live_api(
+    db_url: str,
+    engine: Engine,
+    smtp_server: tuple[Recorder, int],
+    settings_for: Callable[..., Settings],
+) -> Iterator[LiveApi]:
     """The ASGI app served by a real uvicorn on a free port, with an all-scopes key."""
     import time
 
@@ -181,8 +194,11 @@ def live_api(db_url: str, engine: Engine, smtp_server: tuple[Recorder, int],
 
     settings = settings_for(db_url, smtp_server[1])
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), host="127.0.0.1",
-                                           port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

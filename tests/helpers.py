@@ -8,9 +8,9 @@ from sqlalchemy import Engine
 
 from steadymail.clock import SystemClock
 from steadymail.config import Settings
+from steadymail.sending.worker import Worker
 from steadymail.services import campaigns, csv_import, templates
 from steadymail.services.runtime import build_worker
-from steadymail.sending.worker import Worker
 from steadymail.store import sends
 
 CLOCK = SystemClock()
@@ -41,18 +41,30 @@ async def run_worker_until(worker: Worker, cond: Callable[[], bool], timeout: fl
         await asyncio.wait_for(task, 30)
 
 
-def make_campaign(engine: Engine, settings: Settings, n: int, *, list_name: str = "news",
-                  html: str = "<p>Hello {{ first_name }}</p>",
-                  text: str = "Hello {{ first_name }}",
-                  subject: str = "Hi {{ first_name }}",
-                  extra_rows: str = "") -> int:
+def make_campaign(
+    engine: Engine,
+    settings: Settings,
+    n: int,
+    *,
+    list_name: str = "news",
+    html: str = "<p>Hello {{ first_name }}</p>",
+    text: str = "Hello {{ first_name }}",
+    subject: str = "Hi {{ first_name }}",
+    extra_rows: str = "",
+) -> int:
     rows = "email,first_name\n" + "".join(f"user{i}@example.com,User{i}\n" for i in range(n))
     csv_import.import_contacts(engine, CLOCK, (rows + extra_rows).encode(), list_name)
     tname = f"t-{list_name}"
     templates.create_template(engine, CLOCK, tname, subject, html, text)
-    send_id = campaigns.create_campaign(engine, CLOCK, settings, name=f"c-{list_name}",
-                                        list_name=list_name, template=tname,
-                                        from_addr="News <news@example.com>")
+    send_id = campaigns.create_campaign(
+        engine,
+        CLOCK,
+        settings,
+        name=f"c-{list_name}",
+        list_name=list_name,
+        template=tname,
+        from_addr="News <news@example.com>",
+    )
     campaigns.start(engine, CLOCK, settings, send_id)
     return send_id
 

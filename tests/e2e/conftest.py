@@ -24,8 +24,12 @@ class Workers:
     def start(self, name: str) -> subprocess.Popen[bytes]:
         self.starts += 1
         log = open(self.logdir / f"{name}.{self.starts}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "steadymail", "worker"], env=self.env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "steadymail", "worker"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self.procs[name] = proc
         return proc
 
@@ -55,12 +59,14 @@ def workers_for(tmp_path: Path) -> Iterator[object]:
 
     def make(db_url: str, smtp_port: int, **settings: object) -> Workers:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STEADYMAIL_")}
-        env.update({
-            "STEADYMAIL_DATABASE_URL": db_url,
-            "STEADYMAIL_DATA_DIR": str(tmp_path / "data"),
-            "STEADYMAIL_RELAYS": json.dumps([{"host": "127.0.0.1", "port": smtp_port}]),
-            "STEADYMAIL_CONFIG": str(tmp_path / "none.toml"),
-        })
+        env.update(
+            {
+                "STEADYMAIL_DATABASE_URL": db_url,
+                "STEADYMAIL_DATA_DIR": str(tmp_path / "data"),
+                "STEADYMAIL_RELAYS": json.dumps([{"host": "127.0.0.1", "port": smtp_port}]),
+                "STEADYMAIL_CONFIG": str(tmp_path / "none.toml"),
+            }
+        )
         for key, value in settings.items():
             env[f"STEADYMAIL_{key.upper()}"] = str(value)
         logdir = tmp_path / "logs"

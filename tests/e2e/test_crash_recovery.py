@@ -18,8 +18,13 @@ CONCURRENCY = 4
 WINDOW = 8
 # Per worker death, at most one unconfirmed window per batch it held can be sent again.
 BOUND_PER_DEATH = CONCURRENCY * WINDOW
-SETTINGS = dict(lease_ttl=2.0, batch_size=100, worker_concurrency=CONCURRENCY,
-                inflight_window=WINDOW, poll_interval=0.1)
+SETTINGS = dict(
+    lease_ttl=2.0,
+    batch_size=100,
+    worker_concurrency=CONCURRENCY,
+    inflight_window=WINDOW,
+    poll_interval=0.1,
+)
 
 
 def duplicates(recorder: Recorder) -> tuple[int, int]:
@@ -30,13 +35,21 @@ def duplicates(recorder: Recorder) -> tuple[int, int]:
 
 
 def test_sigkill_three_times_mid_send_loses_nothing(
-    engine: Engine, db_url: str, smtp_server: tuple[Recorder, int], settings_for: Any,
+    engine: Engine,
+    db_url: str,
+    smtp_server: tuple[Recorder, int],
+    settings_for: Any,
     workers_for: Any,
 ) -> None:
     recorder, port = smtp_server
     total = 20_000
-    send_id = make_campaign(engine, settings_for(db_url, port, batch_size=100), total,
-                            html="", text="Hello {{ first_name }}")
+    send_id = make_campaign(
+        engine,
+        settings_for(db_url, port, batch_size=100),
+        total,
+        html="",
+        text="Hello {{ first_name }}",
+    )
     workers = workers_for(db_url, port, **SETTINGS)
     workers.start("a")
     workers.start("b")
@@ -50,8 +63,10 @@ def test_sigkill_three_times_mid_send_loses_nothing(
     elapsed = time.monotonic() - started
     distinct, dups = duplicates(recorder)
     counted = sends.get_send(engine, send_id)["resent_after_crash"]
-    print(f"{total} messages in {elapsed:.1f}s with 3 SIGKILLs: {dups} duplicates received, "
-          f"{counted} counted as at risk, bound {3 * BOUND_PER_DEATH}")
+    print(
+        f"{total} messages in {elapsed:.1f}s with 3 SIGKILLs: {dups} duplicates received, "
+        f"{counted} counted as at risk, bound {3 * BOUND_PER_DEATH}"
+    )
     assert distinct == total
     assert {m.rcpt for m in recorder.messages} == {f"user{i}@example.com" for i in range(total)}
     assert dups <= counted <= 3 * BOUND_PER_DEATH
@@ -60,13 +75,21 @@ def test_sigkill_three_times_mid_send_loses_nothing(
 
 
 def test_sigstop_past_the_lease_is_fenced(
-    engine: Engine, db_url: str, smtp_server: tuple[Recorder, int], settings_for: Any,
+    engine: Engine,
+    db_url: str,
+    smtp_server: tuple[Recorder, int],
+    settings_for: Any,
     workers_for: Any,
 ) -> None:
     recorder, port = smtp_server
     total = 3000
-    send_id = make_campaign(engine, settings_for(db_url, port, batch_size=100), total,
-                            html="", text="Hello {{ first_name }}")
+    send_id = make_campaign(
+        engine,
+        settings_for(db_url, port, batch_size=100),
+        total,
+        html="",
+        text="Hello {{ first_name }}",
+    )
     workers = workers_for(db_url, port, **SETTINGS)
     workers.start("a")
     workers.start("b")
@@ -80,8 +103,48 @@ def test_sigstop_past_the_lease_is_fenced(
     wait_for(lambda: "event=lease_lost" in workers.logs(), timeout=30)
     distinct, dups = duplicates(recorder)
     counted = sends.get_send(engine, send_id)["resent_after_crash"]
-    print(f"SIGSTOP/SIGCONT: {dups} duplicates received, {counted} counted, "
-          f"bound {BOUND_PER_DEATH}")
+    print(
+        f"SIGSTOP/SIGCONT: {dups} duplicates received, {counted} counted, bound {BOUND_PER_DEATH}"
+    )
     assert distinct == total
     assert dups <= counted <= BOUND_PER_DEATH
     assert sends.progress(engine, send_id)["counts"] == {"sent": total}
+
+
+def test_sigterm_releases_leases_at_once(
+    engine: Engine,
+    db_url: str,
+    smtp_server: tuple[Recorder, int],
+    settings_for: Any,
+    workers_for: Any,
+) -> None:
+    """A graceful stop hands its batches back immediately: no lease timeout, no resends."""
+    from sqlalchemy import select
+
+    from steadymail.store.schema import batches
+
+    recorder, port = smtp_server
+    total = 2000
+    send_id = make_campaign(
+        engine,
+        settings_for(db_url, port, batch_size=100),
+        total,
+        html="",
+        text="Hello {{ first_name }}",
+    )
+    # A long lease: if SIGTERM did not release, the send would sit for a minute.
+    workers = workers_for(db_url, port, **{**SETTINGS, "lease_ttl": 60.0})
+    workers.start("a")
+    wait_for(lambda: recorder.count() >= 300, timeout=120)
+    workers.kill("a", signal.SIGTERM)
+    assert workers.procs["a"].returncode == 0
+    with engine.connect() as conn:
+        held = conn.execute(select(batches.c.id).where(batches.c.state == "leased")).all()
+    assert held == []
+    stopped_at = recorder.count()
+    workers.start("b")
+    wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=50)
+    distinct, dups = duplicates(recorder)
+    assert (distinct, dups) == (total, 0)
+    assert stopped_at < total
+    assert sends.get_send(engine, send_id)["resent_after_crash"] == 0

@@ -15,8 +15,9 @@ from steadymail.store.db import make_engine
 
 def create_app(settings: Settings, engine: Engine, clock: Clock | None = None) -> FastAPI:
     app = FastAPI(title="steadymail", version=__version__)
-    app.state.steadymail = AppState(settings, engine, clock or SystemClock(),
-                                    settings.resolved_capture_db())
+    app.state.steadymail = AppState(
+        settings, engine, clock or SystemClock(), settings.resolved_capture_db()
+    )
     errors.install(app)
     app.include_router(rest.router)
 

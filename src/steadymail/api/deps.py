@@ -29,9 +29,7 @@ def state(request: Request) -> AppState:
 def require(scope: str) -> Callable[..., AppState]:
     """A dependency that admits a request whose API key carries `scope`."""
 
-    def check(
-        request: Request, authorization: str | None = Header(default=None)
-    ) -> AppState:
+    def check(request: Request, authorization: str | None = Header(default=None)) -> AppState:
         st = state(request)
         if not authorization or not authorization.lower().startswith("bearer "):
             raise Unauthorized("missing 'Authorization: Bearer <api key>'")

@@ -74,16 +74,23 @@ def get_templates(st: AppState = Read) -> list[dict[str, Any]]:
 
 @router.post("/templates", status_code=201)
 def post_template(body: TemplateIn, st: AppState = Write) -> dict[str, Any]:
-    tid = templates.create_template(st.engine, st.clock, body.name, body.subject, body.html,
-                                    body.text)
+    tid = templates.create_template(
+        st.engine, st.clock, body.name, body.subject, body.html, body.text
+    )
     return {"id": tid, "name": body.name}
 
 
 @router.post("/campaigns", status_code=201)
 def post_campaign(body: CampaignIn, st: AppState = Write) -> dict[str, Any]:
-    send_id = campaigns.create_campaign(st.engine, st.clock, st.settings, name=body.name,
-                                        list_name=body.list, template=body.template,
-                                        from_addr=body.from_addr)
+    send_id = campaigns.create_campaign(
+        st.engine,
+        st.clock,
+        st.settings,
+        name=body.name,
+        list_name=body.list,
+        template=body.template,
+        from_addr=body.from_addr,
+    )
     return sends.get_send(st.engine, send_id)
 
 
@@ -114,8 +121,16 @@ def post_message(body: MessageIn, st: AppState = Send) -> dict[str, Any]:
     """Queue a transactional message to one or more recipients."""
     to = [body.to] if isinstance(body.to, str) else body.to
     return transactional.enqueue(
-        st.engine, st.clock, st.settings, to=to, template=body.template, subject=body.subject,
-        html=body.html, text=body.text, variables=body.vars, from_addr=body.from_addr,
+        st.engine,
+        st.clock,
+        st.settings,
+        to=to,
+        template=body.template,
+        subject=body.subject,
+        html=body.html,
+        text=body.text,
+        variables=body.vars,
+        from_addr=body.from_addr,
         headers=body.headers,
     )
 
@@ -129,7 +144,9 @@ def get_messages(send_id: int, limit: int = 100, st: AppState = Read) -> list[di
 
 
 @router.get("/captured")
-def get_captured(limit: int = 50, to: str | None = None, st: AppState = Read) -> list[dict[str, Any]]:
+def get_captured(
+    limit: int = 50, to: str | None = None, st: AppState = Read
+) -> list[dict[str, Any]]:
     """Messages received by the built-in capture server, newest first."""
     return capture.recent(capture.open_capture(st.capture_path), limit, to)
 

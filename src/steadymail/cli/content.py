@@ -14,23 +14,32 @@ from steadymail.store import capture, sends
 
 
 def import_cmd(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV with an email column")],
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="CSV with an email column")
+    ],
     list_name: Annotated[str, typer.Option("--list", help="list to import into (created if new)")],
 ) -> None:
     """Import contacts from CSV; bad rows are reported by line and the good ones kept."""
     ctx = make_ctx()
     raw = file.read_bytes()
-    with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as bar:
+    with Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
         task = bar.add_task("import", total=None)
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
         report = csv_import.import_contacts(ctx.engine, ctx.clock, raw, list_name, progress)
-    console.print(f"[green]{report.imported}[/] imported into [bold]{list_name}[/], "
-                  f"{report.skipped_existing} already on the list, "
-                  f"[red]{len(report.errors)}[/] rejected")
+    console.print(
+        f"[green]{report.imported}[/] imported into [bold]{list_name}[/], "
+        f"{report.skipped_existing} already on the list, "
+        f"[red]{len(report.errors)}[/] rejected"
+    )
     for e in report.errors[:50]:
         console.print(f"  line {e.line}: {e.reason}", highlight=False)
     if len(report.errors) > 50:
@@ -50,7 +59,10 @@ def template_create(
     """Create a template after checking its syntax."""
     ctx = make_ctx()
     tid = templates.create_template(
-        ctx.engine, ctx.clock, name, subject,
+        ctx.engine,
+        ctx.clock,
+        name,
+        subject,
         html.read_text(encoding="utf-8") if html else "",
         text.read_text(encoding="utf-8") if text else "",
     )
@@ -67,11 +79,20 @@ def send_cmd(
     """Create a campaign for a list and start sending it."""
     ctx = make_ctx()
     ref: int | str = int(template) if template.isdigit() else template
-    send_id = campaigns.create_campaign(ctx.engine, ctx.clock, ctx.settings, name=name,
-                                        list_name=list_name, template=ref, from_addr=from_addr)
+    send_id = campaigns.create_campaign(
+        ctx.engine,
+        ctx.clock,
+        ctx.settings,
+        name=name,
+        list_name=list_name,
+        template=ref,
+        from_addr=from_addr,
+    )
     info = campaigns.start(ctx.engine, ctx.clock, ctx.settings, send_id)
-    console.print(f"send [bold]{send_id}[/] started: {info['messages']} messages in "
-                  f"{info['batches']} batches, {info['suppressed']} suppressed")
+    console.print(
+        f"send [bold]{send_id}[/] started: {info['messages']} messages in "
+        f"{info['batches']} batches, {info['suppressed']} suppressed"
+    )
     if watch:
         _watch([send_id])
 
@@ -79,23 +100,36 @@ def send_cmd(
 def _counts_line(p: dict[str, Any]) -> str:
     c = p["counts"]
     parts = [f"{k}={v}" for k, v in sorted(c.items())]
-    return " ".join(parts) + (f" resent_after_crash={p['resent_after_crash']}"
-                              if p["resent_after_crash"] else "")
+    return " ".join(parts) + (
+        f" resent_after_crash={p['resent_after_crash']}" if p["resent_after_crash"] else ""
+    )
 
 
 def _watch(ids: list[int]) -> None:
     ctx = make_ctx()
-    with Progress(TextColumn("send {task.fields[sid]} {task.fields[state]}"), BarColumn(),
-                  MofNCompleteColumn(), TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
-                  console=console) as bar:
+    with Progress(
+        TextColumn("send {task.fields[sid]} {task.fields[state]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
         tasks = {i: bar.add_task("", sid=i, state="", detail="", total=1) for i in ids}
         while True:
             live = False
             for sid, task in tasks.items():
                 p = campaigns.status(ctx.engine, sid)
-                done = sum(v for k, v in p["counts"].items() if k not in {"queued", "inflight", "deferred"})
-                bar.update(task, completed=done, total=max(1, p["total"]), state=p["state"],
-                           detail=_counts_line(p))
+                done = sum(
+                    v for k, v in p["counts"].items() if k not in {"queued", "inflight", "deferred"}
+                )
+                bar.update(
+                    task,
+                    completed=done,
+                    total=max(1, p["total"]),
+                    state=p["state"],
+                    detail=_counts_line(p),
+                )
                 live |= p["state"] in {"running", "paused"}
             if not live:
                 return
@@ -113,8 +147,10 @@ def status_cmd(
             _watch([send_id])
             return
         p = campaigns.status(ctx.engine, send_id)
-        console.print(f"send {send_id} [bold]{p['name']}[/] {p['state']}: {p['total']} messages; "
-                      f"{_counts_line(p)}; open batches {p['open_batches']}")
+        console.print(
+            f"send {send_id} [bold]{p['name']}[/] {p['state']}: {p['total']} messages; "
+            f"{_counts_line(p)}; open batches {p['open_batches']}"
+        )
         return
     rows = sends.all_sends(ctx.engine)
     if watch:
@@ -123,8 +159,9 @@ def status_cmd(
     table = Table("id", "name", "kind", "state", "total", "progress")
     for r in rows:
         p = campaigns.status(ctx.engine, int(r["id"]))
-        table.add_row(str(r["id"]), r["name"], r["kind"], r["state"], str(r["total"]),
-                      _counts_line(p))
+        table.add_row(
+            str(r["id"]), r["name"], r["kind"], r["state"], str(r["total"]), _counts_line(p)
+        )
     console.print(table)
 
 
@@ -150,12 +187,19 @@ def captured_cmd(
     ctx = make_ctx()
     engine = capture.open_capture(ctx.settings.resolved_capture_db())
     if show is not None:
-        console.print(capture.raw(engine, show).decode("utf-8", "replace"), highlight=False,
-                      markup=False)
+        console.print(
+            capture.raw(engine, show).decode("utf-8", "replace"), highlight=False, markup=False
+        )
         return
     table = Table("id", "received", "from", "to", "subject", "size")
     for r in capture.recent(engine, limit, to):
-        table.add_row(str(r["id"]), time.strftime("%H:%M:%S", time.localtime(r["received_at"])),
-                      r["mail_from"], r["rcpt_to"], r["subject"], str(r["size"]))
+        table.add_row(
+            str(r["id"]),
+            time.strftime("%H:%M:%S", time.localtime(r["received_at"])),
+            r["mail_from"],
+            r["rcpt_to"],
+            r["subject"],
+            str(r["size"]),
+        )
     console.print(table)
     console.print(f"{capture.count(engine)} captured in all")

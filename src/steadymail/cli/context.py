@@ -32,7 +32,8 @@ def make_ctx() -> Ctx:
 
 def setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(
-        level=level, stream=sys.stderr,
+        level=level,
+        stream=sys.stderr,
         format="ts=%(asctime)s level=%(levelname)s logger=%(name)s pid=%(process)d %(message)s",
     )
     # aiosmtpd logs every SMTP line, bodies' sizes and addresses included: keep it quiet.

@@ -16,8 +16,11 @@ from steadymail.services.runtime import build_worker
 from steadymail.store import apikeys
 from steadymail.store.db import migrate
 
-app = typer.Typer(help="steadymail: email sending that never stalls silently.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="steadymail: email sending that never stalls silently.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 app.command("import")(content.import_cmd)
 app.add_typer(content.template_app, name="template")
 app.command("send")(content.send_cmd)
@@ -41,11 +44,15 @@ def migrate_cmd() -> None:
 @apikey_app.command("create")
 def apikey_create(
     name: str,
-    scopes: Annotated[str, typer.Option(help="comma-separated: read,write,send")] = "read,write,send",
+    scopes: Annotated[
+        str, typer.Option(help="comma-separated: read,write,send")
+    ] = "read,write,send",
 ) -> None:
     """Create an API key; it is printed once and only its hash is kept."""
     ctx = make_ctx()
-    key = apikeys.create_key(ctx.engine, name, {s.strip() for s in scopes.split(",")}, ctx.clock.now())
+    key = apikeys.create_key(
+        ctx.engine, name, {s.strip() for s in scopes.split(",")}, ctx.clock.now()
+    )
     console.print(key, highlight=False, markup=False)
 
 
@@ -79,9 +86,13 @@ def api_cmd(
 
     setup_logging()
     ctx = make_ctx()
-    uvicorn.run("steadymail.api.app:app_from_env", factory=True,
-                host=host or ctx.settings.api_host, port=port or ctx.settings.api_port,
-                log_level="warning")
+    uvicorn.run(
+        "steadymail.api.app:app_from_env",
+        factory=True,
+        host=host or ctx.settings.api_host,
+        port=port or ctx.settings.api_port,
+        log_level="warning",
+    )
 
 
 @app.command("sink")
@@ -140,15 +151,19 @@ def up_cmd(
     children = [Child("api", steadymail_argv("api"))]
     if sink:
         children.insert(0, Child("sink", steadymail_argv("sink")))
-    children += [Child(f"worker-{i + 1}", steadymail_argv("worker"))
-                 for i in range(workers or s.workers)]
-    console.print(f"[bold]steadymail[/] region {s.region}\n"
-                  f"  database   {s.resolved_database_url()}\n"
-                  f"  API        http://{s.api_host}:{s.api_port}/docs   (key in {s.data_dir}/dev-api-key)\n"
-                  f"  SMTP sink  {s.sink_host}:{s.sink_port}   (`steadymail captured` lists mail)\n"
-                  f"  workers    {workers or s.workers}, restarted if they die\n"
-                  f"Try: steadymail import examples/contacts.csv --list newsletter\n"
-                  f"Stop with Ctrl-C.", highlight=False)
+    children += [
+        Child(f"worker-{i + 1}", steadymail_argv("worker")) for i in range(workers or s.workers)
+    ]
+    console.print(
+        f"[bold]steadymail[/] region {s.region}\n"
+        f"  database   {s.resolved_database_url()}\n"
+        f"  API        http://{s.api_host}:{s.api_port}/docs   (key in {s.data_dir}/dev-api-key)\n"
+        f"  SMTP sink  {s.sink_host}:{s.sink_port}   (`steadymail captured` lists mail)\n"
+        f"  workers    {workers or s.workers}, restarted if they die\n"
+        f"Try: steadymail import examples/contacts.csv --list newsletter\n"
+        f"Stop with Ctrl-C.",
+        highlight=False,
+    )
     time.sleep(0.1)
     Supervisor(children).run_forever()
 

@@ -71,8 +71,12 @@ class Supervisor:
             child.backoff = 0.5 if lived > 30 else min(child.backoff * 2, 10.0)
             child.next_start = now + (0.0 if lived > 30 else child.backoff)
             child.restarts += 1
-            log.warning("event=child_died name=%s reason=%r restart_in=%.1fs", child.name, why,
-                        child.next_start - now)
+            log.warning(
+                "event=child_died name=%s reason=%r restart_in=%.1fs",
+                child.name,
+                why,
+                child.next_start - now,
+            )
 
     def stop_all(self, grace: float = 20.0) -> None:
         self._stopping = True

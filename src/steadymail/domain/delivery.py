@@ -43,7 +43,7 @@ class BackoffPolicy:
 
 def next_attempt_delay(policy: BackoffPolicy, attempts: int, rng: random.Random) -> float:
     """Exponential backoff with multiplicative jitter; `attempts` counts tries made so far."""
-    delay = min(policy.maximum, policy.base * 2 ** max(0, attempts - 1))
+    delay = min(policy.maximum, policy.base * 2.0 ** max(0, attempts - 1))
     spread = delay * policy.jitter
     return max(0.0, delay + rng.uniform(-spread, spread))
 

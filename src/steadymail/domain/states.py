@@ -51,7 +51,10 @@ _ACTIONS: dict[str, tuple[frozenset[SendState], SendState]] = {
     "start": (frozenset({SendState.DRAFT}), SendState.RUNNING),
     "pause": (frozenset({SendState.RUNNING}), SendState.PAUSED),
     "resume": (frozenset({SendState.PAUSED}), SendState.RUNNING),
-    "cancel": (frozenset({SendState.DRAFT, SendState.RUNNING, SendState.PAUSED}), SendState.CANCELLED),
+    "cancel": (
+        frozenset({SendState.DRAFT, SendState.RUNNING, SendState.PAUSED}),
+        SendState.CANCELLED,
+    ),
 }
 
 

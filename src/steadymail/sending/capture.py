@@ -26,10 +26,11 @@ class CaptureHandler:
         self._lock = threading.Lock()
         self.received = 0
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         data: bytes = envelope.original_content or envelope.content
-        headers = email.message_from_bytes(data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n",
-                                           policy=email.policy.default)
+        headers = email.message_from_bytes(
+            data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", policy=email.policy.default
+        )
         row = {
             "received_at": time.time(),
             "mail_from": envelope.mail_from or "",
@@ -53,8 +54,9 @@ class CaptureHandler:
 def start_sink(engine: Engine, host: str, port: int) -> tuple[Controller, CaptureHandler]:
     """Start the capture server in a background thread; returns its controller and handler."""
     handler = CaptureHandler(engine)
-    controller = Controller(handler, hostname=host, port=port, enable_SMTPUTF8=True,
-                            data_size_limit=50 * 1024 * 1024)
+    controller = Controller(
+        handler, hostname=host, port=port, enable_SMTPUTF8=True, data_size_limit=50 * 1024 * 1024
+    )
     controller.start()
     return controller, handler
 

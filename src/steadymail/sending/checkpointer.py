@@ -19,8 +19,9 @@ class Checkpointer:
     its own batch rows in different orders (a deadlock on PostgreSQL).
     """
 
-    def __init__(self, engine: Engine, clock: Clock, interval: float, owner: str,
-                 lease_ttl: float) -> None:
+    def __init__(
+        self, engine: Engine, clock: Clock, interval: float, owner: str, lease_ttl: float
+    ) -> None:
         self._engine, self._clock, self._interval = engine, clock, interval
         self._owner, self._ttl = owner, lease_ttl
         self._queue: asyncio.Queue[tuple[Checkpoint | None, asyncio.Future[bool]]] = asyncio.Queue()
@@ -47,7 +48,7 @@ class Checkpointer:
                 group.append(self._queue.get_nowait())
             try:
                 await asyncio.to_thread(self._write, group)
-            except Exception as e:  # noqa: BLE001 - a failed group fails its callers, not the loop
+            except Exception as e:
                 log.error("event=checkpoint_failed error=%r", str(e))
                 for _, fut in group:
                     if not fut.done():
@@ -57,9 +58,14 @@ class Checkpointer:
         now = self._clock.now()
         items = [item for item, _ in group if item is not None]
         beat = any(item is None for item, _ in group)
-        apply_checkpoints(self._engine, items, now,
-                          extend=(lambda conn: extend_leases(conn, self._owner, self._ttl, now))
-                          if beat else None)
+        apply_checkpoints(
+            self._engine,
+            items,
+            now,
+            extend=(lambda conn: extend_leases(conn, self._owner, self._ttl, now))
+            if beat
+            else None,
+        )
         if beat:
             instances.heartbeat(self._engine, self._owner, now)
         self.flushes += 1

@@ -5,7 +5,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from steadymail.sending.dkim_signer import DkimSigner
-from steadymail.sending.mime import Envelope, build_message, message_id_for, needs_smtputf8, parse_address
+from steadymail.sending.mime import (
+    Envelope,
+    build_message,
+    message_id_for,
+    needs_smtputf8,
+    parse_address,
+)
 from steadymail.sending.render import CompiledTemplate, compile_template, contact_context, render
 
 
@@ -39,9 +45,15 @@ class Composer:
         self._signer = signer
         self._domain = message_id_domain
 
-    def compose(self, send: SendInfo, message_id: int, email: str,
-                attributes: dict[str, Any] | None, payload: dict[str, Any] | None,
-                now: float) -> Composed:
+    def compose(
+        self,
+        send: SendInfo,
+        message_id: int,
+        email: str,
+        attributes: dict[str, Any] | None,
+        payload: dict[str, Any] | None,
+        now: float,
+    ) -> Composed:
         """Raises ValidationError (RenderError included) for a message that can never be sent."""
         template = send.template
         variables = attributes
@@ -49,23 +61,31 @@ class Composer:
         headers: dict[str, str] = {}
         if payload is not None:
             if template is None:
-                template = _inline_template(payload["subject"], payload.get("html", ""),
-                                            payload.get("text", ""))
+                template = _inline_template(
+                    payload["subject"], payload.get("html", ""), payload.get("text", "")
+                )
             variables = payload.get("vars") or {}
             from_addr = payload.get("from") or from_addr
             headers = dict(payload.get("headers") or {})
         assert template is not None, "a campaign send always has a template"
-        rendered = render(template, contact_context(email, variables, {"send": {"id": send.send_id}}))
+        rendered = render(
+            template, contact_context(email, variables, {"send": {"id": send.send_id}})
+        )
         sender, rcpt = parse_address(from_addr), parse_address(email)
         data = build_message(
             Envelope(
-                from_addr=from_addr, to_addr=email, subject=rendered.subject,
-                html=rendered.html, text=rendered.text,
+                from_addr=from_addr,
+                to_addr=email,
+                subject=rendered.subject,
+                html=rendered.html,
+                text=rendered.text,
                 message_id=message_id_for(send.send_id, message_id, email, self._domain),
-                date=now, headers=headers,
+                date=now,
+                headers=headers,
             )
         )
         if self._signer:
             data = self._signer.sign(data, sender.domain)
-        return Composed(sender.addr_spec, rcpt.addr_spec, data,
-                        needs_smtputf8(sender) or needs_smtputf8(rcpt))
+        return Composed(
+            sender.addr_spec, rcpt.addr_spec, data, needs_smtputf8(sender) or needs_smtputf8(rcpt)
+        )

@@ -4,8 +4,17 @@ import dkim
 
 from steadymail.config import DkimSettings
 
-_SIGNED_HEADERS = [b"from", b"to", b"subject", b"date", b"message-id", b"mime-version",
-                   b"content-type", b"list-unsubscribe", b"list-unsubscribe-post"]
+_SIGNED_HEADERS = [
+    b"from",
+    b"to",
+    b"subject",
+    b"date",
+    b"message-id",
+    b"mime-version",
+    b"content-type",
+    b"list-unsubscribe",
+    b"list-unsubscribe-post",
+]
 
 
 class DkimSigner:
@@ -13,8 +22,12 @@ class DkimSigner:
 
     def __init__(self, keys: list[DkimSettings]) -> None:
         self._keys = {
-            k.domain.lower(): (k.selector.encode(), k.domain.encode(), k.key_file.read_bytes(),
-                               k.algorithm.encode())
+            k.domain.lower(): (
+                k.selector.encode(),
+                k.domain.encode(),
+                k.key_file.read_bytes(),
+                k.algorithm.encode(),
+            )
             for k in keys
         }
 
@@ -27,7 +40,11 @@ class DkimSigner:
             return message
         selector, domain, private, algorithm = key
         header = dkim.sign(
-            message, selector, domain, private, signature_algorithm=algorithm,
+            message,
+            selector,
+            domain,
+            private,
+            signature_algorithm=algorithm,
             include_headers=[h for h in _SIGNED_HEADERS if _has_header(message, h)],
         )
         return bytes(header) + message

@@ -2,11 +2,11 @@
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
-from datetime import datetime, timezone
 
 from steadymail.domain.headers import HeaderInjection, check_header_value
 from steadymail.errors import ValidationError
@@ -52,8 +52,12 @@ def needs_smtputf8(addr: Address) -> bool:
 def build_message(env: Envelope) -> bytes:
     """The message as CRLF bytes ready for DATA. Raises ValidationError on header injection."""
     try:
-        for name, value in (("Subject", env.subject), ("From", env.from_addr),
-                            ("To", env.to_addr), *env.headers.items()):
+        for name, value in (
+            ("Subject", env.subject),
+            ("From", env.from_addr),
+            ("To", env.to_addr),
+            *env.headers.items(),
+        ):
             check_header_value(name, value)
             check_header_value("header name", name)
     except HeaderInjection as e:
@@ -64,7 +68,7 @@ def build_message(env: Envelope) -> bytes:
     msg["From"] = sender
     msg["To"] = rcpt
     msg["Subject"] = env.subject
-    msg["Date"] = format_datetime(datetime.fromtimestamp(env.date, timezone.utc))
+    msg["Date"] = format_datetime(datetime.fromtimestamp(env.date, UTC))
     msg["Message-ID"] = env.message_id
     for name, value in env.headers.items():
         msg[name] = value

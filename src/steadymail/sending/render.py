@@ -45,8 +45,11 @@ def compile_template(subject: str, html: str, text: str) -> CompiledTemplate:
         raise ValidationError("template needs an HTML or a text part")
     names: set[str] = set()
     compiled = []
-    for part, source, env in (("subject", subject, _PLAIN), ("html", html, _HTML),
-                              ("text", text, _PLAIN)):
+    for part, source, env in (
+        ("subject", subject, _PLAIN),
+        ("html", html, _HTML),
+        ("text", text, _PLAIN),
+    ):
         try:
             names |= meta.find_undeclared_variables(env.parse(source))
             compiled.append(env.from_string(source))
@@ -60,7 +63,8 @@ def check_variables(template: CompiledTemplate, available: set[str]) -> None:
     missing = sorted(template.variables - available - BUILTIN_VARIABLES)
     if missing:
         raise ValidationError(
-            "template uses undefined variable(s): " + ", ".join(missing)
+            "template uses undefined variable(s): "
+            + ", ".join(missing)
             + f"; available: {', '.join(sorted(available | BUILTIN_VARIABLES))}"
         )
 
@@ -78,8 +82,9 @@ def render(template: CompiledTemplate, context: dict[str, Any]) -> Rendered:
     return Rendered(subject, html, text)
 
 
-def contact_context(email: str, attributes: dict[str, Any] | None,
-                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def contact_context(
+    email: str, attributes: dict[str, Any] | None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The variables a template sees for one recipient."""
     attrs = dict(attributes or {})
     ctx: dict[str, Any] = {**attrs, "email": email, "contact": {**attrs, "email": email}}

@@ -31,6 +31,8 @@ class RelayThrottle:
                     self._tokens -= 1
                     return
                 want = max(1, min(10, self._limit // 4))
-                self._tokens = await asyncio.to_thread(self._take, self._relay, self._limit, want, now)
+                self._tokens = await asyncio.to_thread(
+                    self._take, self._relay, self._limit, want, now
+                )
                 if self._tokens == 0:
                     await asyncio.sleep(max(0.005, int(now) + 1 - self._clock.now()))

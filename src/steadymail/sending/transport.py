@@ -18,8 +18,14 @@ from steadymail.sending.throttle import RelayThrottle, TakeTokens
 
 log = logging.getLogger("steadymail.transport")
 
-_CONNECTION_ERRORS = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError,
-                      aiosmtplib.SMTPTimeoutError, ConnectionError, OSError, asyncio.TimeoutError)
+_CONNECTION_ERRORS = (
+    aiosmtplib.SMTPServerDisconnected,
+    aiosmtplib.SMTPConnectError,
+    aiosmtplib.SMTPTimeoutError,
+    ConnectionError,
+    OSError,
+    asyncio.TimeoutError,
+)
 
 
 @dataclass
@@ -33,8 +39,17 @@ class _Relay:
 class SmtpPool:
     """Delivers one message at a time per caller, reusing up to `size` connections per relay."""
 
-    def __init__(self, relays: list[RelaySettings], *, size: int, timeout: float,
-                 retries: int, cooldown: float, clock: Clock, take: TakeTokens) -> None:
+    def __init__(
+        self,
+        relays: list[RelaySettings],
+        *,
+        size: int,
+        timeout: float,
+        retries: int,
+        cooldown: float,
+        clock: Clock,
+        take: TakeTokens,
+    ) -> None:
         if not relays:
             raise ValueError("at least one relay is required")
         self._relays = [
@@ -56,8 +71,12 @@ class SmtpPool:
     async def _connect(self, relay: _Relay) -> aiosmtplib.SMTP:
         s = relay.settings
         client = aiosmtplib.SMTP(
-            hostname=s.host, port=s.port, timeout=self._timeout, use_tls=s.use_tls,
-            start_tls=s.starttls if s.starttls else False, validate_certs=s.validate_certs,
+            hostname=s.host,
+            port=s.port,
+            timeout=self._timeout,
+            use_tls=s.use_tls,
+            start_tls=s.starttls if s.starttls else False,
+            validate_certs=s.validate_certs,
         )
         await client.connect()
         if s.username and s.password is not None:
@@ -65,7 +84,9 @@ class SmtpPool:
         self.connections_opened += 1
         return client
 
-    async def send(self, sender: str, recipient: str, data: bytes, *, smtputf8: bool = False) -> Verdict:
+    async def send(
+        self, sender: str, recipient: str, data: bytes, *, smtputf8: bool = False
+    ) -> Verdict:
         """Deliver `data`; the verdict says sent, deferred, bounced or connection failure."""
         tried: set[int] = set()
         last = Verdict(Outcome.CONNECTION, 0, "no relay reachable")
@@ -95,8 +116,9 @@ class SmtpPool:
             return verdict
         return last
 
-    async def _converse(self, client: aiosmtplib.SMTP, sender: str, recipient: str,
-                        data: bytes, smtputf8: bool) -> Verdict:
+    async def _converse(
+        self, client: aiosmtplib.SMTP, sender: str, recipient: str, data: bytes, smtputf8: bool
+    ) -> Verdict:
         options = ["SMTPUTF8"] if smtputf8 else []
         try:
             _errors, reply = await client.sendmail(sender, [recipient], data, mail_options=options)
@@ -118,5 +140,5 @@ class SmtpPool:
 async def _quit(client: aiosmtplib.SMTP) -> None:
     try:
         await client.quit()
-    except Exception:  # noqa: BLE001 - closing a connection must never fail a send
+    except Exception:
         client.close()

@@ -6,6 +6,7 @@ window per batch whose fate is unknown; the next holder re-sends exactly those a
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -52,18 +53,30 @@ class WorkerStats:
 class Worker:
     """One worker process's sending loop; `run` returns after a graceful stop."""
 
-    def __init__(self, settings: Settings, engine: Engine, clock: Clock, pool: SmtpPool,
-                 composer: Composer, *, instance_id: str | None = None,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        clock: Clock,
+        pool: SmtpPool,
+        composer: Composer,
+        *,
+        instance_id: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.settings, self.engine, self.clock = settings, engine, clock
         self.pool, self.composer = pool, composer
-        self.instance_id = instance_id or f"worker-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.instance_id = (
+            instance_id or f"worker-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        )
         self.rng = rng or random.Random()
         self.stats = WorkerStats()
-        self.checkpointer = Checkpointer(engine, clock, settings.checkpoint_interval,
-                                         self.instance_id, settings.lease_ttl)
-        self.backoff = BackoffPolicy(settings.defer_base, settings.defer_max,
-                                     settings.defer_max_age, settings.defer_jitter)
+        self.checkpointer = Checkpointer(
+            engine, clock, settings.checkpoint_interval, self.instance_id, settings.lease_ttl
+        )
+        self.backoff = BackoffPolicy(
+            settings.defer_base, settings.defer_max, settings.defer_max_age, settings.defer_jitter
+        )
         self._stopping = asyncio.Event()
         self._sends: dict[int, tuple[float, SendInfo, str]] = {}
         self._leases_valid_until = 0.0
@@ -75,12 +88,21 @@ class Worker:
     async def run(self) -> None:
         now = self.clock.now()
         await asyncio.to_thread(
-            instances.register, self.engine, instance_id=self.instance_id, service="worker",
-            region=self.settings.region, host=socket.gethostname(), pid=os.getpid(),
-            version=__version__, now=now,
+            instances.register,
+            self.engine,
+            instance_id=self.instance_id,
+            service="worker",
+            region=self.settings.region,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            version=__version__,
+            now=now,
         )
-        log.info("event=worker_started instance=%s concurrency=%d", self.instance_id,
-                 self.settings.worker_concurrency)
+        log.info(
+            "event=worker_started instance=%s concurrency=%d",
+            self.instance_id,
+            self.settings.worker_concurrency,
+        )
         self._leases_valid_until = now + self.settings.lease_ttl
         writer = asyncio.create_task(self.checkpointer.run())
         beat = asyncio.create_task(self._heartbeat_loop())
@@ -91,8 +113,9 @@ class Worker:
             beat.cancel()
             writer.cancel()
             await self.pool.close()
-            await asyncio.to_thread(instances.stopped, self.engine, self.instance_id,
-                                    "graceful", self.clock.now())
+            await asyncio.to_thread(
+                instances.stopped, self.engine, self.instance_id, "graceful", self.clock.now()
+            )
             log.info("event=worker_stopped instance=%s sent=%d", self.instance_id, self.stats.sent)
 
     async def _heartbeat_loop(self) -> None:
@@ -102,7 +125,7 @@ class Worker:
             try:
                 await self.checkpointer.heartbeat()
                 self._leases_valid_until = started + self.settings.lease_ttl
-            except Exception as e:  # noqa: BLE001 - keep beating; leases lapse on their own
+            except Exception as e:
                 log.warning("event=heartbeat_failed error=%r", str(e))
             await asyncio.sleep(interval)
 
@@ -110,10 +133,13 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 claim = await asyncio.to_thread(
-                    queue.claim_batch, self.engine, self.instance_id, self.settings.lease_ttl,
+                    queue.claim_batch,
+                    self.engine,
+                    self.instance_id,
+                    self.settings.lease_ttl,
                     self.clock.now(),
                 )
-            except Exception as e:  # noqa: BLE001 - a DB hiccup must not kill the worker
+            except Exception as e:
                 log.warning("event=claim_failed error=%r", str(e))
                 claim = None
             if claim is None:
@@ -123,17 +149,19 @@ class Worker:
 
     async def _idle(self) -> None:
         delay = self.settings.poll_interval * (0.5 + self.rng.random())
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), delay)
-        except TimeoutError:
-            pass
 
     async def _process(self, claim: Claim) -> None:
         self.stats.batches += 1
         if claim.reclaimed:
             self.stats.reclaims += 1
-            log.info("event=lease_reclaimed batch=%d send=%d epoch=%d", claim.batch_id,
-                     claim.send_id, claim.epoch)
+            log.info(
+                "event=lease_reclaimed batch=%d send=%d epoch=%d",
+                claim.batch_id,
+                claim.send_id,
+                claim.epoch,
+            )
         msgs = await asyncio.to_thread(queue.load_messages, self.engine, claim, self.clock.now())
         self.stats.at_risk += sum(1 for m in msgs if m.at_risk)
         try:
@@ -145,8 +173,10 @@ class Worker:
         for start in range(0, len(msgs), w):
             if self._stopping.is_set() or not await self._may_continue(claim):
                 break
-            window = msgs[start:start + w]
-            if not await self.checkpointer.submit(Checkpoint(claim, inflight_ids=[m.id for m in window])):
+            window = msgs[start : start + w]
+            if not await self.checkpointer.submit(
+                Checkpoint(claim, inflight_ids=[m.id for m in window])
+            ):
                 return self._lost(claim)
             results = [await self._deliver(send, m) for m in window]
             if not await self.checkpointer.submit(Checkpoint(claim, results=results)):
@@ -156,8 +186,9 @@ class Worker:
 
     def _lost(self, claim: Claim) -> None:
         self.stats.leases_lost += 1
-        log.warning("event=lease_lost batch=%d send=%d epoch=%d", claim.batch_id, claim.send_id,
-                    claim.epoch)
+        log.warning(
+            "event=lease_lost batch=%d send=%d epoch=%d", claim.batch_id, claim.send_id, claim.epoch
+        )
 
     async def _may_continue(self, claim: Claim) -> bool:
         if self.clock.now() >= self._leases_valid_until:
@@ -199,22 +230,44 @@ class Worker:
         except (ValidationError, KeyError) as e:
             self.stats.failed += 1
             return Result(m.id, MessageState.FAILED, attempts, first, error=str(e)[:500])
-        verdict = await self.pool.send(composed.sender, composed.recipient, composed.data,
-                                       smtputf8=composed.smtputf8)
+        verdict = await self.pool.send(
+            composed.sender, composed.recipient, composed.data, smtputf8=composed.smtputf8
+        )
         done = self.clock.now()
         if verdict.outcome == Outcome.SENT:
             self.stats.sent += 1
-            return Result(m.id, MessageState.SENT, attempts, first, sent_at=done, smtp_code=verdict.code)
+            return Result(
+                m.id, MessageState.SENT, attempts, first, sent_at=done, smtp_code=verdict.code
+            )
         if verdict.outcome == Outcome.BOUNCE:
             self.stats.bounced += 1
-            return Result(m.id, MessageState.BOUNCED, attempts, first, smtp_code=verdict.code,
-                          error=verdict.detail[:500],
-                          suppress_email=m.email.lower() if verdict.hard else None)
+            return Result(
+                m.id,
+                MessageState.BOUNCED,
+                attempts,
+                first,
+                smtp_code=verdict.code,
+                error=verdict.detail[:500],
+                suppress_email=m.email.lower() if verdict.hard else None,
+            )
         if deferral_expired(self.backoff, first, done):
             self.stats.failed += 1
-            return Result(m.id, MessageState.FAILED, attempts, first, smtp_code=verdict.code or None,
-                          error=f"expired after {attempts} attempts: {verdict.detail}"[:500])
+            return Result(
+                m.id,
+                MessageState.FAILED,
+                attempts,
+                first,
+                smtp_code=verdict.code or None,
+                error=f"expired after {attempts} attempts: {verdict.detail}"[:500],
+            )
         self.stats.deferred += 1
         delay = next_attempt_delay(self.backoff, attempts, self.rng)
-        return Result(m.id, MessageState.DEFERRED, attempts, first, next_attempt_at=done + delay,
-                      smtp_code=verdict.code or None, error=verdict.detail[:500])
+        return Result(
+            m.id,
+            MessageState.DEFERRED,
+            attempts,
+            first,
+            next_attempt_at=done + delay,
+            smtp_code=verdict.code or None,
+            error=verdict.detail[:500],
+        )

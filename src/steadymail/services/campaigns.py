@@ -18,8 +18,16 @@ def _validate(engine: Engine, list_id: int, template: dict[str, Any]) -> None:
     check_variables(compiled, contacts.attribute_names(engine, list_id))
 
 
-def create_campaign(engine: Engine, clock: Clock, settings: Settings, *, name: str,
-                    list_name: str, template: int | str, from_addr: str | None = None) -> int:
+def create_campaign(
+    engine: Engine,
+    clock: Clock,
+    settings: Settings,
+    *,
+    name: str,
+    list_name: str,
+    template: int | str,
+    from_addr: str | None = None,
+) -> int:
     """A draft send of `template` to `list_name`; rejected now if it could not render."""
     with engine.connect() as conn:
         list_id = contacts.list_id_by_name(conn, list_name)
@@ -27,8 +35,15 @@ def create_campaign(engine: Engine, clock: Clock, settings: Settings, *, name: s
     _validate(engine, list_id, tpl)
     sender = from_addr or settings.default_from
     parse_address(sender)
-    return sends.create_send(engine, name=name, kind=SendKind.CAMPAIGN, list_id=list_id,
-                             template_id=int(tpl["id"]), from_addr=sender, now=clock.now())
+    return sends.create_send(
+        engine,
+        name=name,
+        kind=SendKind.CAMPAIGN,
+        list_id=list_id,
+        template_id=int(tpl["id"]),
+        from_addr=sender,
+        now=clock.now(),
+    )
 
 
 def start(engine: Engine, clock: Clock, settings: Settings, send_id: int) -> dict[str, int]:
@@ -36,7 +51,9 @@ def start(engine: Engine, clock: Clock, settings: Settings, send_id: int) -> dic
     send = sends.get_send(engine, send_id)
     if send["kind"] != SendKind.CAMPAIGN.value:
         raise ValidationError("only campaigns are started; streams always run")
-    _validate(engine, int(send["list_id"]), templates.get_template(engine, int(send["template_id"])))
+    _validate(
+        engine, int(send["list_id"]), templates.get_template(engine, int(send["template_id"]))
+    )
     return sends.start_campaign(engine, send_id, settings.batch_size, clock.now())
 
 

@@ -87,8 +87,13 @@ def parse_contacts(raw: bytes) -> tuple[list[tuple[str, dict[str, str]]], list[R
     return good, errors
 
 
-def import_contacts(engine: Engine, clock: Clock, raw: bytes, list_name: str,
-                    progress: Callable[[int, int], None] | None = None) -> ImportReport:
+def import_contacts(
+    engine: Engine,
+    clock: Clock,
+    raw: bytes,
+    list_name: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
     """Import into `list_name` (created if missing); addresses already on the list are skipped."""
     good, errors = parse_contacts(raw)
     report = ImportReport(list_name, errors=errors)
@@ -99,7 +104,7 @@ def import_contacts(engine: Engine, clock: Clock, raw: bytes, list_name: str,
     step = 5000
     for start in range(0, len(fresh), step):
         report.imported += contacts.insert_contacts(
-            engine, list_id, fresh[start:start + step], clock.now()
+            engine, list_id, fresh[start : start + step], clock.now()
         )
         if progress:
             progress(report.imported, len(fresh))

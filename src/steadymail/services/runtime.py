@@ -14,13 +14,23 @@ from steadymail.sending.worker import Worker
 from steadymail.store import ratelimit
 
 
-def build_worker(settings: Settings, engine: Engine, clock: Clock,
-                 instance_id: str | None = None, seed: int | None = None) -> Worker:
+def build_worker(
+    settings: Settings,
+    engine: Engine,
+    clock: Clock,
+    instance_id: str | None = None,
+    seed: int | None = None,
+) -> Worker:
     pool = SmtpPool(
-        settings.relays, size=settings.worker_concurrency, timeout=settings.smtp_timeout,
-        retries=settings.connection_retries, cooldown=settings.relay_cooldown, clock=clock,
+        settings.relays,
+        size=settings.worker_concurrency,
+        timeout=settings.smtp_timeout,
+        retries=settings.connection_retries,
+        cooldown=settings.relay_cooldown,
+        clock=clock,
         take=partial(ratelimit.take, engine),
     )
     composer = Composer(DkimSigner(settings.dkim), settings.message_id_domain)
-    return Worker(settings, engine, clock, pool, composer, instance_id=instance_id,
-                  rng=random.Random(seed))
+    return Worker(
+        settings, engine, clock, pool, composer, instance_id=instance_id, rng=random.Random(seed)
+    )

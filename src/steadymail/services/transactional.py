@@ -15,11 +15,21 @@ from steadymail.store import sends, templates
 STREAM = "transactional"
 
 
-def enqueue(engine: Engine, clock: Clock, settings: Settings, *, to: list[str],
-            template: int | str | None = None, subject: str | None = None, html: str = "",
-            text: str = "", variables: dict[str, Any] | None = None,
-            from_addr: str | None = None, headers: dict[str, str] | None = None,
-            stream: str = STREAM) -> dict[str, Any]:
+def enqueue(
+    engine: Engine,
+    clock: Clock,
+    settings: Settings,
+    *,
+    to: list[str],
+    template: int | str | None = None,
+    subject: str | None = None,
+    html: str = "",
+    text: str = "",
+    variables: dict[str, Any] | None = None,
+    from_addr: str | None = None,
+    headers: dict[str, str] | None = None,
+    stream: str = STREAM,
+) -> dict[str, Any]:
     """Validate everything a worker would need, then queue one message per recipient."""
     if not to:
         raise ValidationError("at least one recipient is required")
@@ -44,8 +54,19 @@ def enqueue(engine: Engine, clock: Clock, settings: Settings, *, to: list[str],
         addr = parse_address(rcpt)
         # Render once now so that a recipient-independent error is a 422, not a failed message.
         render(compiled, contact_context(addr.addr_spec, variables))
-        items.append((rcpt, {"subject": subject, "html": html, "text": text, "vars": variables,
-                             "from": sender, "headers": headers or {}}))
+        items.append(
+            (
+                rcpt,
+                {
+                    "subject": subject,
+                    "html": html,
+                    "text": text,
+                    "vars": variables,
+                    "from": sender,
+                    "headers": headers or {},
+                },
+            )
+        )
     now = clock.now()
     send_id = sends.stream_send_id(engine, stream, sender, now)
     ids = sends.enqueue_stream_messages(engine, send_id, items, now)

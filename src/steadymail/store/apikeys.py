@@ -27,8 +27,11 @@ def create_key(engine: Engine, name: str, scopes: set[str], now: float) -> str:
     with engine.begin() as conn:
         conn.execute(
             insert(api_keys).values(
-                name=name, prefix=prefix, key_hash=_hash(secret),
-                scopes=",".join(sorted(scopes)), created_at=now,
+                name=name,
+                prefix=prefix,
+                key_hash=_hash(secret),
+                scopes=",".join(sorted(scopes)),
+                created_at=now,
             )
         )
     return f"sm_{prefix}_{secret}"
@@ -45,8 +48,10 @@ def authenticate(engine: Engine, key: str) -> set[str]:
                 api_keys.c.prefix == parts[1]
             )
         ).first()
-    if row is None or row.revoked_at is not None or not hmac.compare_digest(
-        row.key_hash, _hash(parts[2])
+    if (
+        row is None
+        or row.revoked_at is not None
+        or not hmac.compare_digest(row.key_hash, _hash(parts[2]))
     ):
         raise Unauthorized("invalid API key")
     return set(row.scopes.split(","))

@@ -54,10 +54,19 @@ def store(engine: Engine, rows: list[dict[str, Any]]) -> None:
 
 
 def recent(engine: Engine, limit: int = 50, to: str | None = None) -> list[dict[str, Any]]:
-    q = select(
-        captured.c.id, captured.c.received_at, captured.c.mail_from, captured.c.rcpt_to,
-        captured.c.subject, captured.c.message_id, captured.c.size,
-    ).order_by(captured.c.id.desc()).limit(limit)
+    q = (
+        select(
+            captured.c.id,
+            captured.c.received_at,
+            captured.c.mail_from,
+            captured.c.rcpt_to,
+            captured.c.subject,
+            captured.c.message_id,
+            captured.c.size,
+        )
+        .order_by(captured.c.id.desc())
+        .limit(limit)
+    )
     if to:
         q = q.where(captured.c.rcpt_to.contains(to))
     with engine.connect() as conn:

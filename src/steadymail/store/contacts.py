@@ -16,7 +16,8 @@ def create_list(engine: Engine, name: str, now: float) -> int:
     with engine.begin() as conn:
         if conn.execute(select(lists.c.id).where(lists.c.name == name)).first():
             raise Conflict(f"list {name!r} exists")
-        return int(conn.execute(insert(lists).values(name=name, created_at=now)).inserted_primary_key[0])  # type: ignore[index]
+        new = insert(lists).values(name=name, created_at=now).returning(lists.c.id)
+        return int(conn.execute(new).scalar_one())
 
 
 def get_or_create_list(engine: Engine, name: str, now: float) -> int:
@@ -47,7 +48,10 @@ def all_lists(engine: Engine) -> list[dict[str, Any]]:
 
 def existing_emails(engine: Engine, list_id: int) -> set[str]:
     with engine.connect() as conn:
-        return {r.email for r in conn.execute(select(contacts.c.email).where(contacts.c.list_id == list_id))}
+        return {
+            r.email
+            for r in conn.execute(select(contacts.c.email).where(contacts.c.list_id == list_id))
+        }
 
 
 def insert_contacts(
@@ -58,8 +62,13 @@ def insert_contacts(
     chunk: list[dict[str, Any]] = []
     for email, attrs in rows:
         chunk.append(
-            {"list_id": list_id, "email": email, "attributes": attrs, "status": "active",
-             "created_at": now}
+            {
+                "list_id": list_id,
+                "email": email,
+                "attributes": attrs,
+                "status": "active",
+                "created_at": now,
+            }
         )
         if len(chunk) >= _CHUNK:
             count += _flush(engine, chunk)
@@ -96,13 +105,17 @@ def suppress(engine: Engine, email: str, reason: str, now: float, detail: str = 
             ["email"],
         )
         conn.execute(
-            update(contacts).where(func.lower(contacts.c.email) == email.lower())
+            update(contacts)
+            .where(func.lower(contacts.c.email) == email.lower())
             .values(status=reason)
         )
 
 
 def is_suppressed(engine: Engine, email: str) -> bool:
     with engine.connect() as conn:
-        return conn.execute(
-            select(suppressions.c.email).where(suppressions.c.email == email.lower())
-        ).first() is not None
+        return (
+            conn.execute(
+                select(suppressions.c.email).where(suppressions.c.email == email.lower())
+            ).first()
+            is not None
+        )

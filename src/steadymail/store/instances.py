@@ -7,13 +7,28 @@ from sqlalchemy import Engine, insert, select, update
 from steadymail.store.schema import instances
 
 
-def register(engine: Engine, *, instance_id: str, service: str, region: str, host: str,
-             pid: int, version: str, now: float) -> None:
+def register(
+    engine: Engine,
+    *,
+    instance_id: str,
+    service: str,
+    region: str,
+    host: str,
+    pid: int,
+    version: str,
+    now: float,
+) -> None:
     with engine.begin() as conn:
         conn.execute(
             insert(instances).values(
-                instance_id=instance_id, service=service, region=region, host=host, pid=pid,
-                version=version, started_at=now, heartbeat_at=now,
+                instance_id=instance_id,
+                service=service,
+                region=region,
+                host=host,
+                pid=pid,
+                version=version,
+                started_at=now,
+                heartbeat_at=now,
             )
         )
 

@@ -266,7 +266,10 @@ def _write_results(conn: Connection, item: Checkpoint, now: float) -> None:
         insert_ignore(
             conn,
             suppressions,
-            [{"email": e, "reason": "hard_bounce", "detail": "", "created_at": now} for e in bounced],
+            [
+                {"email": e, "reason": "hard_bounce", "detail": "", "created_at": now}
+                for e in bounced
+            ],
             ["email"],
         )
 
@@ -347,8 +350,12 @@ def insert_batches(conn: Connection, send_id: int, count: int, start_seq: int, n
     conn.execute(
         insert(batches),
         [
-            {"send_id": send_id, "seq": start_seq + i, "state": BatchState.PENDING.value,
-             "available_at": now}
+            {
+                "send_id": send_id,
+                "seq": start_seq + i,
+                "state": BatchState.PENDING.value,
+                "available_at": now,
+            }
             for i in range(count)
         ],
     )

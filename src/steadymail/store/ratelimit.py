@@ -13,8 +13,12 @@ def take(engine: Engine, relay: str, limit: int, want: int, now: float) -> int:
     """Grant up to `want` sends through `relay` in the current second; 0 means wait."""
     window = int(now)
     with engine.begin() as conn:
-        insert_ignore(conn, relay_windows, [{"relay": relay, "window": window, "used": 0}], ["relay"])
-        q = select(relay_windows.c.window, relay_windows.c.used).where(relay_windows.c.relay == relay)
+        insert_ignore(
+            conn, relay_windows, [{"relay": relay, "window": window, "used": 0}], ["relay"]
+        )
+        q = select(relay_windows.c.window, relay_windows.c.used).where(
+            relay_windows.c.relay == relay
+        )
         if conn.dialect.name != "sqlite":
             q = q.with_for_update()
         row = conn.execute(q).one()

@@ -31,13 +31,20 @@ def create_send(
 ) -> int:
     with engine.begin() as conn:
         result = conn.execute(
-            insert(sends).values(
-                name=name, kind=kind.value, state=state.value, list_id=list_id,
-                template_id=template_id, from_addr=from_addr, created_at=now,
+            insert(sends)
+            .values(
+                name=name,
+                kind=kind.value,
+                state=state.value,
+                list_id=list_id,
+                template_id=template_id,
+                from_addr=from_addr,
+                created_at=now,
                 started_at=now if state == SendState.RUNNING else None,
             )
+            .returning(sends.c.id)
         )
-        return int(result.inserted_primary_key[0])  # type: ignore[index]
+        return int(result.scalar_one())
 
 
 def get_send(engine: Engine, send_id: int) -> dict[str, Any]:
@@ -92,9 +99,15 @@ def start_campaign(engine: Engine, send_id: int, batch_size: int, now: float) ->
         nbatches = (total + batch_size - 1) // batch_size
         insert_batches(conn, send_id, nbatches, 0, now)
         conn.execute(
-            update(sends).where(sends.c.id == send_id).values(
-                state=SendState.RUNNING.value, total=total, batch_count=nbatches,
-                suppressed=total_contacts - total, started_at=now, last_progress_at=now,
+            update(sends)
+            .where(sends.c.id == send_id)
+            .values(
+                state=SendState.RUNNING.value,
+                total=total,
+                batch_count=nbatches,
+                suppressed=total_contacts - total,
+                started_at=now,
+                last_progress_at=now,
             )
         )
     return {"messages": total, "batches": nbatches, "suppressed": total_contacts - total}
@@ -114,17 +127,22 @@ def enqueue_stream_messages(
         ids = []
         for email, payload in items:
             r = conn.execute(
-                insert(messages).values(
-                    send_id=send_id, batch_seq=seq, email=email, payload=payload,
+                insert(messages)
+                .values(
+                    send_id=send_id,
+                    batch_seq=seq,
+                    email=email,
+                    payload=payload,
                     state=MessageState.QUEUED.value,
                 )
+                .returning(messages.c.id)
             )
-            ids.append(int(r.inserted_primary_key[0]))  # type: ignore[index]
+            ids.append(int(r.scalar_one()))
         insert_batches(conn, send_id, 1, seq, now)
         conn.execute(
-            update(sends).where(sends.c.id == send_id).values(
-                batch_count=seq + 1, total=sends.c.total + len(items)
-            )
+            update(sends)
+            .where(sends.c.id == send_id)
+            .values(batch_count=seq + 1, total=sends.c.total + len(items))
         )
     return ids
 
@@ -138,8 +156,14 @@ def stream_send_id(engine: Engine, name: str, from_addr: str, now: float) -> int
     if row:
         return int(row.id)
     return create_send(
-        engine, name=name, kind=SendKind.STREAM, list_id=None, template_id=None,
-        from_addr=from_addr, now=now, state=SendState.RUNNING,
+        engine,
+        name=name,
+        kind=SendKind.STREAM,
+        list_id=None,
+        template_id=None,
+        from_addr=from_addr,
+        now=now,
+        state=SendState.RUNNING,
     )
 
 
@@ -190,9 +214,9 @@ def progress(engine: Engine, send_id: int) -> dict[str, Any]:
             )
         }
         open_batches = conn.execute(
-            select(func.count()).select_from(batches).where(
-                batches.c.send_id == send_id, batches.c.state != BatchState.DONE.value
-            )
+            select(func.count())
+            .select_from(batches)
+            .where(batches.c.send_id == send_id, batches.c.state != BatchState.DONE.value)
         ).scalar_one()
     send["counts"] = counts
     send["open_batches"] = int(open_batches)
@@ -202,6 +226,9 @@ def progress(engine: Engine, send_id: int) -> dict[str, Any]:
 def message_rows(engine: Engine, send_id: int, limit: int = 100) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(
-            select(messages).where(messages.c.send_id == send_id).order_by(messages.c.id).limit(limit)
+            select(messages)
+            .where(messages.c.send_id == send_id)
+            .order_by(messages.c.id)
+            .limit(limit)
         )
         return [dict(r._mapping) for r in rows]

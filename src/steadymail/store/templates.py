@@ -15,12 +15,18 @@ def create_template(
         if conn.execute(select(templates.c.id).where(templates.c.name == name)).first():
             raise Conflict(f"template {name!r} exists")
         result = conn.execute(
-            insert(templates).values(
-                name=name, subject=subject, html=html, text=text, variables=variables,
+            insert(templates)
+            .values(
+                name=name,
+                subject=subject,
+                html=html,
+                text=text,
+                variables=variables,
                 created_at=now,
             )
+            .returning(templates.c.id)
         )
-        return int(result.inserted_primary_key[0])  # type: ignore[index]
+        return int(result.scalar_one())
 
 
 def get_template(engine: Engine, ref: int | str) -> dict[str, Any]:
@@ -36,7 +42,8 @@ def get_template(engine: Engine, ref: int | str) -> dict[str, Any]:
 def all_templates(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(
-            select(templates.c.id, templates.c.name, templates.c.subject, templates.c.variables)
-            .order_by(templates.c.id)
+            select(
+                templates.c.id, templates.c.name, templates.c.subject, templates.c.variables
+            ).order_by(templates.c.id)
         )
         return [dict(r._mapping) for r in rows]

@@ -18,12 +18,21 @@ def test_captured_messages_are_listed_and_downloadable(live_api: LiveApi, engine
     controller, handler = start_sink(store, "127.0.0.1", port)
     try:
         headers = {"Authorization": f"Bearer {live_api.key}"}
-        r = httpx.post(live_api.url + "/v1/messages", headers=headers, json={
-            "to": "Zoë <zoe@example.com>", "subject": "Grüße {{ n }}", "text": "n={{ n }}",
-            "html": "<p>n={{ n }}</p>", "vars": {"n": 7}})
+        r = httpx.post(
+            live_api.url + "/v1/messages",
+            headers=headers,
+            json={
+                "to": "Zoë <zoe@example.com>",
+                "subject": "Grüße {{ n }}",
+                "text": "n={{ n }}",
+                "html": "<p>n={{ n }}</p>",
+                "vars": {"n": 7},
+            },
+        )
         assert r.status_code == 202
         settings = live_api.settings.model_copy(
-            update={"relays": [RelaySettings(host="127.0.0.1", port=port)]})
+            update={"relays": [RelaySettings(host="127.0.0.1", port=port)]}
+        )
         worker = worker_for(settings, engine)
         asyncio.run(run_worker_until(worker, lambda: handler.received == 1))
         handler.flush()

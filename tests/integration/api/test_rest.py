@@ -12,8 +12,9 @@ from tests.helpers import run_worker_until, send_state, worker_for
 
 
 def client(api: LiveApi, key: str | None = None) -> httpx.Client:
-    return httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {key or api.key}"},
-                        timeout=30)
+    return httpx.Client(
+        base_url=api.url, headers={"Authorization": f"Bearer {key or api.key}"}, timeout=30
+    )
 
 
 def test_keys_are_required_and_scoped(live_api: LiveApi, engine: Engine) -> None:
@@ -23,12 +24,17 @@ def test_keys_are_required_and_scoped(live_api: LiveApi, engine: Engine) -> None
     with client(live_api, send_only) as c:
         r = c.post("/v1/templates", json={"name": "t", "subject": "s", "text": "x"})
         assert r.status_code == 401 and "write" in r.json()["detail"]
-        assert c.post("/v1/messages", json={"to": "a@example.com", "subject": "s",
-                                            "text": "x"}).status_code == 202
+        assert (
+            c.post(
+                "/v1/messages", json={"to": "a@example.com", "subject": "s", "text": "x"}
+            ).status_code
+            == 202
+        )
 
 
-def test_campaign_over_http(live_api: LiveApi, engine: Engine,
-                            smtp_server: tuple[Recorder, int]) -> None:
+def test_campaign_over_http(
+    live_api: LiveApi, engine: Engine, smtp_server: tuple[Recorder, int]
+) -> None:
     recorder, _ = smtp_server
     csv = "email,first_name\n" + "".join(f"u{i}@example.com,U{i}\n" for i in range(30))
     csv += "broken,row\nu1@example.com,Dup\n"
@@ -38,15 +44,30 @@ def test_campaign_over_http(live_api: LiveApi, engine: Engine,
         assert [e["line"] for e in report["errors"]] == [32, 33]
         bad = c.post("/v1/templates", json={"name": "bad", "subject": "s", "html": "{% for %}"})
         assert bad.status_code == 422 and "html part, line 1" in bad.json()["detail"]
-        c.post("/v1/templates", json={"name": "uses-coupon", "subject": "Hi",
-                                      "html": "{{ coupon }}"}).raise_for_status()
-        refused = c.post("/v1/campaigns", json={"name": "c0", "list": "news",
-                                                "template": "uses-coupon"})
+        c.post(
+            "/v1/templates", json={"name": "uses-coupon", "subject": "Hi", "html": "{{ coupon }}"}
+        ).raise_for_status()
+        refused = c.post(
+            "/v1/campaigns", json={"name": "c0", "list": "news", "template": "uses-coupon"}
+        )
         assert refused.status_code == 422 and "coupon" in refused.json()["detail"]
-        c.post("/v1/templates", json={"name": "hello", "subject": "Hi {{ first_name }}",
-                                      "html": "<b>{{ first_name }}</b>"}).raise_for_status()
-        send = c.post("/v1/campaigns", json={"name": "c1", "list": "news", "template": "hello",
-                                             "from": "News <news@example.com>"}).json()
+        c.post(
+            "/v1/templates",
+            json={
+                "name": "hello",
+                "subject": "Hi {{ first_name }}",
+                "html": "<b>{{ first_name }}</b>",
+            },
+        ).raise_for_status()
+        send = c.post(
+            "/v1/campaigns",
+            json={
+                "name": "c1",
+                "list": "news",
+                "template": "hello",
+                "from": "News <news@example.com>",
+            },
+        ).json()
         started = c.post(f"/v1/sends/{send['id']}/start").json()
         assert started["messages"] == 30
         assert c.post(f"/v1/sends/{send['id']}/start").status_code == 409
@@ -57,23 +78,34 @@ def test_campaign_over_http(live_api: LiveApi, engine: Engine,
     assert {m.rcpt for m in recorder.messages} == {f"u{i}@example.com" for i in range(30)}
 
 
-def test_transactional_messages_and_validation(live_api: LiveApi, engine: Engine,
-                                               smtp_server: tuple[Recorder, int]) -> None:
+def test_transactional_messages_and_validation(
+    live_api: LiveApi, engine: Engine, smtp_server: tuple[Recorder, int]
+) -> None:
     recorder, _ = smtp_server
     with client(live_api) as c:
         bad: list[dict[str, Any]] = [
             {"to": "a@example.com", "subject": "x\r\nBcc: v@example.com", "text": "t"},
             {"to": "a@example.com", "subject": "Hi {{ name }}", "text": "t"},
             {"to": "not an address", "subject": "s", "text": "t"},
-            {"to": "a@example.com", "subject": "s", "text": "t",
-             "headers": {"X-A": "b\nBcc: v@example.com"}},
+            {
+                "to": "a@example.com",
+                "subject": "s",
+                "text": "t",
+                "headers": {"X-A": "b\nBcc: v@example.com"},
+            },
         ]
         for body in bad:
             r = c.post("/v1/messages", json=body)
             assert r.status_code == 422, body
-        r = c.post("/v1/messages", json={"to": ["Zoë <zoe@example.com>", "bo@example.com"],
-                                         "subject": "Code {{ code }}", "text": "Your code: {{ code }}",
-                                         "vars": {"code": "123456"}})
+        r = c.post(
+            "/v1/messages",
+            json={
+                "to": ["Zoë <zoe@example.com>", "bo@example.com"],
+                "subject": "Code {{ code }}",
+                "text": "Your code: {{ code }}",
+                "vars": {"code": "123456"},
+            },
+        )
         assert r.status_code == 202
         ids = r.json()["message_ids"]
         assert len(ids) == 2

@@ -25,7 +25,9 @@ def test_temporary_failure_is_retried_with_backoff(
     engine: Engine, db_url: str, smtp_server: tuple[Recorder, int], settings_for: Any
 ) -> None:
     recorder, port = smtp_server
-    recorder.rcpt_script = lambda rcpt, n: "451 4.7.1 greylisted" if rcpt.startswith("user3@") and n < 3 else None
+    recorder.rcpt_script = lambda rcpt, n: (
+        "451 4.7.1 greylisted" if rcpt.startswith("user3@") and n < 3 else None
+    )
     send_id = make_campaign(engine, settings := settings_for(db_url, port), 12)
     run_to_end(engine, settings, send_id)
     row = by_email(engine, send_id)["user3@example.com"]
@@ -50,8 +52,12 @@ def test_hard_bounce_suppresses_the_address_for_later_sends(
     engine: Engine, db_url: str, smtp_server: tuple[Recorder, int], settings_for: Any
 ) -> None:
     recorder, port = smtp_server
-    recorder.rcpt_script = lambda rcpt, n: "550 5.1.1 no such user" if rcpt.startswith("user5@") else None
-    recorder.data_script = lambda rcpt, n: "554 5.7.1 content rejected" if rcpt.startswith("user6@") else None
+    recorder.rcpt_script = lambda rcpt, n: (
+        "550 5.1.1 no such user" if rcpt.startswith("user5@") else None
+    )
+    recorder.data_script = lambda rcpt, n: (
+        "554 5.7.1 content rejected" if rcpt.startswith("user6@") else None
+    )
     settings = settings_for(db_url, port)
     send_id = make_campaign(engine, settings, 10)
     run_to_end(engine, settings, send_id)
@@ -63,8 +69,13 @@ def test_hard_bounce_suppresses_the_address_for_later_sends(
     assert not contacts.is_suppressed(engine, "user6@example.com")  # message refused, not address
 
     recorder.messages.clear()
-    second = make_campaign(engine, settings, 0, list_name="news2",
-                           extra_rows="user5@example.com,Again\nuser9@example.com,Nine\n")
+    second = make_campaign(
+        engine,
+        settings,
+        0,
+        list_name="news2",
+        extra_rows="user5@example.com,Again\nuser9@example.com,Nine\n",
+    )
     assert sends.get_send(engine, second)["suppressed"] == 1
     run_to_end(engine, settings, second)
     assert [m.rcpt for m in recorder.messages] == ["user9@example.com"]

@@ -50,13 +50,16 @@ def test_stale_holder_is_fenced_off_after_a_reclaim(engine: Engine, one_batch: i
     assert ok.accepted
 
     # A wakes up and tries to record a failure for everything, then to release the batch.
-    stale = Checkpoint(a, results=[Result(i, MessageState.FAILED, 9, T0, error="stale") for i in ids])
+    stale = Checkpoint(
+        a, results=[Result(i, MessageState.FAILED, 9, T0, error="stale") for i in ids]
+    )
     queue.apply_checkpoints(engine, [stale], T0 + 13)
     assert not stale.accepted
     assert not queue.release_batch(engine, a, T0 + 13)
     with engine.connect() as conn:
-        rows = conn.execute(select(messages.c.state, messages.c.epoch).where(
-            messages.c.send_id == one_batch)).all()
+        rows = conn.execute(
+            select(messages.c.state, messages.c.epoch).where(messages.c.send_id == one_batch)
+        ).all()
     assert {(r.state, r.epoch) for r in rows} == {("sent", 2)}
     assert queue.release_batch(engine, b, T0 + 14)
     assert sends.get_send(engine, one_batch)["state"] == "completed"
@@ -75,8 +78,9 @@ def test_deferred_messages_make_the_batch_wait(engine: Engine, one_batch: int) -
     a = queue.claim_batch(engine, "A", 10, T0)
     assert a is not None
     ids = [m.id for m in queue.load_messages(engine, a, T0)]
-    results = sent(ids[1:], T0) + [
-        Result(ids[0], MessageState.DEFERRED, 1, T0, next_attempt_at=T0 + 60, smtp_code=451)
+    results = [
+        *sent(ids[1:], T0),
+        Result(ids[0], MessageState.DEFERRED, 1, T0, next_attempt_at=T0 + 60, smtp_code=451),
     ]
     queue.apply_checkpoints(engine, [Checkpoint(a, results=results)], T0)
     assert queue.release_batch(engine, a, T0)

@@ -13,20 +13,32 @@ from steadymail.sending.mime import Envelope, build_message
 
 
 def message() -> bytes:
-    return build_message(Envelope(
-        from_addr="Ünï <news@example.com>", to_addr="zoe@example.org", subject="Grüße",
-        html="<p>hi</p>", text="hi", message_id="<sm.1.1.a@example.com>", date=1.7e9,
-    ))
+    return build_message(
+        Envelope(
+            from_addr="Ünï <news@example.com>",
+            to_addr="zoe@example.org",
+            subject="Grüße",
+            html="<p>hi</p>",
+            text="hi",
+            message_id="<sm.1.1.a@example.com>",
+            date=1.7e9,
+        )
+    )
 
 
 def rsa_key(tmp_path: Path) -> tuple[Path, bytes]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path = tmp_path / "rsa.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.TraditionalOpenSSL,
-                                       serialization.NoEncryption()))
-    pub = key.public_key().public_bytes(serialization.Encoding.DER,
-                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    pub = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return path, b"v=DKIM1; k=rsa; p=" + base64.b64encode(pub)
 
 
@@ -37,12 +49,14 @@ def ed25519_key(tmp_path: Path) -> tuple[Path, bytes]:
     return path, b"v=DKIM1; k=ed25519; p=" + base64.b64encode(bytes(key.verify_key))
 
 
-@pytest.mark.parametrize(("algorithm", "make"), [("rsa-sha256", rsa_key),
-                                                  ("ed25519-sha256", ed25519_key)])
+@pytest.mark.parametrize(
+    ("algorithm", "make"), [("rsa-sha256", rsa_key), ("ed25519-sha256", ed25519_key)]
+)
 def test_signature_verifies_with_dkimpy(tmp_path: Path, algorithm: str, make: object) -> None:
     path, record = make(tmp_path)  # type: ignore[operator]
-    signer = DkimSigner([DkimSettings(domain="example.com", selector="s1", key_file=path,
-                                      algorithm=algorithm)])  # type: ignore[arg-type]
+    signer = DkimSigner(
+        [DkimSettings(domain="example.com", selector="s1", key_file=path, algorithm=algorithm)]
+    )  # type: ignore[arg-type]
     signed = signer.sign(message(), "example.com")
     assert signed.startswith(b"DKIM-Signature:")
     assert algorithm.encode() in signed.split(b"\r\n\r\n")[0]

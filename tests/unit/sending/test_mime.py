@@ -11,9 +11,13 @@ from steadymail.sending.mime import Envelope, build_message, message_id_for
 
 def envelope(**kw: object) -> Envelope:
     base: dict[str, object] = dict(
-        from_addr="Équipe Ünïcode <news@example.com>", to_addr="Zoë Ångström <zoe@example.com>",
-        subject="Grüße aus Köln — 🚀 launch", html="<p>Привет, 世界</p>", text="Привет, 世界",
-        message_id="<sm.1.2.abc@example.com>", date=1_700_000_000.0,
+        from_addr="Équipe Ünïcode <news@example.com>",
+        to_addr="Zoë Ångström <zoe@example.com>",
+        subject="Grüße aus Köln — 🚀 launch",
+        html="<p>Привет, 世界</p>",
+        text="Привет, 世界",
+        message_id="<sm.1.2.abc@example.com>",
+        date=1_700_000_000.0,
     )
     base.update(kw)
     return Envelope(**base)  # type: ignore[arg-type]
@@ -57,8 +61,9 @@ def test_extra_headers_are_checked_too() -> None:
         build_message(envelope(headers={"X-Tag": "a\r\nBcc: x@example.com"}))
 
 
-_LINE = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1,
-               max_size=200).filter(lambda s: s.strip())
+_LINE = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=200
+).filter(lambda s: s.strip())
 
 
 @given(_LINE)

@@ -1,0 +1,32 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint bench clean
+
+$(BIN)/steadymail: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(BIN)/steadymail  ## set up and run one region on SQLite with the capture server
+	$(BIN)/steadymail up
+
+test: $(BIN)/steadymail  ## set up and run the whole test suite (SQLite and PostgreSQL)
+	scripts/ensure-postgres
+	$(BIN)/pytest
+
+lint: $(BIN)/steadymail
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+bench: $(BIN)/steadymail  ## benchmarks: never part of the test suite
+	scripts/ensure-postgres
+	scripts/ensure-postfix
+	$(BIN)/python bench/throughput.py
+
+clean:
+	rm -rf $(VENV) .steadymail

@@ -1,0 +1,88 @@
+"""`steadymail up`: one command runs a region, and a worker that dies is restarted."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from steadymail.store.db import make_engine
+from steadymail.store.schema import instances
+from tests.conftest import free_port
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def test_up_runs_a_region_and_restarts_a_killed_worker(tmp_path: Path) -> None:
+    api_port, sink_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEADYMAIL_")}
+    env.update(
+        {
+            "STEADYMAIL_API_PORT": str(api_port),
+            "STEADYMAIL_SINK_PORT": str(sink_port),
+            "STEADYMAIL_RELAYS": f'[{{"host": "127.0.0.1", "port": {sink_port}}}]',
+            "STEADYMAIL_WORKERS": "2",
+        }
+    )
+    cmd = [sys.executable, "-m", "steadymail"]
+    up = subprocess.Popen(
+        [*cmd, "up"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        engine = make_engine(f"sqlite:///{tmp_path / '.steadymail' / 'steadymail.db'}")
+
+        def live_workers() -> list[int]:
+            try:
+                with engine.connect() as conn:
+                    rows = conn.execute(
+                        select(instances.c.pid).where(
+                            instances.c.service == "worker", instances.c.stopped_at.is_(None)
+                        )
+                    )
+                    return [r.pid for r in rows]
+            except Exception:
+                return []
+
+        wait_for(lambda: len(live_workers()) == 2, timeout=60)
+        wait_for(lambda: _healthy(api_port), timeout=30)
+        key = (tmp_path / ".steadymail" / "dev-api-key").read_text().strip()
+        victim = live_workers()[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: len([p for p in live_workers() if p != victim]) >= 2, timeout=30)
+
+        r = httpx.post(
+            f"http://127.0.0.1:{api_port}/v1/messages",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"to": "zoe@example.com", "subject": "hello", "text": "hi"},
+        )
+        assert r.status_code == 202
+        out = subprocess.run(
+            [*cmd, "captured"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+        )
+        wait_for(
+            lambda: (
+                "zoe@example.com"
+                in subprocess.run(
+                    [*cmd, "captured"], cwd=tmp_path, env=env, capture_output=True, text=True
+                ).stdout
+            ),
+            timeout=30,
+        )
+        assert out.returncode == 0
+    finally:
+        up.send_signal(signal.SIGINT)
+        output = up.communicate(timeout=60)[0].decode()
+    assert "event=child_died name=worker-" in output and "SIGKILL" in output
+    assert up.returncode == 0
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
