@@ -1,0 +1,230 @@
+"""Throughput of the whole pipeline against Postfix's smtp-sink, beside the raw SMTP limit.
+
+Prints one figure a line:
+  raw_smtp_source_msgs_per_s   smtp-source pushing N pre-made messages of the same size
+  <db>_steadymail_msgs_per_s   N personalised ~20 KB HTML messages: render, MIME, (DKIM,) SMTP
+  <db>_ratio                   steadymail / raw, measured in this same run
+
+Usage: python bench/throughput.py [--messages 50000] [--workers 2] [--concurrency 8]
+       [--dkim none|rsa|ed25519] [--db sqlite,postgresql]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from steadymail.clock import SystemClock
+from steadymail.config import Settings
+from steadymail.services import campaigns, csv_import, templates
+from steadymail.store import sends
+from steadymail.store.db import make_engine, migrate
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+CLOCK = SystemClock()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_sink(port: int) -> subprocess.Popen[bytes]:
+    sink = subprocess.Popen(["smtp-sink", "-u", "nobody", f"127.0.0.1:{port}", "1024"])
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return sink
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("smtp-sink did not start")
+
+
+def raw_rate(port: int, n: int, size: int, sessions: int) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            "smtp-source",
+            "-d",
+            "-s",
+            str(sessions),
+            "-m",
+            str(n),
+            "-l",
+            str(size),
+            "-f",
+            "bench@example.com",
+            "-t",
+            "rcpt@example.com",
+            f"127.0.0.1:{port}",
+        ],
+        check=True,
+    )
+    return n / (time.perf_counter() - started)
+
+
+def newsletter_html(size: int) -> str:
+    para = (
+        "<p>Dear {{ first_name }}, here is this week's story from {{ city }}. "
+        '<a href="https://example.com/story/{{ loop.index }}?u={{ email|urlencode }}">'
+        "Read more</a> — lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do "
+        "eiusmod tempor incididunt ut labore et dolore magna aliqua.</p>\n"
+    )
+    count = max(1, size // (len(para) + 10))
+    return (
+        "<html><body><h1>Hello {{ first_name }}</h1>\n{% for i in range("
+        + str(count)
+        + ") %}"
+        + para
+        + "{% endfor %}</body></html>"
+    )
+
+
+def dkim_settings(kind: str, workdir: Path) -> list[dict[str, str]]:
+    if kind == "none":
+        return []
+    if kind == "rsa":
+        key = workdir / "dkim.pem"
+        subprocess.run(
+            ["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True
+        )
+        return [
+            {
+                "domain": "example.com",
+                "selector": "b",
+                "key_file": str(key),
+                "algorithm": "rsa-sha256",
+            }
+        ]
+    import base64
+
+    import nacl.signing
+
+    key = workdir / "dkim.ed25519"
+    key.write_bytes(base64.b64encode(bytes(nacl.signing.SigningKey.generate())))
+    return [
+        {
+            "domain": "example.com",
+            "selector": "b",
+            "key_file": str(key),
+            "algorithm": "ed25519-sha256",
+        }
+    ]
+
+
+def pipeline_rate(
+    db_url: str, port: int, args: argparse.Namespace, workdir: Path
+) -> tuple[float, float]:
+    """Returns (messages/s from workers' start to the send's completion, materialise seconds)."""
+    migrate(db_url)
+    engine = make_engine(db_url)
+    settings = Settings(database_url=db_url, data_dir=workdir / "data", batch_size=100)
+    rows = "email,first_name,city\n" + "".join(
+        f"reader{i}@example.com,Reader{i},City{i % 97}\n" for i in range(args.messages)
+    )
+    csv_import.import_contacts(engine, CLOCK, rows.encode(), "bench")
+    templates.create_template(
+        engine,
+        CLOCK,
+        "bench",
+        "News for {{ first_name }}",
+        newsletter_html(args.size),
+        "Hello {{ first_name }}",
+    )
+    send_id = campaigns.create_campaign(
+        engine,
+        CLOCK,
+        settings,
+        name="bench",
+        list_name="bench",
+        template="bench",
+        from_addr="News <news@example.com>",
+    )
+    t0 = time.perf_counter()
+    campaigns.start(engine, CLOCK, settings, send_id)
+    materialise = time.perf_counter() - t0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEADYMAIL_")}
+    env.update(
+        {
+            "STEADYMAIL_DATABASE_URL": db_url,
+            "STEADYMAIL_DATA_DIR": str(workdir / "data"),
+            "STEADYMAIL_RELAYS": json.dumps([{"host": "127.0.0.1", "port": port}]),
+            "STEADYMAIL_WORKER_CONCURRENCY": str(args.concurrency),
+            "STEADYMAIL_DKIM": json.dumps(dkim_settings(args.dkim, workdir)),
+            "STEADYMAIL_CONFIG": str(workdir / "none.toml"),
+        }
+    )
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "steadymail", "worker"], env=env, stderr=subprocess.DEVNULL
+        )
+        for _ in range(args.workers)
+    ]
+    try:
+        while sends.get_send(engine, send_id)["state"] != "completed":
+            time.sleep(0.1)
+        elapsed = time.perf_counter() - started
+        counts = sends.progress(engine, send_id)["counts"]
+        if counts != {"sent": args.messages}:
+            raise RuntimeError(f"unexpected outcome: {counts}")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(60)
+        engine.dispose()
+    return args.messages / elapsed, materialise
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=50_000)
+    ap.add_argument("--size", type=int, default=20_000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--dkim", choices=["none", "rsa", "ed25519"], default="none")
+    ap.add_argument("--db", default="sqlite,postgresql")
+    args = ap.parse_args()
+    port = free_port()
+    sink = start_sink(port)
+    workdir = Path(tempfile.mkdtemp(prefix="steadymail-bench-"))
+    try:
+        raw = raw_rate(port, args.messages, args.size, args.concurrency * args.workers)
+        print(f"raw_smtp_source_msgs_per_s {raw:.0f}", flush=True)
+        for db in args.db.split(","):
+            if db == "sqlite":
+                url = f"sqlite:///{workdir / 'bench.db'}"
+            else:
+                name = f"sm_bench_{uuid.uuid4().hex[:8]}"
+                with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+                    c.execute(f'CREATE DATABASE "{name}"')
+                url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+            try:
+                rate, materialise = pipeline_rate(url, port, args, workdir)
+            finally:
+                if db != "sqlite":
+                    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+                        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            print(f"{db}_materialise_seconds {materialise:.2f}")
+            print(f"{db}_steadymail_msgs_per_s {rate:.0f}")
+            print(f"{db}_ratio {rate / raw:.3f}", flush=True)
+    finally:
+        sink.terminate()
+        sink.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
