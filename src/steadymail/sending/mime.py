@@ -1,12 +1,13 @@
 """MIME: multipart/alternative messages with correct encodings and no way to inject headers."""
 
+import binascii
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import policy
+from email.header import Header
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, getaddresses
+from email.utils import format_datetime, formataddr, getaddresses
 
 from steadymail.domain.headers import HeaderInjection, check_header_value
 from steadymail.errors import ValidationError
@@ -49,8 +50,42 @@ def needs_smtputf8(addr: Address) -> bool:
     return not addr.username.isascii()
 
 
+def _encode_header(value: str) -> str:
+    """RFC 2047 encoding (and folding) for any header text that is not plain short ASCII."""
+    if value.isascii() and len(value) < 900:
+        return value
+    return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
+
+
+def _mailbox(addr: Address, utf8: bool) -> str:
+    spec = addr.addr_spec
+    if not addr.display_name:
+        return spec
+    if utf8:
+        # SMTPUTF8 (RFC 6532) carries raw UTF-8 in headers; formataddr insists on ASCII.
+        quoted = addr.display_name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{quoted}" <{spec}>'
+    return formataddr((addr.display_name, spec), charset="utf-8")
+
+
+def _qp_part(body: str, subtype: str) -> bytes:
+    # Text is normalised to LF for the encoder, which emits LF; the wire wants CRLF.
+    raw = body.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    encoded = binascii.b2a_qp(raw, istext=True).replace(b"\n", b"\r\n")
+    if not encoded.endswith(b"\r\n"):
+        encoded += b"\r\n"
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    ).encode() + encoded
+
+
 def build_message(env: Envelope) -> bytes:
-    """The message as CRLF bytes ready for DATA. Raises ValidationError on header injection."""
+    """The message as CRLF bytes ready for DATA. Raises ValidationError on header injection.
+
+    Written directly rather than through `email.message`, which costs ~4 ms for a 20 KB
+    newsletter; tests parse every shape of output back with the standard library.
+    """
     try:
         for name, value in (
             ("Subject", env.subject),
@@ -62,20 +97,59 @@ def build_message(env: Envelope) -> bytes:
             check_header_value("header name", name)
     except HeaderInjection as e:
         raise ValidationError(str(e)) from e
+    for name in env.headers:
+        if not _HEADER_NAME.fullmatch(name) or name.lower() in _RESERVED:
+            raise ValidationError(f"header name {name!r} is not allowed")
     sender, rcpt = parse_address(env.from_addr), parse_address(env.to_addr)
-    pol = policy.SMTPUTF8 if needs_smtputf8(sender) or needs_smtputf8(rcpt) else policy.SMTP
-    msg = EmailMessage(policy=pol)
-    msg["From"] = sender
-    msg["To"] = rcpt
-    msg["Subject"] = env.subject
-    msg["Date"] = format_datetime(datetime.fromtimestamp(env.date, UTC))
-    msg["Message-ID"] = env.message_id
-    for name, value in env.headers.items():
-        msg[name] = value
+    utf8 = needs_smtputf8(sender) or needs_smtputf8(rcpt)
+    lines = [
+        f"From: {_mailbox(sender, utf8)}",
+        f"To: {_mailbox(rcpt, utf8)}",
+        f"Subject: {_encode_header(env.subject)}",
+        f"Date: {format_datetime(datetime.fromtimestamp(env.date, UTC))}",
+        f"Message-ID: {env.message_id}",
+        "MIME-Version: 1.0",
+    ]
+    lines += [f"{name}: {_encode_header(value)}" for name, value in env.headers.items()]
+    head = "\r\n".join(lines).encode("utf-8") + b"\r\n"
+    if env.text and env.html:
+        boundary = "=_sm_" + hashlib.sha1(env.message_id.encode()).hexdigest()
+        b = boundary.encode()
+        return (
+            head
+            + f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode()
+            + b"--"
+            + b
+            + b"\r\n"
+            + _qp_part(env.text, "plain")
+            + b"--"
+            + b
+            + b"\r\n"
+            + _qp_part(env.html, "html")
+            + b"--"
+            + b
+            + b"--\r\n"
+        )
     if env.text:
-        msg.set_content(env.text, charset="utf-8")
-        if env.html:
-            msg.add_alternative(env.html, subtype="html", charset="utf-8")
-    else:
-        msg.set_content(env.html, subtype="html", charset="utf-8")
-    return msg.as_bytes()
+        return head + _qp_part(env.text, "plain")
+    return head + _qp_part(env.html, "html")
+
+
+_HEADER_NAME = re.compile(r"[!-9;-~]+")
+# Headers the pipeline writes itself; a caller may not set or duplicate them.
+_RESERVED = frozenset(
+    {
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+        "bcc",
+        "cc",
+        "sender",
+        "dkim-signature",
+    }
+)

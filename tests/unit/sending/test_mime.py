@@ -83,3 +83,29 @@ def test_message_id_is_deterministic_per_send_and_recipient() -> None:
     assert a == message_id_for(7, 42, "zoe@example.com", "mail.example.com")
     assert a != message_id_for(8, 42, "zoe@example.com", "mail.example.com")
     assert a.startswith("<sm.7.42.") and a.endswith("@mail.example.com>")
+
+
+def test_single_part_messages_and_long_lines() -> None:
+    long_line = "word " * 400
+    html_only = parse(build_message(envelope(text="", html=f"<p>{long_line}</p>")))
+    assert html_only.get_content_type() == "text/html"
+    assert html_only.get_content().strip() == f"<p>{long_line}</p>".strip()
+    text_only = parse(build_message(envelope(html="", text="a\r\n.\r\nb=c")))
+    assert text_only.get_content_type() == "text/plain"
+    assert text_only.get_content().splitlines() == ["a", ".", "b=c"]
+    assert all(
+        len(line) <= 998 for line in build_message(envelope(subject="x" * 2000)).split(b"\r\n")
+    )
+
+
+def test_extra_headers_are_encoded_and_reserved_ones_refused() -> None:
+    msg = parse(build_message(envelope(headers={"X-Campaign": "Été 2026"})))
+    assert msg["X-Campaign"] == "Été 2026"
+    for name in ("Bcc", "content-type", "X Bad", "X:Bad"):
+        with pytest.raises(ValidationError):
+            build_message(envelope(headers={name: "v"}))
+
+
+def test_utf8_local_part_uses_smtputf8_headers() -> None:
+    data = build_message(envelope(to_addr="Zoë <zoë@example.com>"))
+    assert "zoë@example.com".encode() in data.split(b"\r\n\r\n")[0]
