@@ -74,21 +74,22 @@ def raw_rate(port: int, n: int, size: int, sessions: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def newsletter_html(size: int) -> str:
+def newsletter_html(size: int, links: int = 30) -> str:
+    """A realistic newsletter: static HTML of `size` bytes, `links` links, a few variables."""
+    head = "<html><body><h1>Hello {{ first_name }}, the week in {{ city }}</h1>\n"
     para = (
-        "<p>Dear {{ first_name }}, here is this week's story from {{ city }}. "
-        '<a href="https://example.com/story/{{ loop.index }}?u={{ email|urlencode }}">'
-        "Read more</a> — lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do "
-        "eiusmod tempor incididunt ut labore et dolore magna aliqua.</p>\n"
+        "<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor "
+        "incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud "
+        'exercitation. <a href="https://example.com/story/{n}?utm_source=news">Story {n}'
+        "</a></p>\n"
     )
-    count = max(1, size // (len(para) + 10))
-    return (
-        "<html><body><h1>Hello {{ first_name }}</h1>\n{% for i in range("
-        + str(count)
-        + ") %}"
-        + para
-        + "{% endfor %}</body></html>"
-    )
+    body = []
+    n = 0
+    while len(head) + sum(map(len, body)) < size:
+        body.append(para.format(n=n % links))
+        n += 1
+    tail = "<p>Sent to {{ email }} because you live in {{ city }}.</p></body></html>"
+    return head + "".join(body) + tail
 
 
 def dkim_settings(kind: str, workdir: Path) -> list[dict[str, str]]:

@@ -7,6 +7,7 @@ import time
 from typing import Annotated
 
 import typer
+import uvloop
 
 from steadymail.cli import content
 from steadymail.cli.context import console, err_console, make_ctx, setup_logging
@@ -73,7 +74,8 @@ def worker_cmd(
             loop.add_signal_handler(sig, worker.stop)
         await worker.run()
 
-    asyncio.run(main())
+    # uvloop's I/O path is markedly cheaper per SMTP round trip than asyncio's default loop.
+    uvloop.run(main())
 
 
 @app.command("api")

@@ -1,6 +1,7 @@
 """MIME: multipart/alternative messages with correct encodings and no way to inject headers."""
 
 import binascii
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ def message_id_for(send_id: int, message_id: int, email: str, domain: str) -> st
     return f"<sm.{send_id}.{message_id}.{digest}@{domain}>"
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_address(value: str) -> Address:
     """One mailbox (`Name <a@b>` or `a@b`), with an IDN domain turned into its A-label."""
     check_header_value("address", value)
@@ -68,16 +70,24 @@ def _mailbox(addr: Address, utf8: bool) -> str:
     return formataddr((addr.display_name, spec), charset="utf-8")
 
 
-def _qp_part(body: str, subtype: str) -> bytes:
-    # Text is normalised to LF for the encoder, which emits LF; the wire wants CRLF.
-    raw = body.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
-    encoded = binascii.b2a_qp(raw, istext=True).replace(b"\n", b"\r\n")
+def _text_part(body: str, subtype: str) -> bytes:
+    """A text part: 7bit when it is ASCII in short lines (most HTML), else quoted-printable."""
+    text = body.replace("\r\n", "\n").replace("\r", "\n")
+    if text.isascii() and max(map(len, text.split("\n"))) <= _MAX_7BIT_LINE:
+        cte, encoded = "7bit", text.replace("\n", "\r\n").encode("ascii")
+    else:
+        # The encoder takes and emits LF; the wire wants CRLF.
+        cte = "quoted-printable"
+        encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
     if not encoded.endswith(b"\r\n"):
         encoded += b"\r\n"
     return (
-        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
-        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {cte}\r\n\r\n'
     ).encode() + encoded
+
+
+# RFC 5322 allows 998 characters a line; stay well inside it.
+_MAX_7BIT_LINE = 900
 
 
 def build_message(env: Envelope) -> bytes:
@@ -121,18 +131,18 @@ def build_message(env: Envelope) -> bytes:
             + b"--"
             + b
             + b"\r\n"
-            + _qp_part(env.text, "plain")
+            + _text_part(env.text, "plain")
             + b"--"
             + b
             + b"\r\n"
-            + _qp_part(env.html, "html")
+            + _text_part(env.html, "html")
             + b"--"
             + b
             + b"--\r\n"
         )
     if env.text:
-        return head + _qp_part(env.text, "plain")
-    return head + _qp_part(env.html, "html")
+        return head + _text_part(env.text, "plain")
+    return head + _text_part(env.html, "html")
 
 
 _HEADER_NAME = re.compile(r"[!-9;-~]+")

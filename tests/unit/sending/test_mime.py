@@ -90,9 +90,11 @@ def test_single_part_messages_and_long_lines() -> None:
     html_only = parse(build_message(envelope(text="", html=f"<p>{long_line}</p>")))
     assert html_only.get_content_type() == "text/html"
     assert html_only.get_content().strip() == f"<p>{long_line}</p>".strip()
+    assert html_only["Content-Transfer-Encoding"] == "quoted-printable"  # line too long for 7bit
     text_only = parse(build_message(envelope(html="", text="a\r\n.\r\nb=c")))
     assert text_only.get_content_type() == "text/plain"
     assert text_only.get_content().splitlines() == ["a", ".", "b=c"]
+    assert text_only["Content-Transfer-Encoding"] == "7bit"
     assert all(
         len(line) <= 998 for line in build_message(envelope(subject="x" * 2000)).split(b"\r\n")
     )
