@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from rich.console import Console
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 
 from steadymail.clock import SystemClock
 from steadymail.config import Settings, load_settings
-from steadymail.store.db import make_engine
+from steadymail.store.db import make_engine, migrate
 
 console = Console()
 err_console = Console(stderr=True)
@@ -23,7 +23,13 @@ class Ctx:
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(self.settings.resolved_database_url())
+        url = self.settings.resolved_database_url()
+        engine = make_engine(url)
+        # A newcomer's first command may come before `up` or `migrate`: create the schema
+        # rather than fail on a missing table. Existing databases are left to `migrate`.
+        if not inspect(engine).has_table("alembic_version"):
+            migrate(url)
+        return engine
 
 
 def make_ctx() -> Ctx:
