@@ -174,6 +174,13 @@ class LiveApi:
     url: str
     key: str
     settings: Settings
+    server: Any
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        """A clean shutdown, as SIGTERM to uvicorn would do."""
+        self.server.should_exit = True
+        self.thread.join(10)
 
 
 @pytest.fixture
@@ -192,8 +199,14 @@ def live_api(
     from steadymail.api.app import create_app
     from steadymail.store import apikeys
 
-    settings = settings_for(db_url, smtp_server[1])
     port = free_port()
+    settings = settings_for(
+        db_url,
+        smtp_server[1],
+        public_url=f"http://127.0.0.1:{port}",
+        scanner_click_window=0.0,
+        tracking_flush_interval=0.05,
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning"
@@ -212,6 +225,6 @@ def live_api(
                 raise
             time.sleep(0.05)
     key = apikeys.create_key(engine, "test", {"read", "write", "send"}, CLOCK.now())
-    yield LiveApi(url, key, settings)
+    yield LiveApi(url, key, settings, server, thread)
     server.should_exit = True
     thread.join(10)

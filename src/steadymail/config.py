@@ -82,6 +82,18 @@ class Settings(BaseSettings):
 
     workers: int = 2
 
+    # Link and open tracking. "off" disables rewriting; unsubscribe links are always added.
+    tracking_version: Literal["off", "v1", "v2"] = "v1"
+    # Key id -> secret. Empty: a key is generated into data_dir on first use (development).
+    tracking_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    tracking_signing_key: str = ""
+    # Key ids whose links must stop working (they answer 404); remove their secret too.
+    tracking_retired_keys: list[str] = Field(default_factory=list)
+    ip_hash_secret: SecretStr | None = None
+    # A click this soon after delivery is a link scanner's, not a person's.
+    scanner_click_window: float = 5.0
+    tracking_flush_interval: float = 0.2
+
     @classmethod
     def settings_customise_sources(
         cls,

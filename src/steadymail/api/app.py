@@ -1,25 +1,52 @@
 """The ASGI application factory."""
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 
 from steadymail import __version__
-from steadymail.api import errors, rest
+from steadymail.api import errors, rest, tracking_routes
 from steadymail.api.deps import AppState
 from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings, load_settings
 from steadymail.store.db import make_engine
+from steadymail.tracking.events import EventRecorder
+from steadymail.tracking.keys import load_tracking_secrets
 
 
 def create_app(settings: Settings, engine: Engine, clock: Clock | None = None) -> FastAPI:
-    app = FastAPI(title="steadymail", version=__version__)
+    clock = clock or SystemClock()
+    secrets = load_tracking_secrets(settings)
+    recorder = EventRecorder(
+        engine,
+        clock,
+        secrets.ip_hash_key,
+        settings.scanner_click_window,
+        settings.tracking_flush_interval,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        writer = asyncio.create_task(recorder.run())
+        try:
+            yield
+        finally:
+            writer.cancel()
+            # A clean shutdown loses no recorded click, open or unsubscribe.
+            await recorder.close()
+
+    app = FastAPI(title="steadymail", version=__version__, lifespan=lifespan)
     app.state.steadymail = AppState(
-        settings, engine, clock or SystemClock(), settings.resolved_capture_db()
+        settings, engine, clock, settings.resolved_capture_db(), secrets.signer, recorder
     )
     errors.install(app)
     app.include_router(rest.router)
+    app.include_router(tracking_routes.router)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

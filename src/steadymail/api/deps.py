@@ -11,6 +11,8 @@ from steadymail.clock import Clock
 from steadymail.config import Settings
 from steadymail.errors import Unauthorized
 from steadymail.store import apikeys
+from steadymail.tracking.events import EventRecorder
+from steadymail.tracking.tokens import TokenSigner
 
 
 @dataclass
@@ -19,6 +21,8 @@ class AppState:
     engine: Engine
     clock: Clock
     capture_path: Path
+    signer: TokenSigner
+    recorder: EventRecorder
 
 
 def state(request: Request) -> AppState:

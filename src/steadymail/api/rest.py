@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from steadymail.api.deps import AppState, Read, Send, Write
 from steadymail.services import campaigns, csv_import, templates, transactional
-from steadymail.store import capture, contacts, sends
+from steadymail.store import capture, contacts, sends, tracking
 from steadymail.store import templates as template_store
 
 router = APIRouter(prefix="/v1")
@@ -42,6 +42,7 @@ class MessageIn(BaseModel):
     vars: dict[str, Any] = Field(default_factory=dict)
     from_addr: str | None = Field(default=None, alias="from")
     headers: dict[str, str] = Field(default_factory=dict)
+    list_unsubscribe: bool = False
 
 
 @router.get("/lists")
@@ -104,6 +105,13 @@ def get_send(send_id: int, st: AppState = Read) -> dict[str, Any]:
     return campaigns.status(st.engine, send_id)
 
 
+@router.get("/sends/{send_id}/stats")
+def get_send_stats(send_id: int, st: AppState = Read) -> dict[str, Any]:
+    """Delivered, opens, clicks (human and machine apart), unsubscribes, and per-link clicks."""
+    sends.get_send(st.engine, send_id)
+    return tracking.send_stats(st.engine, send_id)
+
+
 @router.post("/sends/{send_id}/start")
 def start_send(send_id: int, st: AppState = Write) -> dict[str, Any]:
     return {"send_id": send_id, **campaigns.start(st.engine, st.clock, st.settings, send_id)}
@@ -132,6 +140,7 @@ def post_message(body: MessageIn, st: AppState = Send) -> dict[str, Any]:
         variables=body.vars,
         from_addr=body.from_addr,
         headers=body.headers,
+        list_unsubscribe=body.list_unsubscribe,
     )
 
 

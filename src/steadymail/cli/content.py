@@ -10,7 +10,7 @@ from rich.table import Table
 
 from steadymail.cli.context import console, make_ctx
 from steadymail.services import campaigns, csv_import, templates
-from steadymail.store import capture, sends
+from steadymail.store import capture, sends, tracking
 
 
 def import_cmd(
@@ -203,3 +203,30 @@ def captured_cmd(
         )
     console.print(table)
     console.print(f"{capture.count(engine)} captured in all")
+
+
+def stats_cmd(send_id: int) -> None:
+    """Engagement of a send: opens, clicks (human and machine apart), unsubscribes, links."""
+    ctx = make_ctx()
+    sends.get_send(ctx.engine, send_id)
+    st = tracking.send_stats(ctx.engine, send_id)
+    table = Table("", "total", "unique", "machine")
+    for kind in ("open", "click"):
+        table.add_row(
+            kind + "s",
+            str(st[f"{kind}s_total"]),
+            str(st[f"{kind}s_unique"]),
+            str(st[f"{kind}s_machine"]),
+        )
+    console.print(f"send {send_id}: {st['delivered']} delivered, {st['unsubscribes']} unsubscribed")
+    console.print(table)
+    links = Table("link", "url", "clicks", "unique", "machine")
+    for link in st["links"]:
+        links.add_row(
+            str(link["link"]),
+            link["url"],
+            str(link["clicks_total"]),
+            str(link["clicks_unique"]),
+            str(link["clicks_machine"]),
+        )
+    console.print(links)

@@ -30,6 +30,7 @@ app.command("pause")(content.pause_cmd)
 app.command("resume")(content.resume_cmd)
 app.command("cancel")(content.cancel_cmd)
 app.command("captured")(content.captured_cmd)
+app.command("stats")(content.stats_cmd)
 apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
 

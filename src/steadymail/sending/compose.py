@@ -1,6 +1,7 @@
 """From a queued message to signed bytes: render, build MIME, sign with DKIM."""
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from steadymail.sending.mime import (
     parse_address,
 )
 from steadymail.sending.render import CompiledTemplate, compile_template, contact_context, render
+from steadymail.tracking.tracker import Tracker
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,18 @@ def _inline_template(subject: str, html: str, text: str) -> CompiledTemplate:
 class Composer:
     """Turns (send, message) into the bytes to hand to SMTP."""
 
-    def __init__(self, signer: DkimSigner, message_id_domain: str) -> None:
+    def __init__(
+        self,
+        signer: DkimSigner,
+        message_id_domain: str,
+        tracker: Tracker,
+        tracking_version: Callable[[], str],
+    ) -> None:
         self._signer = signer
         self._domain = message_id_domain
+        self._tracker = tracker
+        # Read per message, so a change of version (a flag) takes effect without a restart.
+        self._tracking_version = tracking_version
 
     def compose(
         self,
@@ -59,6 +70,7 @@ class Composer:
         variables = attributes
         from_addr = send.from_addr
         headers: dict[str, str] = {}
+        list_unsubscribe = send.kind == "campaign"
         if payload is not None:
             if template is None:
                 template = _inline_template(
@@ -67,18 +79,26 @@ class Composer:
             variables = payload.get("vars") or {}
             from_addr = payload.get("from") or from_addr
             headers = dict(payload.get("headers") or {})
+            list_unsubscribe = bool(payload.get("list_unsubscribe"))
         assert template is not None, "a campaign send always has a template"
-        rendered = render(
-            template, contact_context(email, variables, {"send": {"id": send.send_id}})
+        unsubscribe_url = self._tracker.unsubscribe_url(send.send_id, message_id)
+        context = contact_context(
+            email, variables, {"send": {"id": send.send_id}, "unsubscribe_url": unsubscribe_url}
         )
+        rendered = render(template, context)
+        html, text = self._tracker.rewrite(
+            self._tracking_version(), send.send_id, message_id, rendered.html, rendered.text
+        )
+        if list_unsubscribe:
+            headers.update(self._tracker.list_unsubscribe(send.send_id, message_id, self._domain))
         sender, rcpt = parse_address(from_addr), parse_address(email)
         data = build_message(
             Envelope(
                 from_addr=from_addr,
                 to_addr=email,
                 subject=rendered.subject,
-                html=rendered.html,
-                text=rendered.text,
+                html=html,
+                text=text,
                 message_id=message_id_for(send.send_id, message_id, email, self._domain),
                 date=now,
                 headers=headers,

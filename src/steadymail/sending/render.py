@@ -10,7 +10,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from steadymail.errors import ValidationError
 
 # Names every message can use whatever its list holds.
-BUILTIN_VARIABLES = frozenset({"email", "contact", "send"})
+BUILTIN_VARIABLES = frozenset({"email", "contact", "send", "unsubscribe_url"})
 
 _HTML = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
 _PLAIN = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)

@@ -12,6 +12,8 @@ from steadymail.sending.dkim_signer import DkimSigner
 from steadymail.sending.transport import SmtpPool
 from steadymail.sending.worker import Worker
 from steadymail.store import ratelimit
+from steadymail.tracking.keys import load_tracking_secrets
+from steadymail.tracking.tracker import Tracker
 
 
 def build_worker(
@@ -30,7 +32,13 @@ def build_worker(
         clock=clock,
         take=partial(ratelimit.take, engine),
     )
-    composer = Composer(DkimSigner(settings.dkim), settings.message_id_domain)
+    tracker = Tracker(load_tracking_secrets(settings).signer, settings.public_url)
+    composer = Composer(
+        DkimSigner(settings.dkim),
+        settings.message_id_domain,
+        tracker,
+        lambda: settings.tracking_version,
+    )
     return Worker(
         settings, engine, clock, pool, composer, instance_id=instance_id, rng=random.Random(seed)
     )

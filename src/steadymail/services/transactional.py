@@ -29,6 +29,7 @@ def enqueue(
     from_addr: str | None = None,
     headers: dict[str, str] | None = None,
     stream: str = STREAM,
+    list_unsubscribe: bool = False,
 ) -> dict[str, Any]:
     """Validate everything a worker would need, then queue one message per recipient."""
     if not to:
@@ -64,6 +65,7 @@ def enqueue(
                     "vars": variables,
                     "from": sender,
                     "headers": headers or {},
+                    "list_unsubscribe": list_unsubscribe,
                 },
             )
         )

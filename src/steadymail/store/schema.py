@@ -160,3 +160,23 @@ api_keys = Table(
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
 )
+
+tracking_events = Table(
+    "tracking_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(20), nullable=False),
+    Column("send_id", Id, nullable=False),
+    Column("message_id", Id, nullable=False),
+    Column("link", Integer, nullable=False, server_default="0"),
+    Column("url", Text, nullable=False, server_default=""),
+    Column("at", Float, nullable=False),
+    Column("method", String(10), nullable=False),
+    Column("user_agent", String(500), nullable=False, server_default=""),
+    # HMAC-SHA256 of the client address with a secret: countable, never reversible to the IP.
+    Column("ip_hash", String(64), nullable=False, server_default=""),
+    # 1 for mail-privacy proxies, prefetchers and link scanners; excluded from human stats.
+    Column("machine", Integer, nullable=False, server_default="0"),
+    Column("reason", String(100), nullable=False, server_default=""),
+    Index("ix_tracking_events_send", "send_id", "kind"),
+)

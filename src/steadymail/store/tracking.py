@@ -1,0 +1,89 @@
+"""Tracking events, unsubscribes and engagement statistics."""
+
+from typing import Any
+
+from sqlalchemy import Engine, case, distinct, func, insert, select
+
+from steadymail.domain.states import MessageState
+from steadymail.errors import NotFound
+from steadymail.store.contacts import suppress
+from steadymail.store.schema import messages, tracking_events
+
+
+def sent_times(engine: Engine, message_ids: list[int]) -> dict[int, float | None]:
+    if not message_ids:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(messages.c.id, messages.c.sent_at).where(messages.c.id.in_(message_ids))
+        )
+        return {int(r.id): r.sent_at for r in rows}
+
+
+def insert_events(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(insert(tracking_events), rows)
+
+
+def unsubscribe(engine: Engine, message_id: int, now: float) -> str:
+    """Suppress the message's recipient for every future send, at once; returns the address."""
+    with engine.connect() as conn:
+        row = conn.execute(select(messages.c.email).where(messages.c.id == message_id)).first()
+    if row is None:
+        raise NotFound("unknown message")
+    suppress(engine, row.email, "unsubscribed", now)
+    return str(row.email)
+
+
+def _engagement(kind: str) -> list[Any]:
+    is_kind = tracking_events.c.kind == kind
+    human = is_kind & (tracking_events.c.machine == 0)
+    machine = is_kind & (tracking_events.c.machine == 1)
+    msg = tracking_events.c.message_id
+    return [
+        func.sum(case((human, 1), else_=0)).label(f"{kind}s_total"),
+        func.count(distinct(case((human, msg)))).label(f"{kind}s_unique"),
+        func.sum(case((machine, 1), else_=0)).label(f"{kind}s_machine"),
+    ]
+
+
+def send_stats(engine: Engine, send_id: int) -> dict[str, Any]:
+    """Delivered, opens and clicks (human total/unique, machine), unsubscribes, per link."""
+    with engine.connect() as conn:
+        delivered = conn.execute(
+            select(func.count()).where(
+                messages.c.send_id == send_id, messages.c.state == MessageState.SENT.value
+            )
+        ).scalar_one()
+        ev = tracking_events.c
+        row = conn.execute(
+            select(
+                *_engagement("open"),
+                *_engagement("click"),
+                func.count(distinct(case((ev.kind == "unsubscribe", ev.message_id)))).label(
+                    "unsubscribes"
+                ),
+            ).where(ev.send_id == send_id)
+        ).one()
+        links = conn.execute(
+            select(
+                ev.link,
+                ev.url,
+                func.sum(case((ev.machine == 0, 1), else_=0)).label("clicks_total"),
+                func.count(distinct(case((ev.machine == 0, ev.message_id)))).label("clicks_unique"),
+                func.sum(case((ev.machine == 1, 1), else_=0)).label("clicks_machine"),
+            )
+            .where(ev.send_id == send_id, ev.kind == "click")
+            .group_by(ev.link, ev.url)
+            .order_by(ev.link)
+        ).all()
+    stats = {k: int(v or 0) for k, v in row._mapping.items()}
+    return {
+        "send_id": send_id,
+        "delivered": int(delivered),
+        **stats,
+        "links": [
+            {k: (int(v or 0) if k != "url" else v) for k, v in r._mapping.items()} for r in links
+        ],
+    }

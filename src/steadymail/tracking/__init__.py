@@ -1,0 +1,1 @@
+"""Link rewriting, signed tokens, and click/open/unsubscribe handling."""

@@ -1,0 +1,53 @@
+"""Tracking secrets: from settings, or generated once into the data dir for development."""
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from steadymail.config import Settings
+from steadymail.tracking.tokens import TokenSigner
+
+
+@dataclass(frozen=True)
+class TrackingSecrets:
+    signer: TokenSigner
+    ip_hash_key: bytes
+
+
+def _generated(path: Path) -> dict[str, str]:
+    if path.exists():
+        data: dict[str, str] = json.loads(path.read_text())
+        return data
+    data = {"kid": "dev1", "secret": secrets.token_urlsafe(32), "ip": secrets.token_urlsafe(32)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # O_EXCL: two processes starting together must not write two different keys.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _generated(path)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    return data
+
+
+def load_tracking_secrets(settings: Settings) -> TrackingSecrets:
+    """The signer and IP-hashing key every process of a region must share."""
+    retired = set(settings.tracking_retired_keys)
+    if settings.tracking_keys:
+        keys = {
+            k: v.get_secret_value().encode()
+            for k, v in settings.tracking_keys.items()
+            if k not in retired
+        }
+        kid = settings.tracking_signing_key or next(iter(keys))
+        ip = settings.ip_hash_secret
+        if ip is None:
+            raise ValueError("ip_hash_secret is required when tracking_keys are configured")
+        return TrackingSecrets(TokenSigner(keys, kid), ip.get_secret_value().encode())
+    gen = _generated(settings.data_dir / "tracking-secrets.json")
+    ip_key = (
+        settings.ip_hash_secret.get_secret_value() if settings.ip_hash_secret else gen["ip"]
+    ).encode()
+    return TrackingSecrets(TokenSigner({gen["kid"]: gen["secret"].encode()}, gen["kid"]), ip_key)

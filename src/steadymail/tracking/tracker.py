@@ -1,0 +1,78 @@
+"""Per-message tracking: which links are tracked, how (by version), and the unsubscribe headers."""
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from steadymail.tracking.rewrite import is_http, rewrite_html, rewrite_text
+from steadymail.tracking.tokens import Kind, TokenData, TokenSigner
+
+VERSIONS = ("off", "v1", "v2")
+
+
+def add_utm(url: str, campaign: str) -> str:
+    """v2: tag the destination for analytics, keeping any utm_* the author already set."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    present = {k for k, _ in query}
+    extra = [
+        (k, v)
+        for k, v in (
+            ("utm_source", "steadymail"),
+            ("utm_medium", "email"),
+            ("utm_campaign", campaign),
+        )
+        if k not in present
+    ]
+    if not extra:
+        return url
+    return urlunsplit(parts._replace(query=urlencode(query + extra)))
+
+
+class Tracker:
+    """Builds one message's tracking URLs and rewrites its parts."""
+
+    def __init__(self, signer: TokenSigner, public_url: str) -> None:
+        self._signer = signer
+        self._base = public_url.rstrip("/")
+
+    def unsubscribe_url(self, send_id: int, message_id: int) -> str:
+        token = self._signer.sign(TokenData(Kind.UNSUBSCRIBE, send_id, message_id))
+        return f"{self._base}/u/{token}"
+
+    def list_unsubscribe(self, send_id: int, message_id: int, mailto_domain: str) -> dict[str, str]:
+        """RFC 2369 + RFC 8058 headers: an HTTPS one-click URL and a mailto fallback."""
+        token = self._signer.sign(TokenData(Kind.UNSUBSCRIBE, send_id, message_id))
+        return {
+            "List-Unsubscribe": f"<{self._base}/u/{token}>, "
+            f"<mailto:unsubscribe@{mailto_domain}?subject=unsubscribe%20{token}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+
+    def rewrite(
+        self, version: str, send_id: int, message_id: int, html: str, text: str
+    ) -> tuple[str, str]:
+        """Rewrite both parts of one message; each distinct URL gets one link number."""
+        if version == "off":
+            return html, text
+        if version not in VERSIONS:
+            raise ValueError(f"unknown tracking version {version!r}")
+        links: dict[str, str] = {}
+        own = (self._base + "/t/", self._base + "/u/")
+
+        def track(url: str) -> str | None:
+            if not is_http(url) or url.startswith(own):
+                return None
+            if url not in links:
+                dest = add_utm(url, f"send-{send_id}") if version == "v2" else url
+                token = self._signer.sign(
+                    TokenData(Kind.CLICK, send_id, message_id, len(links), dest)
+                )
+                links[url] = f"{self._base}/t/c/{token}"
+            return links[url]
+
+        pixel = None
+        if html:
+            pixel = f"{self._base}/t/o/" + self._signer.sign(
+                TokenData(Kind.OPEN, send_id, message_id)
+            )
+        new_html = rewrite_html(html, track, pixel) if html else html
+        return new_html, rewrite_text(text, track) if text else text

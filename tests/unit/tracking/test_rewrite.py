@@ -1,0 +1,117 @@
+from urllib.parse import parse_qs, urlsplit
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from selectolax.lexbor import LexborHTMLParser
+
+from steadymail.tracking.rewrite import rewrite_html, rewrite_text
+from steadymail.tracking.tokens import Kind, TokenSigner
+from steadymail.tracking.tracker import Tracker
+
+SIGNER = TokenSigner({"k1": b"s"}, "k1")
+BASE = "https://t.example.net"
+TRACKER = Tracker(SIGNER, BASE)
+
+
+def hrefs(html: str) -> list[str]:
+    return [a.attributes.get("href") or "" for a in LexborHTMLParser(html).css("a")]
+
+
+def resolve(url: str) -> str:
+    assert url.startswith(BASE + "/t/c/"), url
+    data = SIGNER.verify(url.rsplit("/", 1)[1])
+    assert data.kind == Kind.CLICK
+    return data.url
+
+
+DOC = """<p>Caf&eacute; &amp; more &nbsp;</p>
+<a href="https://example.com/a?x=1&amp;y=2#frag">one</a>
+<a href="HTTP://b\u00fccher.de/\u00fcber?q=\u00e4">idn</a>
+<a href="mailto:hi@example.com">mail</a> <a href="tel:+123">tel</a> <a href="#top">top</a>
+<a href="/relative/path">rel</a> <a href="https://example.com/skip" data-notrack>skip</a>
+<a href="https://t.example.net/u/abc">unsubscribe</a>
+<a href="https://example.com/a?x=1&amp;y=2#frag">one again</a>"""
+
+
+def test_what_is_tracked_and_what_is_left_alone() -> None:
+    html, _ = TRACKER.rewrite("v1", 5, 9, DOC, "")
+    got = hrefs(html)
+    assert resolve(got[0]) == "https://example.com/a?x=1&y=2#frag"  # entity decoded once
+    assert resolve(got[1]) == "HTTP://b\u00fccher.de/\u00fcber?q=\u00e4"
+    assert got[2:8] == [
+        "mailto:hi@example.com",
+        "tel:+123",
+        "#top",
+        "/relative/path",
+        "https://example.com/skip",
+        "https://t.example.net/u/abc",
+    ]
+    assert got[8] == got[0]  # one link number per distinct URL
+    assert '<img src="https://t.example.net/t/o/' in html
+    tree = LexborHTMLParser(html)
+    assert tree.body is not None and "Café & more" in tree.body.text()
+
+
+def test_text_part_urls_are_rewritten_and_punctuation_kept() -> None:
+    _, text = TRACKER.rewrite(
+        "v1", 5, 9, "", "See https://example.com/a?b=1. Or (https://x.org/p)."
+    )
+    words = text.split()
+    assert resolve(words[1].rstrip(".")) == "https://example.com/a?b=1"
+    assert words[1].endswith(".") and words[3].startswith("(") and words[3].endswith(").")
+    assert resolve(words[3][1:-2]) == "https://x.org/p"
+
+
+def test_versions() -> None:
+    assert TRACKER.rewrite("off", 1, 1, DOC, "https://a.b/") == (DOC, "https://a.b/")
+    html, _ = TRACKER.rewrite("v2", 7, 1, '<a href="https://e.com/?utm_source=me&k=v">x</a>', "")
+    dest = resolve(hrefs(html)[0])
+    q = parse_qs(urlsplit(dest).query)
+    assert q["utm_source"] == ["me"] and q["utm_campaign"] == ["send-7"] and q["k"] == ["v"]
+
+
+urls = st.builds(
+    lambda scheme, host, path, query: f"{scheme}://{host}/{path}" + (f"?{query}" if query else ""),
+    st.sampled_from(["http", "https", "HTTPS"]),
+    st.from_regex(r"[a-z]{1,10}\.(com|org|de)", fullmatch=True),
+    st.text(
+        st.characters(
+            blacklist_categories=("Cc", "Cs", "Zs", "Zl", "Zp"), blacklist_characters="\"<>'&#?"
+        ),
+        max_size=20,
+    ),
+    st.text(st.sampled_from("abc=&xyz1%"), max_size=15),
+)
+others = st.sampled_from(["mailto:a@b.c", "tel:123", "#x", "/rel", "ftp://x.org/f"])
+words = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="<>&"), max_size=15
+)
+
+
+@settings(max_examples=150)
+@given(st.lists(st.tuples(words, st.one_of(urls, others)), min_size=1, max_size=8), words)
+def test_property_text_kept_links_round_trip(parts: list[tuple[str, str]], tail: str) -> None:
+    from html import escape
+
+    doc = "".join(f'<p>{escape(w)}<a href="{escape(u)}">{escape(w)}</a></p>' for w, u in parts)
+    doc += f"<p>{escape(tail)}</p>"
+    untouched = rewrite_html(doc, lambda u: None)
+    assert LexborHTMLParser(untouched).text() == LexborHTMLParser(doc).text()
+    html, _ = TRACKER.rewrite("v1", 1, 1, doc, "")
+    before = LexborHTMLParser(doc)
+    after = LexborHTMLParser(html)
+    assert (after.body.text() if after.body else "") == (before.body.text() if before.body else "")
+    for (_w, original), new in zip(parts, hrefs(html), strict=True):
+        stripped = LexborHTMLParser(f'<a href="{escape(original)}">').css_first("a")
+        parsed = (stripped.attributes.get("href") or "").strip() if stripped else ""
+        if parsed.lower().startswith(("http://", "https://")):
+            assert resolve(new) == parsed
+        else:
+            assert new == parsed
+
+
+@given(st.lists(st.one_of(urls, words), max_size=6))
+def test_property_text_part(parts: list[str]) -> None:
+    text = " ".join(parts)
+    out = rewrite_text(text, lambda u: "<" + u + ">")
+    assert out.replace("<", "").replace(">", "") == text
