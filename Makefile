@@ -27,6 +27,7 @@ bench: $(BIN)/steadymail  ## benchmarks: never part of the test suite
 	scripts/ensure-postgres
 	scripts/ensure-postfix
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/tracking.py
 
 clean:
 	rm -rf $(VENV) .steadymail

@@ -45,8 +45,9 @@ def create_app(settings: Settings, engine: Engine, clock: Clock | None = None) -
         settings, engine, clock, settings.resolved_capture_db(), secrets.signer, recorder
     )
     errors.install(app)
-    app.include_router(rest.router)
+    # Tracking first: its public routes are the hot path, and routes match in order.
     app.include_router(tracking_routes.router)
+    app.include_router(rest.router)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -7,7 +7,6 @@ endpoint needs no lookup and can only ever redirect to a URL we signed.
 """
 
 import base64
-import hashlib
 import hmac
 import zlib
 from dataclasses import dataclass
@@ -87,9 +86,8 @@ class TokenSigner:
         self._kid = signing_kid
 
     def _mac(self, kid: str, payload: bytes) -> bytes:
-        return hmac.new(self._keys[kid], kid.encode() + b"." + payload, hashlib.sha256).digest()[
-            :_MAC_BYTES
-        ]
+        # hmac.digest is the one-shot C path: a third of hmac.new(...).digest()'s cost.
+        return hmac.digest(self._keys[kid], kid.encode() + b"." + payload, "sha256")[:_MAC_BYTES]
 
     def sign(self, data: TokenData) -> str:
         ids = _varint(data.send_id) + _varint(data.message_id) + _varint(data.link)
