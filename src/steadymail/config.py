@@ -40,6 +40,16 @@ class DkimSettings(BaseModel):
     algorithm: Literal["rsa-sha256", "ed25519-sha256"] = "rsa-sha256"
 
 
+class NotifierSettings(BaseModel):
+    """Where alerts go: the log, a JSON webhook, a Slack-compatible webhook, or email."""
+
+    name: str = "log"
+    kind: Literal["log", "webhook", "slack", "email"] = "log"
+    url: str = ""
+    to: list[str] = Field(default_factory=list)
+    timeout: float = 5.0
+
+
 class Settings(BaseSettings):
     """Everything configurable; build once at the edge and pass down."""
 
@@ -93,6 +103,27 @@ class Settings(BaseSettings):
     # A click this soon after delivery is a link scanner's, not a person's.
     scanner_click_window: float = 5.0
     tracking_flush_interval: float = 0.2
+
+    # The place this process fills (`worker-1`); a new instance in a slot is a restart.
+    slot: str = ""
+    # A message whose holders died this many times with it in flight is quarantined.
+    quarantine_after: int = 3
+    # Fault injection for tests and drills: a worker SIGKILLs itself on this recipient.
+    fault_crash_on: str = ""
+
+    monitor_interval: float = 1.0
+    # A process is dead after this many heartbeat intervals without one.
+    dead_after_beats: float = 3.0
+    crash_loop_restarts: int = 3
+    crash_loop_window: float = 300.0
+    # A restart alert resolves once the new instance has been healthy this long.
+    restart_resolve_after: float = 20.0
+    # A running send with due work stalls after max(floor, factor x its usual progress gap).
+    stall_floor: float = 30.0
+    stall_factor: float = 10.0
+    notifiers: list[NotifierSettings] = Field(default_factory=lambda: [NotifierSettings()])
+    notify_retry_base: float = 2.0
+    notify_max_attempts: int = 8
 
     @classmethod
     def settings_customise_sources(

@@ -10,11 +10,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 
 from steadymail import __version__
-from steadymail.api import errors, rest, tracking_routes
+from steadymail.api import errors, rest, tracking_routes, watch_routes
 from steadymail.api.deps import AppState
 from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings, load_settings
 from steadymail.store.db import make_engine
+from steadymail.store.presence import ServicePresence
 from steadymail.tracking.events import EventRecorder
 from steadymail.tracking.keys import load_tracking_secrets
 
@@ -33,12 +34,15 @@ def create_app(settings: Settings, engine: Engine, clock: Clock | None = None) -
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         writer = asyncio.create_task(recorder.run())
+        presence = ServicePresence(engine, clock, settings, "api")
+        await presence.start()
         try:
             yield
         finally:
             writer.cancel()
             # A clean shutdown loses no recorded click, open or unsubscribe.
             await recorder.close()
+            await presence.stop("graceful")
 
     app = FastAPI(title="steadymail", version=__version__, lifespan=lifespan)
     app.state.steadymail = AppState(
@@ -48,6 +52,7 @@ def create_app(settings: Settings, engine: Engine, clock: Clock | None = None) -
     # Tracking first: its public routes are the hot path, and routes match in order.
     app.include_router(tracking_routes.router)
     app.include_router(rest.router)
+    app.include_router(watch_routes.router)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -3,18 +3,19 @@
 import asyncio
 import os
 import signal
+import socket
 import time
 from typing import Annotated
 
 import typer
 import uvloop
 
-from steadymail.cli import content
+from steadymail.cli import content, watch
 from steadymail.cli.context import console, err_console, make_ctx, setup_logging
 from steadymail.cli.supervisor import Child, Supervisor, steadymail_argv
 from steadymail.errors import SteadymailError
 from steadymail.services.runtime import build_worker
-from steadymail.store import apikeys
+from steadymail.store import apikeys, events, instances
 from steadymail.store.db import migrate
 
 app = typer.Typer(
@@ -31,6 +32,11 @@ app.command("resume")(content.resume_cmd)
 app.command("cancel")(content.cancel_cmd)
 app.command("captured")(content.captured_cmd)
 app.command("stats")(content.stats_cmd)
+app.command("monitor")(watch.monitor_cmd)
+app.add_typer(watch.alerts_app, name="alerts")
+app.add_typer(watch.incident_app, name="incident")
+app.command("workers")(watch.workers_cmd)
+app.command("stalls")(watch.stalls_cmd)
 apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
 
@@ -151,7 +157,7 @@ def up_cmd(
         path = s.data_dir / "dev-api-key"
         path.write_text(key + "\n")
         path.chmod(0o600)
-    children = [Child("api", steadymail_argv("api"))]
+    children = [Child("api", steadymail_argv("api")), Child("monitor", steadymail_argv("monitor"))]
     if sink:
         children.insert(0, Child("sink", steadymail_argv("sink")))
     children += [
@@ -163,12 +169,26 @@ def up_cmd(
         f"  API        http://{s.api_host}:{s.api_port}/docs   (key in {s.data_dir}/dev-api-key)\n"
         f"  SMTP sink  {s.sink_host}:{s.sink_port}   (`steadymail captured` lists mail)\n"
         f"  workers    {workers or s.workers}, restarted if they die\n"
+        f"  monitor    stalls, restarts and crash loops become alerts (`steadymail alerts`)\n"
         f"Try: steadymail import examples/contacts.csv --list newsletter\n"
         f"Stop with Ctrl-C.",
         highlight=False,
     )
     time.sleep(0.1)
-    Supervisor(children).run_forever()
+
+    def on_exit(child: Child, pid: int, reason: str) -> None:
+        host = socket.gethostname()
+        instance = instances.record_exit(ctx.engine, pid, host, reason)
+        events.append(
+            ctx.engine,
+            region=s.region,
+            kind="process_exited",
+            subject=child.name,
+            detail={"slot": child.name, "pid": pid, "reason": reason, "instance": instance},
+            now=ctx.clock.now(),
+        )
+
+    Supervisor(children, on_exit=on_exit).run_forever()
 
 
 def main() -> None:

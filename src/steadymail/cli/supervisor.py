@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 log = logging.getLogger("steadymail.supervisor")
@@ -35,13 +36,21 @@ def describe_exit(code: int) -> str:
 
 
 class Supervisor:
-    def __init__(self, children: list[Child], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        children: list[Child],
+        env: dict[str, str] | None = None,
+        on_exit: Callable[[Child, int, str], None] | None = None,
+    ) -> None:
         self.children = children
         self.env = {**os.environ, **(env or {})}
+        # Tells the platform how a child ended (the monitor cannot see a signal number).
+        self._on_exit = on_exit
         self._stopping = False
 
     def _start(self, child: Child) -> None:
-        child.proc = subprocess.Popen(child.argv, env=self.env)
+        # Each child fills a named slot, so the monitor can tell a restart from a new process.
+        child.proc = subprocess.Popen(child.argv, env={**self.env, "STEADYMAIL_SLOT": child.name})
         child.started_at = time.monotonic()
         log.info("event=child_started name=%s pid=%d", child.name, child.proc.pid)
 
@@ -62,7 +71,13 @@ class Supervisor:
                 continue
             why = describe_exit(code)
             child.exits.append(why)
+            pid = child.proc.pid
             child.proc = None
+            if self._on_exit is not None:
+                try:
+                    self._on_exit(child, pid, why)
+                except Exception as e:
+                    log.error("event=exit_report_failed name=%s error=%r", child.name, str(e))
             if not child.restart:
                 log.error("event=child_exited name=%s reason=%r", child.name, why)
                 continue

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import random
+import signal
 import socket
 import uuid
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from steadymail.sending.checkpointer import Checkpointer
 from steadymail.sending.compose import Composer, SendInfo
 from steadymail.sending.render import compile_template
 from steadymail.sending.transport import SmtpPool
-from steadymail.store import instances, queue, sends, templates
+from steadymail.store import events, instances, queue, sends, templates
 from steadymail.store.queue import Checkpoint, Claim, QueuedMessage, Result
 
 log = logging.getLogger("steadymail.worker")
@@ -97,6 +98,7 @@ class Worker:
             pid=os.getpid(),
             version=__version__,
             now=now,
+            slot=self.settings.slot,
         )
         log.info(
             "event=worker_started instance=%s concurrency=%d",
@@ -154,26 +156,17 @@ class Worker:
 
     async def _process(self, claim: Claim) -> None:
         self.stats.batches += 1
-        if claim.reclaimed:
-            self.stats.reclaims += 1
-            log.info(
-                "event=lease_reclaimed batch=%d send=%d epoch=%d",
-                claim.batch_id,
-                claim.send_id,
-                claim.epoch,
-            )
         msgs = await asyncio.to_thread(queue.load_messages, self.engine, claim, self.clock.now())
-        self.stats.at_risk += sum(1 for m in msgs if m.at_risk)
+        if claim.reclaimed:
+            await self._note_reclaim(claim, msgs)
         try:
             send = await self._send_info(claim.send_id)
         except (NotFound, ValidationError) as e:
             log.error("event=send_unusable send=%d error=%r", claim.send_id, str(e))
             send = None
-        w = self.settings.inflight_window
-        for start in range(0, len(msgs), w):
+        for window in self._windows(msgs):
             if self._stopping.is_set() or not await self._may_continue(claim):
                 break
-            window = msgs[start : start + w]
             if not await self.checkpointer.submit(
                 Checkpoint(claim, inflight_ids=[m.id for m in window])
             ):
@@ -183,6 +176,41 @@ class Worker:
                 return self._lost(claim)
         if not await asyncio.to_thread(queue.release_batch, self.engine, claim, self.clock.now()):
             self._lost(claim)
+
+    def _windows(self, msgs: list[QueuedMessage]) -> list[list[QueuedMessage]]:
+        """Messages that were in flight when a holder died go alone, first: if one of them kills
+        every worker that sends it, only it accumulates crashes and gets quarantined."""
+        suspects = [[m] for m in msgs if m.crashes]
+        rest = [m for m in msgs if not m.crashes]
+        w = self.settings.inflight_window
+        return suspects + [rest[i : i + w] for i in range(0, len(rest), w)]
+
+    async def _note_reclaim(self, claim: Claim, msgs: list[QueuedMessage]) -> None:
+        at_risk = sum(1 for m in msgs if m.at_risk)
+        self.stats.reclaims += 1
+        self.stats.at_risk += at_risk
+        log.info(
+            "event=lease_reclaimed batch=%d send=%d epoch=%d at_risk=%d",
+            claim.batch_id,
+            claim.send_id,
+            claim.epoch,
+            at_risk,
+        )
+        await asyncio.to_thread(
+            events.append,
+            self.engine,
+            region=self.settings.region,
+            kind="lease_reclaimed",
+            subject=f"send:{claim.send_id}",
+            detail={
+                "batch": claim.batch_id,
+                "send": claim.send_id,
+                "epoch": claim.epoch,
+                "at_risk": at_risk,
+                "by": self.instance_id,
+            },
+            now=self.clock.now(),
+        )
 
     def _lost(self, claim: Claim) -> None:
         self.stats.leases_lost += 1
@@ -217,12 +245,31 @@ class Worker:
             template = compile_template(t["subject"], t["html"], t["text"])
         return SendInfo(int(row["id"]), str(row["kind"]), str(row["from_addr"]), template)  # type: ignore[call-overload]
 
+    async def _quarantine(self, m: QueuedMessage, first: float) -> Result:
+        why = f"{m.crashes} workers died while sending it"
+        log.error("event=message_quarantined message=%d crashes=%d", m.id, m.crashes)
+        await asyncio.to_thread(
+            events.append,
+            self.engine,
+            region=self.settings.region,
+            kind="message_quarantined",
+            subject=f"message:{m.id}",
+            detail={"message": m.id, "email": m.email, "crashes": m.crashes, "reason": why},
+            now=self.clock.now(),
+        )
+        return Result(m.id, MessageState.QUARANTINED, m.attempts, first, error=why)
+
     async def _deliver(self, send: SendInfo | None, m: QueuedMessage) -> Result:
         now = self.clock.now()
         first = m.first_attempt_at or now
         attempts = m.attempts + 1
         if m.suppressed:
             return Result(m.id, MessageState.SUPPRESSED, m.attempts, first, error="suppressed")
+        if m.crashes >= self.settings.quarantine_after:
+            return await self._quarantine(m, first)
+        if self.settings.fault_crash_on and m.email == self.settings.fault_crash_on:
+            log.error("event=fault_injected kind=crash_on_recipient")
+            os.kill(os.getpid(), signal.SIGKILL)
         if send is None:
             return Result(m.id, MessageState.FAILED, attempts, first, error="send is unusable")
         try:

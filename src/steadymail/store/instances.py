@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, and_, insert, or_, select, update
 
 from steadymail.store.schema import instances
 
@@ -17,7 +17,9 @@ def register(
     pid: int,
     version: str,
     now: float,
+    slot: str = "",
 ) -> None:
+    """Announce a process; `slot` names the place it fills, so a successor is a restart."""
     with engine.begin() as conn:
         conn.execute(
             insert(instances).values(
@@ -29,6 +31,7 @@ def register(
                 version=version,
                 started_at=now,
                 heartbeat_at=now,
+                slot=slot or f"{service}@{host}:{pid}",
             )
         )
 
@@ -57,5 +60,53 @@ def live(engine: Engine, service: str, now: float, max_age: float) -> list[dict[
                 instances.c.stopped_at.is_(None),
                 instances.c.heartbeat_at >= now - max_age,
             )
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+def record_exit(engine: Engine, pid: int, host: str, reason: str) -> str | None:
+    """A supervisor saw `pid` end: note how, on the instance it ran. Returns its instance id."""
+    with engine.begin() as conn:
+        row = conn.execute(
+            select(instances.c.instance_id)
+            .where(instances.c.pid == pid, instances.c.host == host)
+            .order_by(instances.c.started_at.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        conn.execute(
+            update(instances)
+            .where(instances.c.instance_id == row.instance_id)
+            .values(exit_reason=reason)
+        )
+        return str(row.instance_id)
+
+
+def changed_since(engine: Engine, since: float, stale_before: float) -> list[dict[str, Any]]:
+    """Instances that started or stopped after `since`, or whose heartbeat went stale."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(instances).where(
+                or_(
+                    instances.c.started_at > since,
+                    instances.c.stopped_at > since,
+                    and_(
+                        instances.c.stopped_at.is_(None),
+                        instances.c.heartbeat_at < stale_before,
+                        instances.c.heartbeat_at >= since - 3600,
+                    ),
+                )
+            )
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+def all_live(engine: Engine, now: float, max_age: float) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(instances)
+            .where(instances.c.stopped_at.is_(None), instances.c.heartbeat_at >= now - max_age)
+            .order_by(instances.c.service, instances.c.slot)
         )
         return [dict(r._mapping) for r in rows]

@@ -52,6 +52,8 @@ class QueuedMessage:
     suppressed: bool
     # True when a previous holder had handed it to SMTP without checkpointing the result.
     at_risk: bool
+    # Holders that died with this message in flight, this claim's finding included.
+    crashes: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ def load_messages(engine: Engine, claim: Claim, now: float) -> list[QueuedMessag
             messages.c.attempts,
             messages.c.first_attempt_at,
             messages.c.state,
+            messages.c.crashes,
             contacts.c.attributes,
             suppressions.c.email.label("suppressed"),
         )
@@ -168,15 +171,23 @@ def load_messages(engine: Engine, claim: Claim, now: float) -> list[QueuedMessag
                 r.attributes,
                 r.suppressed is not None,
                 at_risk=r.state == MessageState.INFLIGHT.value,
+                crashes=r.crashes + (r.state == MessageState.INFLIGHT.value),
             )
             for r in conn.execute(due)
         ]
-        at_risk = sum(1 for m in out if m.at_risk)
+        at_risk = [m.id for m in out if m.at_risk]
         if at_risk:
             conn.execute(
                 update(sends)
                 .where(sends.c.id == claim.send_id)
-                .values(resent_after_crash=sends.c.resent_after_crash + at_risk)
+                .values(resent_after_crash=sends.c.resent_after_crash + len(at_risk))
+            )
+            conn.execute(
+                update(messages)
+                .where(messages.c.id.in_(at_risk))
+                # Back to queued: only what this holder marks in flight again is at risk if it
+                # dies too, so innocent neighbours of a poison message do not gather crashes.
+                .values(crashes=messages.c.crashes + 1, state=MessageState.QUEUED.value)
             )
     return out
 

@@ -121,6 +121,8 @@ messages = Table(
     Column("smtp_code", Integer, nullable=True),
     Column("last_error", Text, nullable=True),
     Column("epoch", Integer, nullable=False, server_default="0"),
+    # Times a holder died while this message was in flight: a poison message crashes them all.
+    Column("crashes", Integer, nullable=False, server_default="0"),
     Index("ix_messages_batch", "send_id", "batch_seq"),
     Index("ix_messages_send_state", "send_id", "state"),
 )
@@ -138,7 +140,12 @@ instances = Table(
     Column("heartbeat_at", Float, nullable=False),
     Column("stopped_at", Float, nullable=True),
     Column("stop_reason", String(200), nullable=True),
+    # The place a process fills (`worker-1`, `api`): a new instance in a slot is a restart.
+    Column("slot", String(100), nullable=False, server_default=""),
+    # How the process ended, when its supervisor saw it (exit code or signal).
+    Column("exit_reason", String(200), nullable=True),
     Index("ix_instances_service", "service", "heartbeat_at"),
+    Index("ix_instances_started", "started_at"),
 )
 
 relay_windows = Table(
@@ -179,4 +186,74 @@ tracking_events = Table(
     Column("machine", Integer, nullable=False, server_default="0"),
     Column("reason", String(100), nullable=False, server_default=""),
     Index("ix_tracking_events_send", "send_id", "kind"),
+)
+
+# An append-only log of what processes did that the monitor must hear about (exits seen by a
+# supervisor, lease reclaims, quarantines). The monitor tails it by id: no table scans.
+platform_events = Table(
+    "platform_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("region", String(40), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("subject", String(200), nullable=False, server_default=""),
+    Column("detail", JSON, nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(300), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("severity", String(20), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+    Column("resolved_at", Float, nullable=True),
+    Column("acked_at", Float, nullable=True),
+    Column("acked_by", String(200), nullable=True),
+    Column("silenced", Integer, nullable=False, server_default="0"),
+    Index("ix_alerts_fingerprint", "fingerprint", "state"),
+    Index("ix_alerts_state", "state", "started_at"),
+)
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("alert_id", Id, ForeignKey("alerts.id"), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("detail", Text, nullable=False),
+    Index("ix_alert_events_alert", "alert_id", "at"),
+)
+
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    # Every label given here must equal the alert's label for the silence to apply.
+    Column("labels", JSON, nullable=False),
+    Column("until", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("alert_id", Id, ForeignKey("alerts.id"), nullable=False),
+    Column("notifier", String(100), nullable=False),
+    Column("event", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("delivered_at", Float, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Index("ix_notifications_due", "delivered_at", "next_attempt_at"),
 )

@@ -1,0 +1,1 @@
+"""Alert manager (dedup, resolve, timeline, silences), notifiers, incident export."""

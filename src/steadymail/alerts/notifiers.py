@@ -1,0 +1,125 @@
+"""Notifiers (log, JSON webhook, Slack-compatible webhook, email through the platform) and the
+dispatcher that drains the outbox with retries, apart from detection."""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine
+
+from steadymail.clock import Clock
+from steadymail.config import NotifierSettings
+from steadymail.store import alerts as store
+
+log = logging.getLogger("steadymail.notify")
+
+# send_email(to, subject, text): the platform's own transactional path.
+SendEmail = Callable[[list[str], str, str], None]
+
+
+def payload(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "alert_id": row["alert_id"],
+        "event": row["event"],
+        "fingerprint": row["fingerprint"],
+        "name": row["name"],
+        "severity": row["severity"],
+        "state": row["state"],
+        "summary": row["summary"],
+        "labels": row["labels"],
+        "started_at": row["started_at"],
+        "resolved_at": row["resolved_at"],
+    }
+
+
+def headline(p: dict[str, Any]) -> str:
+    mark = "RESOLVED" if p["event"] == "resolved" else f"FIRING {p['severity'].upper()}"
+    return f"[{mark}] {p['summary']} (alert {p['alert_id']}, {p['name']})"
+
+
+class Dispatcher:
+    """Delivers due notifications; a failure is retried with exponential backoff."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Clock,
+        notifiers: list[NotifierSettings],
+        send_email: SendEmail,
+        retry_base: float,
+        max_attempts: int,
+    ) -> None:
+        self._engine, self._clock = engine, clock
+        self._by_name = {n.name: n for n in notifiers}
+        self._send_email = send_email
+        self._base, self._max = retry_base, max_attempts
+        self._http = httpx.AsyncClient()
+
+    async def _deliver(self, notifier: NotifierSettings, p: dict[str, Any]) -> None:
+        if notifier.kind == "log":
+            log.warning("event=alert_notification %s", headline(p))
+        elif notifier.kind == "webhook":
+            r = await self._http.post(notifier.url, json=p, timeout=notifier.timeout)
+            r.raise_for_status()
+        elif notifier.kind == "slack":
+            r = await self._http.post(
+                notifier.url, json={"text": headline(p)}, timeout=notifier.timeout
+            )
+            r.raise_for_status()
+        else:
+            text = "\n".join(f"{k}: {v}" for k, v in p.items())
+            await asyncio.to_thread(self._send_email, notifier.to, headline(p), text)
+
+    async def drain(self) -> int:
+        """Try every due notification once; returns how many were delivered."""
+        rows = await asyncio.to_thread(
+            store.due_notifications, self._engine, self._clock.now(), self._max
+        )
+        delivered = 0
+        for row in rows:
+            notifier = self._by_name.get(row["notifier"])
+            p = payload(row)
+            try:
+                if notifier is None:
+                    raise ValueError(f"no notifier named {row['notifier']!r}")
+                await self._deliver(notifier, p)
+            except Exception as e:
+                delay = self._base * 2 ** row["attempts"]
+                log.warning(
+                    "event=notify_failed notifier=%s alert=%d attempt=%d error=%r",
+                    row["notifier"],
+                    row["alert_id"],
+                    row["attempts"] + 1,
+                    str(e),
+                )
+                await asyncio.to_thread(
+                    store.notification_failed,
+                    self._engine,
+                    row["id"],
+                    self._clock.now() + delay,
+                    str(e),
+                )
+                continue
+            delivered += 1
+            await asyncio.to_thread(
+                store.notification_done,
+                self._engine,
+                row["id"],
+                self._clock.now(),
+                row["alert_id"],
+                f"{row['event']} sent to {row['notifier']}",
+            )
+        return delivered
+
+    async def run(self, interval: float) -> None:
+        while True:
+            try:
+                await self.drain()
+            except Exception as e:
+                log.error("event=dispatch_failed error=%r", str(e))
+            await asyncio.sleep(interval)
+
+    async def close(self) -> None:
+        await self._http.aclose()

@@ -1,0 +1,1 @@
+"""Watching: service health, stalled sends, and the monitor process that turns them into alerts."""

@@ -1,0 +1,236 @@
+"""Service health: started, stopped, died, restarted and crash-looping processes.
+
+Reads only what changed since the last tick (instances by start/stop/heartbeat time, platform
+events by id), so a tick costs the same however long the region has run.
+"""
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+
+from steadymail.config import Settings
+from steadymail.monitor.signals import Signal
+from steadymail.store import events, instances
+
+
+@dataclass
+class _Slot:
+    instance: str = ""
+    service: str = ""
+    state: str = ""  # live | stopped | dead
+    since: float = 0.0
+    restarts: deque[float] = field(default_factory=deque)
+    restart_open: bool = False
+    last_reason: str = ""
+
+
+class HealthWatcher:
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self._engine, self._s = engine, settings
+        self._slots: dict[str, _Slot] = {}
+        self._known: dict[str, str] = {}  # instance id -> slot
+        self._event_id = 0
+        self._last = 0.0
+
+    def prime(self, now: float) -> None:
+        """Learn what runs now without alerting on it (a monitor restart is not an incident)."""
+        dead_age = self._dead_age()
+        for row in instances.all_live(self._engine, now, dead_age):
+            self._slots[row["slot"]] = _Slot(
+                row["instance_id"], row["service"], "live", row["started_at"]
+            )
+            self._known[row["instance_id"]] = row["slot"]
+        self._event_id = events.last_id(self._engine)
+        self._last = now
+
+    def _dead_age(self) -> float:
+        return self._s.resolved_heartbeat_interval() * self._s.dead_after_beats
+
+    def tick(self, now: float) -> list[Signal]:
+        out: list[Signal] = []
+        out += self._from_events()
+        # A margin for clocks and commit delays between processes; duplicates are ignored.
+        rows = instances.changed_since(self._engine, self._last - 5.0, now - self._dead_age())
+        for row in sorted(rows, key=lambda r: r["started_at"]):
+            out += self._instance(row, now)
+        out += self._housekeeping(now)
+        self._last = now
+        return out
+
+    def _instance(self, row: dict[str, Any], now: float) -> list[Signal]:
+        iid, slot_name = row["instance_id"], row["slot"]
+        slot = self._slots.setdefault(slot_name, _Slot())
+        out: list[Signal] = []
+        if iid not in self._known:
+            self._known[iid] = slot_name
+            if row["stopped_at"] is None:
+                out += self._started(slot_name, slot, row, now)
+        if slot.instance != iid:
+            return out
+        if row["stopped_at"] is not None and slot.state == "live":
+            slot.state, slot.since = "stopped", row["stopped_at"]
+            slot.last_reason = row["stop_reason"] or "stopped"
+            out.append(
+                Signal(
+                    f"stopped:{slot_name}",
+                    "service_stopped",
+                    "info",
+                    f"{slot_name} stopped ({slot.last_reason})",
+                    self._labels(slot_name, row),
+                    detail=slot.last_reason,
+                )
+            )
+        elif (
+            row["stopped_at"] is None
+            and row["heartbeat_at"] < now - self._dead_age()
+            and slot.state == "live"
+        ):
+            slot.state, slot.since = "dead", now
+            slot.last_reason = row["exit_reason"] or "missed heartbeats"
+            out.append(self._died(slot_name, row, slot.last_reason))
+        return out
+
+    def _started(
+        self, slot_name: str, slot: _Slot, row: dict[str, Any], now: float
+    ) -> list[Signal]:
+        labels = self._labels(slot_name, row)
+        out = [
+            Signal(
+                f"died:{slot_name}",
+                "service_died",
+                resolve=True,
+                detail=f"replaced by {row['instance_id']}",
+            ),
+            Signal(
+                f"stopped:{slot_name}",
+                "service_stopped",
+                resolve=True,
+                detail=f"replaced by {row['instance_id']}",
+            ),
+        ]
+        if slot.instance:
+            reason = slot.last_reason or "it went without a word"
+            out.append(
+                Signal(
+                    f"restarted:{slot_name}",
+                    "service_restarted",
+                    "critical",
+                    f"{slot_name} restarted (previous instance: {reason})",
+                    {**labels, "previous_instance": slot.instance, "reason": reason},
+                    detail=f"new instance {row['instance_id']} pid {row['pid']}",
+                )
+            )
+            slot.restart_open = True
+            slot.restarts.append(now)
+            while slot.restarts and slot.restarts[0] < now - self._s.crash_loop_window:
+                slot.restarts.popleft()
+            if len(slot.restarts) >= self._s.crash_loop_restarts:
+                out.append(
+                    Signal(
+                        f"crashloop:{slot_name}",
+                        "crash_loop",
+                        "critical",
+                        f"{slot_name} restarted {len(slot.restarts)} times in "
+                        f"{self._s.crash_loop_window:.0f}s",
+                        labels,
+                    )
+                )
+        slot.instance, slot.service, slot.state = row["instance_id"], row["service"], "live"
+        slot.since, slot.last_reason = row["started_at"], ""
+        return out
+
+    def _died(self, slot_name: str, row: dict[str, Any], reason: str) -> Signal:
+        return Signal(
+            f"died:{slot_name}",
+            "service_died",
+            "critical",
+            f"{slot_name} died ({reason})",
+            self._labels(slot_name, row),
+            detail=reason,
+        )
+
+    def _labels(self, slot_name: str, row: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "slot": slot_name,
+            "service": row["service"],
+            "region": row["region"],
+            "instance": row["instance_id"],
+            "host": row["host"],
+            "version": row["version"],
+        }
+
+    def _from_events(self) -> list[Signal]:
+        out: list[Signal] = []
+        for ev in events.after(self._engine, self._event_id):
+            self._event_id = int(ev["id"])
+            d = ev["detail"]
+            if ev["kind"] == "process_exited":
+                slot = self._slots.get(d.get("slot", ""))
+                if slot is not None and slot.instance == d.get("instance") and slot.state == "live":
+                    slot.state, slot.last_reason = "dead", d["reason"]
+                    out.append(
+                        Signal(
+                            f"died:{d['slot']}",
+                            "service_died",
+                            "critical",
+                            f"{d['slot']} died ({d['reason']})",
+                            {
+                                "slot": d["slot"],
+                                "region": ev["region"],
+                                "instance": d.get("instance"),
+                            },
+                            detail=d["reason"],
+                        )
+                    )
+            elif ev["kind"] == "message_quarantined":
+                out.append(
+                    Signal(
+                        f"quarantine:{d['message']}",
+                        "message_quarantined",
+                        "warning",
+                        f"message {d['message']} to {d['email']} quarantined: {d['reason']}",
+                        {"message": d["message"], "region": ev["region"]},
+                    )
+                )
+            elif ev["kind"] == "lease_reclaimed":
+                note = (
+                    f"mitigation: batch {d['batch']} of send {d['send']} reclaimed by "
+                    f"{d['by']} ({d['at_risk']} messages re-sent)"
+                )
+                for name, slot in self._slots.items():
+                    if slot.service == "worker":
+                        out.append(Signal(f"restarted:{name}", "service_restarted", note=note))
+                        out.append(Signal(f"died:{name}", "service_died", note=note))
+        return out
+
+    def _housekeeping(self, now: float) -> list[Signal]:
+        out: list[Signal] = []
+        for name, slot in self._slots.items():
+            healthy_for = now - slot.since
+            if (
+                slot.restart_open
+                and slot.state == "live"
+                and healthy_for >= self._s.restart_resolve_after
+            ):
+                slot.restart_open = False
+                out.append(
+                    Signal(
+                        f"restarted:{name}",
+                        "service_restarted",
+                        resolve=True,
+                        detail=f"{slot.instance} healthy for {healthy_for:.0f}s",
+                    )
+                )
+            if slot.restarts and slot.restarts[-1] < now - self._s.crash_loop_window:
+                slot.restarts.clear()
+                out.append(
+                    Signal(
+                        f"crashloop:{name}",
+                        "crash_loop",
+                        resolve=True,
+                        detail="no restart for a whole window",
+                    )
+                )
+        return out

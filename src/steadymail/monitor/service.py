@@ -1,0 +1,93 @@
+"""The monitor process: watchers every tick, alerts through the manager, notifications apart."""
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+
+from sqlalchemy import Engine
+
+from steadymail import __version__
+from steadymail.alerts.manager import AlertManager
+from steadymail.alerts.notifiers import Dispatcher, SendEmail
+from steadymail.clock import Clock
+from steadymail.config import Settings
+from steadymail.monitor.health import HealthWatcher
+from steadymail.monitor.signals import Signal
+from steadymail.monitor.stalls import StallDetector
+from steadymail.store import instances
+
+log = logging.getLogger("steadymail.monitor")
+
+
+class Monitor:
+    def __init__(
+        self, settings: Settings, engine: Engine, clock: Clock, send_email: SendEmail
+    ) -> None:
+        self.settings, self.engine, self.clock = settings, engine, clock
+        self.alerts = AlertManager(engine, clock, [n.name for n in settings.notifiers])
+        self.health = HealthWatcher(engine, settings)
+        self.stalls = StallDetector(engine, settings)
+        self.dispatcher = Dispatcher(
+            engine,
+            clock,
+            settings.notifiers,
+            send_email,
+            settings.notify_retry_base,
+            settings.notify_max_attempts,
+        )
+        self.instance_id = f"monitor-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._stop = asyncio.Event()
+
+    def apply(self, signals: list[Signal]) -> None:
+        for s in signals:
+            if s.note:
+                self.alerts.note(s.fingerprint, "mitigation", s.note)
+            elif s.resolve:
+                self.alerts.resolve(s.fingerprint, s.detail)
+            else:
+                self.alerts.fire(s.fingerprint, s.name, s.severity, s.summary, s.labels, s.detail)
+
+    def tick(self) -> None:
+        now = self.clock.now()
+        self.apply(self.health.tick(now))
+        self.apply(self.stalls.tick(now))
+        instances.heartbeat(self.engine, self.instance_id, now)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        now = self.clock.now()
+        await asyncio.to_thread(
+            instances.register,
+            self.engine,
+            instance_id=self.instance_id,
+            service="monitor",
+            region=self.settings.region,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            version=__version__,
+            now=now,
+            slot=self.settings.slot or "monitor",
+        )
+        await asyncio.to_thread(self.health.prime, now)
+        dispatch = asyncio.create_task(self.dispatcher.run(0.5))
+        log.info("event=monitor_started instance=%s", self.instance_id)
+        try:
+            while not self._stop.is_set():
+                try:
+                    await asyncio.to_thread(self.tick)
+                except Exception as e:
+                    log.error("event=monitor_tick_failed error=%r", str(e))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.settings.monitor_interval)
+        finally:
+            dispatch.cancel()
+            await self.dispatcher.drain()
+            await self.dispatcher.close()
+            await asyncio.to_thread(
+                instances.stopped, self.engine, self.instance_id, "graceful", self.clock.now()
+            )

@@ -1,0 +1,109 @@
+"""Stalled sends: due work and no progress for far longer than this send usually takes.
+
+Each send's usual gap between progress is learned from its own history (an exponentially
+weighted mean of the gaps the detector has observed), so a throttled send that moves slowly
+but steadily is not stalled, while a fast send that stops is caught quickly. Paused and
+scheduled sends are not running; deferred work is not due; neither can stall.
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from steadymail.config import Settings
+from steadymail.monitor.signals import Signal
+from steadymail.store import instances, monitoring
+
+
+@dataclass
+class _Learned:
+    last_progress: float
+    gap: float | None = None
+    stalled: bool = False
+
+
+class StallDetector:
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self._engine, self._s = engine, settings
+        self._sends: dict[int, _Learned] = {}
+        self._no_worker = False
+
+    def threshold(self, learned: _Learned) -> float:
+        gap = learned.gap if learned.gap is not None else 0.0
+        return max(self._s.stall_floor, self._s.stall_factor * gap)
+
+    def tick(self, now: float) -> list[Signal]:
+        out: list[Signal] = []
+        running = monitoring.running_sends(self._engine)
+        any_due = False
+        seen = set()
+        for send in running:
+            sid = int(send["id"])
+            seen.add(sid)
+            last = send["last_progress_at"] or send["started_at"] or now
+            learned = self._sends.setdefault(sid, _Learned(last))
+            if last > learned.last_progress:
+                gap = last - learned.last_progress
+                learned.gap = gap if learned.gap is None else 0.8 * learned.gap + 0.2 * gap
+                learned.last_progress = last
+                if learned.stalled:
+                    learned.stalled = False
+                    out.append(
+                        Signal(
+                            f"stall:send:{sid}",
+                            "send_stalled",
+                            resolve=True,
+                            detail=f"send {sid} resumed: progress at {last:.3f}",
+                        )
+                    )
+            work = monitoring.due_work(self._engine, sid, now)
+            any_due |= work["due"] > 0
+            idle = now - learned.last_progress
+            if work["due"] and idle > self.threshold(learned) and not learned.stalled:
+                learned.stalled = True
+                out.append(
+                    Signal(
+                        f"stall:send:{sid}",
+                        "send_stalled",
+                        "critical",
+                        f"send {sid} ({send['name']}) has made no progress for {idle:.0f}s "
+                        f"with {work['due']} batches due ({work['expired_leases']} expired leases)",
+                        {"send": sid, "region": self._s.region},
+                    )
+                )
+        for sid in set(self._sends) - seen:
+            if self._sends.pop(sid).stalled:
+                out.append(
+                    Signal(
+                        f"stall:send:{sid}",
+                        "send_stalled",
+                        resolve=True,
+                        detail=f"send {sid} is no longer running",
+                    )
+                )
+        out += self._workers(now, any_due)
+        return out
+
+    def _workers(self, now: float, any_due: bool) -> list[Signal]:
+        max_age = self._s.resolved_heartbeat_interval() * self._s.dead_after_beats
+        live = instances.live(self._engine, "worker", now, max_age)
+        fp = f"noworker:{self._s.region}"
+        if any_due and not live and not self._no_worker:
+            self._no_worker = True
+            return [
+                Signal(
+                    fp,
+                    "no_live_worker",
+                    "critical",
+                    f"region {self._s.region} has due work and no live worker",
+                    {"region": self._s.region},
+                )
+            ]
+        if live and self._no_worker:
+            self._no_worker = False
+            return [
+                Signal(
+                    fp, "no_live_worker", resolve=True, detail=f"{len(live)} worker(s) live again"
+                )
+            ]
+        return []

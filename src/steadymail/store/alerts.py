@@ -1,0 +1,196 @@
+"""Alerts, their timelines, silences and the notification outbox."""
+
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+
+from steadymail.errors import NotFound
+from steadymail.store.schema import alert_events, alerts, notifications, silences
+
+
+def open_alert(conn: Connection, fingerprint: str) -> Any:
+    return conn.execute(
+        select(alerts).where(alerts.c.fingerprint == fingerprint, alerts.c.state == "firing")
+    ).first()
+
+
+def create(
+    conn: Connection,
+    *,
+    fingerprint: str,
+    name: str,
+    severity: str,
+    summary: str,
+    labels: dict[str, Any],
+    now: float,
+    silenced: bool,
+) -> int:
+    return int(
+        conn.execute(
+            insert(alerts)
+            .values(
+                fingerprint=fingerprint,
+                name=name,
+                severity=severity,
+                state="firing",
+                summary=summary,
+                labels=labels,
+                started_at=now,
+                last_seen_at=now,
+                silenced=int(silenced),
+            )
+            .returning(alerts.c.id)
+        ).scalar_one()
+    )
+
+
+def touch(conn: Connection, alert_id: int, now: float) -> None:
+    conn.execute(update(alerts).where(alerts.c.id == alert_id).values(last_seen_at=now))
+
+
+def resolve(conn: Connection, alert_id: int, now: float) -> None:
+    conn.execute(
+        update(alerts).where(alerts.c.id == alert_id).values(state="resolved", resolved_at=now)
+    )
+
+
+def add_event(conn: Connection, alert_id: int, now: float, kind: str, detail: str) -> None:
+    conn.execute(insert(alert_events).values(alert_id=alert_id, at=now, kind=kind, detail=detail))
+
+
+def ack(engine: Engine, alert_id: int, by: str, now: float) -> None:
+    with engine.begin() as conn:
+        if conn.execute(select(alerts.c.id).where(alerts.c.id == alert_id)).first() is None:
+            raise NotFound(f"no alert {alert_id}")
+        conn.execute(
+            update(alerts).where(alerts.c.id == alert_id).values(acked_at=now, acked_by=by)
+        )
+        add_event(conn, alert_id, now, "acknowledged", f"by {by}")
+
+
+def listing(engine: Engine, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    q = select(alerts).order_by(alerts.c.id.desc()).limit(limit)
+    if state:
+        q = q.where(alerts.c.state == state)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def get(engine: Engine, alert_id: int) -> dict[str, Any]:
+    with engine.connect() as conn:
+        row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
+        if row is None:
+            raise NotFound(f"no alert {alert_id}")
+        events = conn.execute(
+            select(alert_events)
+            .where(alert_events.c.alert_id == alert_id)
+            .order_by(alert_events.c.at, alert_events.c.id)
+        )
+        return {**row._mapping, "timeline": [dict(e._mapping) for e in events]}
+
+
+def overlapping(engine: Engine, start: float, end: float) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(alerts)
+            .where(
+                alerts.c.started_at <= end,
+                or_(alerts.c.resolved_at.is_(None), alerts.c.resolved_at >= start),
+            )
+            .order_by(alerts.c.started_at)
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+def add_silence(
+    engine: Engine, name: str, labels: dict[str, Any], until: float, reason: str, now: float
+) -> int:
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                insert(silences)
+                .values(
+                    name=name,
+                    labels=labels,
+                    until=until,
+                    reason=reason,
+                    created_at=now,
+                )
+                .returning(silences.c.id)
+            ).scalar_one()
+        )
+
+
+def is_silenced(conn: Connection, name: str, labels: dict[str, Any], now: float) -> bool:
+    rows = conn.execute(
+        select(silences.c.labels).where(silences.c.name == name, silences.c.until > now)
+    )
+    return any(all(labels.get(k) == v for k, v in (r.labels or {}).items()) for r in rows)
+
+
+def enqueue_notifications(
+    conn: Connection, alert_id: int, notifiers: list[str], event: str, now: float
+) -> None:
+    if notifiers:
+        conn.execute(
+            insert(notifications),
+            [
+                {"alert_id": alert_id, "notifier": n, "event": event, "next_attempt_at": now}
+                for n in notifiers
+            ],
+        )
+
+
+def due_notifications(
+    engine: Engine, now: float, max_attempts: int, limit: int = 50
+) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                notifications,
+                alerts.c.fingerprint,
+                alerts.c.name,
+                alerts.c.severity,
+                alerts.c.summary,
+                alerts.c.labels,
+                alerts.c.started_at,
+                alerts.c.resolved_at,
+                alerts.c.state,
+            )
+            .join(alerts, alerts.c.id == notifications.c.alert_id)
+            .where(
+                and_(
+                    notifications.c.delivered_at.is_(None),
+                    notifications.c.next_attempt_at <= now,
+                    notifications.c.attempts < max_attempts,
+                )
+            )
+            .order_by(notifications.c.id)
+            .limit(limit)
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+def notification_done(
+    engine: Engine, notification_id: int, now: float, alert_id: int, detail: str
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(notifications)
+            .where(notifications.c.id == notification_id)
+            .values(delivered_at=now, attempts=notifications.c.attempts + 1)
+        )
+        add_event(conn, alert_id, now, "notified", detail)
+
+
+def notification_failed(engine: Engine, notification_id: int, next_at: float, error: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(notifications)
+            .where(notifications.c.id == notification_id)
+            .values(
+                attempts=notifications.c.attempts + 1,
+                next_attempt_at=next_at,
+                last_error=error[:500],
+            )
+        )
