@@ -38,6 +38,8 @@ def _from_platform(ev: dict[str, Any]) -> Entry | None:
             "mitigation",
             f"batch {d['batch']} of send {d['send']} reclaimed "
             f"by {d['by']}; {d['at_risk']} in-flight messages re-sent",
+            send=int(d["send"]),
+            resent=int(d["at_risk"]),
         )
     if ev["kind"] == "message_quarantined":
         return Entry(

@@ -3,7 +3,6 @@
 import asyncio
 import os
 import signal
-import socket
 import time
 from typing import Annotated
 
@@ -12,10 +11,10 @@ import uvloop
 
 from steadymail.cli import content, watch
 from steadymail.cli.context import console, err_console, make_ctx, setup_logging
-from steadymail.cli.supervisor import Child, Supervisor, steadymail_argv
+from steadymail.cli.supervisor import Child, Supervisor, exit_reporter, steadymail_argv
 from steadymail.errors import SteadymailError
 from steadymail.services.runtime import build_worker
-from steadymail.store import apikeys, events, instances
+from steadymail.store import apikeys
 from steadymail.store.db import migrate
 
 app = typer.Typer(
@@ -176,19 +175,7 @@ def up_cmd(
     )
     time.sleep(0.1)
 
-    def on_exit(child: Child, pid: int, reason: str) -> None:
-        host = socket.gethostname()
-        instance = instances.record_exit(ctx.engine, pid, host, reason)
-        events.append(
-            ctx.engine,
-            region=s.region,
-            kind="process_exited",
-            subject=child.name,
-            detail={"slot": child.name, "pid": pid, "reason": reason, "instance": instance},
-            now=ctx.clock.now(),
-        )
-
-    Supervisor(children, on_exit=on_exit).run_forever()
+    Supervisor(children, on_exit=exit_reporter(ctx.engine, s.region, ctx.clock)).run_forever()
 
 
 def main() -> None:

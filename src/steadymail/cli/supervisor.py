@@ -7,11 +7,17 @@ from staying dead, with a growing delay for a child that keeps crashing.
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from steadymail.clock import Clock
+from steadymail.store import events, instances
 
 log = logging.getLogger("steadymail.supervisor")
 
@@ -125,3 +131,20 @@ class Supervisor:
 
 def steadymail_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "steadymail", *args]
+
+
+def exit_reporter(engine: Engine, region: str, clock: Clock) -> Callable[[Child, int, str], None]:
+    """Record a child's end on its instance and in the platform event log for the monitor."""
+
+    def report(child: Child, pid: int, reason: str) -> None:
+        instance = instances.record_exit(engine, pid, socket.gethostname(), reason)
+        events.append(
+            engine,
+            region=region,
+            kind="process_exited",
+            subject=child.name,
+            detail={"slot": child.name, "pid": pid, "reason": reason, "instance": instance},
+            now=clock.now(),
+        )
+
+    return report

@@ -5,7 +5,7 @@ events by id), so a tick costs the same however long the region has run.
 """
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
@@ -21,7 +21,6 @@ class _Slot:
     service: str = ""
     state: str = ""  # live | stopped | dead
     since: float = 0.0
-    restarts: deque[float] = field(default_factory=deque)
     restart_open: bool = False
     last_reason: str = ""
 
@@ -30,18 +29,21 @@ class HealthWatcher:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self._engine, self._s = engine, settings
         self._slots: dict[str, _Slot] = {}
-        self._known: dict[str, str] = {}  # instance id -> slot
+        self._known: set[str] = set()
+        # Per service, not per slot: one poison message can kill a different worker each time.
+        self._restarts: dict[str, deque[float]] = {}
         self._event_id = 0
         self._last = 0.0
+        # Recent automatic mitigations, so a restart alert opened after them still shows them.
+        self._mitigations: deque[tuple[float, str]] = deque(maxlen=100)
 
     def prime(self, now: float) -> None:
         """Learn what runs now without alerting on it (a monitor restart is not an incident)."""
-        dead_age = self._dead_age()
-        for row in instances.all_live(self._engine, now, dead_age):
+        for row in instances.all_live(self._engine, now, self._dead_age()):
             self._slots[row["slot"]] = _Slot(
                 row["instance_id"], row["service"], "live", row["started_at"]
             )
-            self._known[row["instance_id"]] = row["slot"]
+            self._known.add(row["instance_id"])
         self._event_id = events.last_id(self._engine)
         self._last = now
 
@@ -50,11 +52,17 @@ class HealthWatcher:
 
     def tick(self, now: float) -> list[Signal]:
         out: list[Signal] = []
-        out += self._from_events()
-        # A margin for clocks and commit delays between processes; duplicates are ignored.
+        fresh = events.after(self._engine, self._event_id)
+        if fresh:
+            self._event_id = int(fresh[-1]["id"])
+        # Exits first, so a restart seen in the same tick knows how its predecessor ended;
+        # mitigations last, so they land on the alerts this tick opens.
+        out += self._from_events([e for e in fresh if e["kind"] == "process_exited"])
+        # A margin for clocks and commit delays between processes; repeats are ignored.
         rows = instances.changed_since(self._engine, self._last - 5.0, now - self._dead_age())
         for row in sorted(rows, key=lambda r: r["started_at"]):
             out += self._instance(row, now)
+        out += self._from_events([e for e in fresh if e["kind"] != "process_exited"])
         out += self._housekeeping(now)
         self._last = now
         return out
@@ -64,11 +72,12 @@ class HealthWatcher:
         slot = self._slots.setdefault(slot_name, _Slot())
         out: list[Signal] = []
         if iid not in self._known:
-            self._known[iid] = slot_name
+            self._known.add(iid)
             if row["stopped_at"] is None:
                 out += self._started(slot_name, slot, row, now)
         if slot.instance != iid:
             return out
+        labels = self._labels(slot_name, row)
         if row["stopped_at"] is not None and slot.state == "live":
             slot.state, slot.since = "stopped", row["stopped_at"]
             slot.last_reason = row["stop_reason"] or "stopped"
@@ -78,7 +87,7 @@ class HealthWatcher:
                     "service_stopped",
                     "info",
                     f"{slot_name} stopped ({slot.last_reason})",
-                    self._labels(slot_name, row),
+                    labels,
                     detail=slot.last_reason,
                 )
             )
@@ -89,26 +98,26 @@ class HealthWatcher:
         ):
             slot.state, slot.since = "dead", now
             slot.last_reason = row["exit_reason"] or "missed heartbeats"
-            out.append(self._died(slot_name, row, slot.last_reason))
+            out.append(
+                Signal(
+                    f"died:{slot_name}",
+                    "service_died",
+                    "critical",
+                    f"{slot_name} died ({slot.last_reason})",
+                    labels,
+                    detail=slot.last_reason,
+                )
+            )
         return out
 
     def _started(
         self, slot_name: str, slot: _Slot, row: dict[str, Any], now: float
     ) -> list[Signal]:
         labels = self._labels(slot_name, row)
+        replaced = f"replaced by {row['instance_id']}"
         out = [
-            Signal(
-                f"died:{slot_name}",
-                "service_died",
-                resolve=True,
-                detail=f"replaced by {row['instance_id']}",
-            ),
-            Signal(
-                f"stopped:{slot_name}",
-                "service_stopped",
-                resolve=True,
-                detail=f"replaced by {row['instance_id']}",
-            ),
+            Signal(f"died:{slot_name}", "service_died", resolve=True, detail=replaced),
+            Signal(f"stopped:{slot_name}", "service_stopped", resolve=True, detail=replaced),
         ]
         if slot.instance:
             reason = slot.last_reason or "it went without a word"
@@ -123,33 +132,33 @@ class HealthWatcher:
                 )
             )
             slot.restart_open = True
-            slot.restarts.append(now)
-            while slot.restarts and slot.restarts[0] < now - self._s.crash_loop_window:
-                slot.restarts.popleft()
-            if len(slot.restarts) >= self._s.crash_loop_restarts:
-                out.append(
-                    Signal(
-                        f"crashloop:{slot_name}",
-                        "crash_loop",
-                        "critical",
-                        f"{slot_name} restarted {len(slot.restarts)} times in "
-                        f"{self._s.crash_loop_window:.0f}s",
-                        labels,
-                    )
-                )
+            out += [
+                Signal(f"restarted:{slot_name}", "service_restarted", note=note)
+                for at, note in self._mitigations
+                if at >= now - 60
+            ]
+            out += self._count_restart(row["service"], row["region"], slot_name, now)
         slot.instance, slot.service, slot.state = row["instance_id"], row["service"], "live"
         slot.since, slot.last_reason = row["started_at"], ""
         return out
 
-    def _died(self, slot_name: str, row: dict[str, Any], reason: str) -> Signal:
-        return Signal(
-            f"died:{slot_name}",
-            "service_died",
-            "critical",
-            f"{slot_name} died ({reason})",
-            self._labels(slot_name, row),
-            detail=reason,
-        )
+    def _count_restart(self, service: str, region: str, slot_name: str, now: float) -> list[Signal]:
+        restarts = self._restarts.setdefault(service, deque())
+        restarts.append(now)
+        while restarts and restarts[0] < now - self._s.crash_loop_window:
+            restarts.popleft()
+        if len(restarts) < self._s.crash_loop_restarts:
+            return []
+        return [
+            Signal(
+                f"crashloop:{service}",
+                "crash_loop",
+                "critical",
+                f"{service} restarted {len(restarts)} times in "
+                f"{self._s.crash_loop_window:.0f}s (last: {slot_name})",
+                {"service": service, "region": region},
+            )
+        ]
 
     def _labels(self, slot_name: str, row: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -161,10 +170,9 @@ class HealthWatcher:
             "version": row["version"],
         }
 
-    def _from_events(self) -> list[Signal]:
+    def _from_events(self, fresh: list[dict[str, Any]]) -> list[Signal]:
         out: list[Signal] = []
-        for ev in events.after(self._engine, self._event_id):
-            self._event_id = int(ev["id"])
+        for ev in fresh:
             d = ev["detail"]
             if ev["kind"] == "process_exited":
                 slot = self._slots.get(d.get("slot", ""))
@@ -199,14 +207,33 @@ class HealthWatcher:
                     f"mitigation: batch {d['batch']} of send {d['send']} reclaimed by "
                     f"{d['by']} ({d['at_risk']} messages re-sent)"
                 )
+                self._mitigations.append((ev["at"], note))
                 for name, slot in self._slots.items():
                     if slot.service == "worker":
                         out.append(Signal(f"restarted:{name}", "service_restarted", note=note))
                         out.append(Signal(f"died:{name}", "service_died", note=note))
         return out
 
-    def _housekeeping(self, now: float) -> list[Signal]:
+    def _revived(self, now: float) -> list[Signal]:
+        """A process declared dead that beats again (it was frozen, not killed) is back."""
+        dead = {slot.instance: name for name, slot in self._slots.items() if slot.state == "dead"}
         out: list[Signal] = []
+        for row in instances.by_ids(self._engine, list(dead)):
+            if row["stopped_at"] is None and row["heartbeat_at"] >= now - self._dead_age():
+                slot = self._slots[dead[row["instance_id"]]]
+                slot.state = "live"
+                out.append(
+                    Signal(
+                        f"died:{dead[row['instance_id']]}",
+                        "service_died",
+                        resolve=True,
+                        detail=f"{slot.instance} is beating again",
+                    )
+                )
+        return out
+
+    def _housekeeping(self, now: float) -> list[Signal]:
+        out: list[Signal] = self._revived(now)
         for name, slot in self._slots.items():
             healthy_for = now - slot.since
             if (
@@ -223,11 +250,12 @@ class HealthWatcher:
                         detail=f"{slot.instance} healthy for {healthy_for:.0f}s",
                     )
                 )
-            if slot.restarts and slot.restarts[-1] < now - self._s.crash_loop_window:
-                slot.restarts.clear()
+        for service, restarts in self._restarts.items():
+            if restarts and restarts[-1] < now - self._s.crash_loop_window:
+                restarts.clear()
                 out.append(
                     Signal(
-                        f"crashloop:{name}",
+                        f"crashloop:{service}",
                         "crash_loop",
                         resolve=True,
                         detail="no restart for a whole window",

@@ -27,6 +27,7 @@ class StallDetector:
         self._engine, self._s = engine, settings
         self._sends: dict[int, _Learned] = {}
         self._no_worker = False
+        self._born: float | None = None
 
     def threshold(self, learned: _Learned) -> float:
         gap = learned.gap if learned.gap is not None else 0.0
@@ -86,6 +87,11 @@ class StallDetector:
 
     def _workers(self, now: float, any_due: bool) -> list[Signal]:
         max_age = self._s.resolved_heartbeat_interval() * self._s.dead_after_beats
+        if self._born is None:
+            self._born = now
+        if now - self._born < max_age:
+            # Workers starting beside the monitor have not had time to register yet.
+            return []
         live = instances.live(self._engine, "worker", now, max_age)
         fp = f"noworker:{self._s.region}"
         if any_due and not live and not self._no_worker:

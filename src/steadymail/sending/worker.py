@@ -30,6 +30,7 @@ from steadymail.domain.states import MessageState, SendState
 from steadymail.errors import NotFound, ValidationError
 from steadymail.sending.checkpointer import Checkpointer
 from steadymail.sending.compose import Composer, SendInfo
+from steadymail.sending.gate import SuspectGate
 from steadymail.sending.render import compile_template
 from steadymail.sending.transport import SmtpPool
 from steadymail.store import events, instances, queue, sends, templates
@@ -81,6 +82,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._sends: dict[int, tuple[float, SendInfo, str]] = {}
         self._leases_valid_until = 0.0
+        self._gate = SuspectGate()
 
     def stop(self) -> None:
         """Graceful stop: finish the window in hand, checkpoint, release leases, exit."""
@@ -167,15 +169,23 @@ class Worker:
         for window in self._windows(msgs):
             if self._stopping.is_set() or not await self._may_continue(claim):
                 break
-            if not await self.checkpointer.submit(
-                Checkpoint(claim, inflight_ids=[m.id for m in window])
-            ):
-                return self._lost(claim)
-            results = [await self._deliver(send, m) for m in window]
-            if not await self.checkpointer.submit(Checkpoint(claim, results=results)):
-                return self._lost(claim)
+            gate = self._gate.alone() if window[0].crashes else self._gate.ordinary()
+            async with gate:
+                if not await self._window(claim, send, window):
+                    return self._lost(claim)
         if not await asyncio.to_thread(queue.release_batch, self.engine, claim, self.clock.now()):
             self._lost(claim)
+
+    async def _window(
+        self, claim: Claim, send: SendInfo | None, window: list[QueuedMessage]
+    ) -> bool:
+        """Mark in flight, deliver, checkpoint; False if the lease was lost on the way."""
+        if not await self.checkpointer.submit(
+            Checkpoint(claim, inflight_ids=[m.id for m in window])
+        ):
+            return False
+        results = [await self._deliver(send, m) for m in window]
+        return await self.checkpointer.submit(Checkpoint(claim, results=results))
 
     def _windows(self, msgs: list[QueuedMessage]) -> list[list[QueuedMessage]]:
         """Messages that were in flight when a holder died go alone, first: if one of them kills

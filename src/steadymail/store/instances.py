@@ -110,3 +110,11 @@ def all_live(engine: Engine, now: float, max_age: float) -> list[dict[str, Any]]
             .order_by(instances.c.service, instances.c.slot)
         )
         return [dict(r._mapping) for r in rows]
+
+
+def by_ids(engine: Engine, instance_ids: list[str]) -> list[dict[str, Any]]:
+    if not instance_ids:
+        return []
+    with engine.connect() as conn:
+        rows = conn.execute(select(instances).where(instances.c.instance_id.in_(instance_ids)))
+        return [dict(r._mapping) for r in rows]
