@@ -3,13 +3,9 @@
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-import uuid
 
 from sqlalchemy import Engine
 
-from steadymail import __version__
 from steadymail.alerts.manager import AlertManager
 from steadymail.alerts.notifiers import Dispatcher, SendEmail
 from steadymail.clock import Clock
@@ -18,6 +14,7 @@ from steadymail.monitor.health import HealthWatcher
 from steadymail.monitor.signals import Signal
 from steadymail.monitor.stalls import StallDetector
 from steadymail.store import instances
+from steadymail.store.presence import new_instance_id, register_self
 
 log = logging.getLogger("steadymail.monitor")
 
@@ -38,7 +35,7 @@ class Monitor:
             settings.notify_retry_base,
             settings.notify_max_attempts,
         )
-        self.instance_id = f"monitor-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.instance_id = new_instance_id("monitor")
         self._stop = asyncio.Event()
 
     def apply(self, signals: list[Signal]) -> None:
@@ -61,17 +58,8 @@ class Monitor:
 
     async def run(self) -> None:
         now = self.clock.now()
-        await asyncio.to_thread(
-            instances.register,
-            self.engine,
-            instance_id=self.instance_id,
-            service="monitor",
-            region=self.settings.region,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            version=__version__,
-            now=now,
-            slot=self.settings.slot or "monitor",
+        await register_self(
+            self.engine, self.settings, "monitor", self.instance_id, now, slot="monitor"
         )
         await asyncio.to_thread(self.health.prime, now)
         dispatch = asyncio.create_task(self.dispatcher.run(0.5))

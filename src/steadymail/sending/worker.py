@@ -11,13 +11,10 @@ import logging
 import os
 import random
 import signal
-import socket
-import uuid
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from steadymail import __version__
 from steadymail.clock import Clock
 from steadymail.config import Settings
 from steadymail.domain.delivery import (
@@ -34,6 +31,7 @@ from steadymail.sending.gate import SuspectGate
 from steadymail.sending.render import compile_template
 from steadymail.sending.transport import SmtpPool
 from steadymail.store import events, instances, queue, sends, templates
+from steadymail.store.presence import new_instance_id, register_self
 from steadymail.store.queue import Checkpoint, Claim, QueuedMessage, Result
 
 log = logging.getLogger("steadymail.worker")
@@ -68,9 +66,7 @@ class Worker:
     ) -> None:
         self.settings, self.engine, self.clock = settings, engine, clock
         self.pool, self.composer = pool, composer
-        self.instance_id = (
-            instance_id or f"worker-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        )
+        self.instance_id = instance_id or new_instance_id("worker")
         self.rng = rng or random.Random()
         self.stats = WorkerStats()
         self.checkpointer = Checkpointer(
@@ -90,18 +86,7 @@ class Worker:
 
     async def run(self) -> None:
         now = self.clock.now()
-        await asyncio.to_thread(
-            instances.register,
-            self.engine,
-            instance_id=self.instance_id,
-            service="worker",
-            region=self.settings.region,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            version=__version__,
-            now=now,
-            slot=self.settings.slot,
-        )
+        await register_self(self.engine, self.settings, "worker", self.instance_id, now, slot="")
         log.info(
             "event=worker_started instance=%s concurrency=%d",
             self.instance_id,

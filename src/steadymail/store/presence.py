@@ -14,26 +14,45 @@ from steadymail.config import Settings
 from steadymail.store import instances
 
 
+def new_instance_id(service: str) -> str:
+    """Unique per process start: `<service>-<host>-<pid>-<random>`."""
+    return f"{service}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+async def register_self(
+    engine: Engine, settings: Settings, service: str, instance_id: str, now: float, slot: str = ""
+) -> None:
+    """Announce this process in the registry (off the event loop)."""
+    await asyncio.to_thread(
+        instances.register,
+        engine,
+        instance_id=instance_id,
+        service=service,
+        region=settings.region,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        version=__version__,
+        now=now,
+        slot=settings.slot or slot,
+    )
+
+
 class ServicePresence:
     """For processes without a lease loop of their own (api, control)."""
 
     def __init__(self, engine: Engine, clock: Clock, settings: Settings, service: str) -> None:
         self._engine, self._clock, self._settings, self._service = engine, clock, settings, service
-        self.instance_id = f"{service}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.instance_id = new_instance_id(service)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await asyncio.to_thread(
-            instances.register,
+        await register_self(
             self._engine,
-            instance_id=self.instance_id,
-            service=self._service,
-            region=self._settings.region,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            version=__version__,
-            now=self._clock.now(),
-            slot=self._settings.slot or self._service,
+            self._settings,
+            self._service,
+            self.instance_id,
+            self._clock.now(),
+            slot=self._service,
         )
         self._task = asyncio.create_task(self._beat())
 
