@@ -60,18 +60,21 @@ class Region:
         self.env = env
         self.logs = tmp
         self.supervisor: Supervisor | None = None
+        self.spawned: list[subprocess.Popen[bytes]] = []
         self.monitor = self._spawn("monitor", "monitor")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _spawn(self, what: str, slot: str) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{slot}.{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "steadymail", what],
             env={**self.env, "STEADYMAIL_SLOT": slot},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        self.spawned.append(proc)
+        return proc
 
     def supervise(self, engine: Engine, workers: int) -> None:
         children = [Child(f"worker-{i + 1}", steadymail_argv("worker")) for i in range(workers)]
@@ -101,8 +104,14 @@ class Region:
             self._thread.join(5)
         if self.supervisor:
             self.supervisor.stop_all(grace=15)
-        self.monitor.terminate()
-        self.monitor.wait(30)
+        for proc in self.spawned:  # the monitor and any worker a test started by hand
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.spawned:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 @pytest.fixture
