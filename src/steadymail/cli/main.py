@@ -135,6 +135,31 @@ def sink_cmd(
         handler.flush()
 
 
+@app.command("inbound")
+def inbound_cmd(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 2526,
+) -> None:
+    """Accept mail to unsubscribe@<message_id_domain> (the List-Unsubscribe mailto)."""
+    from steadymail.tracking.inbound import start_inbound
+    from steadymail.tracking.keys import load_tracking_secrets
+
+    setup_logging()
+    ctx = make_ctx()
+    signer = load_tracking_secrets(ctx.settings).signer
+    controller, _ = start_inbound(ctx.engine, signer, ctx.settings.message_id_domain, host, port)
+    err_console.print(f"unsubscribe mailbox listening on {host}:{port}")
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    try:
+        while not stop["now"]:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        controller.stop()
+
+
 def _dev_key(ctx_data_dir: str) -> str | None:
     path = os.path.join(ctx_data_dir, "dev-api-key")
     return open(path).read().strip() if os.path.exists(path) else None

@@ -142,3 +142,56 @@ def test_recorded_events_survive_a_clean_shutdown(
             assert http.get(click_url).status_code == 302
     live_api.stop()
     assert len([e for e in events(engine) if e.kind == "click"]) == 20
+
+
+def test_mailto_unsubscribe(
+    live_api: LiveApi, engine: Engine, smtp_server: tuple[Recorder, int]
+) -> None:
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    import aiosmtplib
+
+    from steadymail.tracking.inbound import start_inbound
+    from tests.conftest import free_port
+
+    recorder, _ = smtp_server
+    deliver(live_api, engine, recorder, n=2)
+    msg, _, _ = parts(next(m.data for m in recorder.messages if m.rcpt == "user0@example.com"))
+    mailto = re.search(r"<(mailto:[^>]+)>", msg["List-Unsubscribe"])
+    assert mailto
+    target = urlsplit(mailto.group(1))
+    subject = unquote(parse_qs(target.query)["subject"][0])
+    signer = live_api.server.config.app.state.steadymail.signer
+    port = free_port()
+    controller, handler = start_inbound(
+        engine, signer, live_api.settings.message_id_domain, "127.0.0.1", port
+    )
+
+    async def send(rcpt: str, subj: str) -> None:
+        body = f"From: user0@example.com\r\nTo: {rcpt}\r\nSubject: {subj}\r\n\r\nplease\r\n"
+        await aiosmtplib.send(
+            body.encode(),
+            sender="user0@example.com",
+            recipients=[rcpt],
+            hostname="127.0.0.1",
+            port=port,
+            start_tls=False,
+        )
+
+    try:
+        for rcpt, subj in (
+            (target.path, subject.replace("unsubscribe ", "unsubscribe x")),
+            ("someone@steadymail.local", subject),
+        ):
+            try:
+                asyncio.run(send(rcpt, subj))
+                raise AssertionError("should have been refused")
+            except (aiosmtplib.SMTPDataError, aiosmtplib.SMTPRecipientsRefused) as e:
+                assert "550" in str(e)
+        assert not contacts.is_suppressed(engine, "user0@example.com")
+        asyncio.run(send(target.path, subject))
+    finally:
+        controller.stop()
+    assert handler.processed == 1
+    assert contacts.is_suppressed(engine, "user0@example.com")
+    assert not contacts.is_suppressed(engine, "user1@example.com")
