@@ -12,6 +12,7 @@ import os
 import random
 import signal
 from dataclasses import dataclass, field
+from functools import partial
 
 from sqlalchemy import Engine
 
@@ -96,6 +97,9 @@ class Worker:
         writer = asyncio.create_task(self.checkpointer.run())
         beat = asyncio.create_task(self._heartbeat_loop())
         slots = [asyncio.create_task(self._slot()) for _ in range(self.settings.worker_concurrency)]
+        # One more slot that only takes over lapsed leases, so a dead worker's batches resume
+        # within a lease TTL even while every ordinary slot is busy with a long batch.
+        slots.append(asyncio.create_task(self._slot(rescue=True)))
         try:
             await asyncio.gather(*slots)
         finally:
@@ -118,11 +122,11 @@ class Worker:
                 log.warning("event=heartbeat_failed error=%r", str(e))
             await asyncio.sleep(interval)
 
-    async def _slot(self) -> None:
+    async def _slot(self, rescue: bool = False) -> None:
         while not self._stopping.is_set():
             try:
                 claim = await asyncio.to_thread(
-                    queue.claim_batch,
+                    partial(queue.claim_batch, expired_only=rescue),
                     self.engine,
                     self.instance_id,
                     self.settings.lease_ttl,

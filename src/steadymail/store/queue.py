@@ -93,8 +93,7 @@ UPDATE batches SET
 WHERE id = (
     SELECT b.id FROM batches b JOIN sends s ON s.id = b.send_id
     WHERE s.state = 'running'
-      AND ((b.state = 'pending' AND b.available_at <= :now)
-           OR (b.state = 'leased' AND b.lease_expires_at < :now))
+      AND ({due})
     ORDER BY b.available_at, b.id
     LIMIT 1 {lock}
 )
@@ -102,13 +101,21 @@ RETURNING id, send_id, seq, lease_epoch, reclaimed
 """
 
 
-def claim_batch(engine: Engine, owner: str, ttl: float, now: float) -> Claim | None:
-    """Lease the oldest due batch of a running send, or an expired lease; None if none is due."""
+_EXPIRED = "b.state = 'leased' AND b.lease_expires_at < :now"
+_DUE = f"(b.state = 'pending' AND b.available_at <= :now) OR ({_EXPIRED})"
+
+
+def claim_batch(
+    engine: Engine, owner: str, ttl: float, now: float, *, expired_only: bool = False
+) -> Claim | None:
+    """Lease the oldest due batch of a running send, or an expired lease; None if none is due.
+
+    `expired_only` claims only batches whose holder's lease lapsed: a rescuer's claim.
+    """
     lock = "" if engine.dialect.name == "sqlite" else "FOR UPDATE OF b SKIP LOCKED"
+    sql = _CLAIM_SQL.format(lock=lock, due=_EXPIRED if expired_only else _DUE)
     with engine.begin() as conn:
-        row = conn.execute(
-            text(_CLAIM_SQL.format(lock=lock)), {"owner": owner, "expires": now + ttl, "now": now}
-        ).first()
+        row = conn.execute(text(sql), {"owner": owner, "expires": now + ttl, "now": now}).first()
     if row is None:
         return None
     return Claim(row.id, row.send_id, row.seq, row.lease_epoch, owner, bool(row.reclaimed))

@@ -101,3 +101,12 @@ def test_cancel_gives_up_queued_messages(engine: Engine, one_batch: int) -> None
     sends.change_state(engine, one_batch, "cancel", T0)
     assert queue.claim_batch(engine, "A", 10, T0) is None
     assert sends.progress(engine, one_batch)["counts"] == {"cancelled": 10}
+
+
+def test_a_rescuer_takes_only_lapsed_leases(engine: Engine, one_batch: int) -> None:
+    assert queue.claim_batch(engine, "R", 10, T0, expired_only=True) is None  # pending: not its
+    a = queue.claim_batch(engine, "A", 10, T0)
+    assert a is not None
+    assert queue.claim_batch(engine, "R", 10, T0 + 5, expired_only=True) is None  # still live
+    r = queue.claim_batch(engine, "R", 10, T0 + 11, expired_only=True)
+    assert r is not None and r.reclaimed and r.batch_id == a.batch_id
