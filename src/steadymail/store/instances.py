@@ -58,6 +58,8 @@ def live(engine: Engine, service: str, now: float, max_age: float) -> list[dict[
             select(instances).where(
                 instances.c.service == service,
                 instances.c.stopped_at.is_(None),
+                # A supervisor saw it end: dead now, whatever its last heartbeat says.
+                instances.c.exit_reason.is_(None),
                 instances.c.heartbeat_at >= now - max_age,
             )
         )
@@ -93,6 +95,8 @@ def changed_since(engine: Engine, since: float, stale_before: float) -> list[dic
                     instances.c.stopped_at > since,
                     and_(
                         instances.c.stopped_at.is_(None),
+                        # A supervisor saw it end: dead now, whatever its last heartbeat says.
+                        instances.c.exit_reason.is_(None),
                         instances.c.heartbeat_at < stale_before,
                         instances.c.heartbeat_at >= since - 3600,
                     ),
@@ -106,7 +110,12 @@ def all_live(engine: Engine, now: float, max_age: float) -> list[dict[str, Any]]
     with engine.connect() as conn:
         rows = conn.execute(
             select(instances)
-            .where(instances.c.stopped_at.is_(None), instances.c.heartbeat_at >= now - max_age)
+            .where(
+                instances.c.stopped_at.is_(None),
+                # A supervisor saw it end: dead now, whatever its last heartbeat says.
+                instances.c.exit_reason.is_(None),
+                instances.c.heartbeat_at >= now - max_age,
+            )
             .order_by(instances.c.service, instances.c.slot)
         )
         return [dict(r._mapping) for r in rows]

@@ -151,3 +151,18 @@ def test_restarts_deaths_and_crash_loops(engine: Engine, db_url: str) -> None:
     assert [(x.name, x.severity, x.detail) for x in new] == [
         ("service_stopped", "info", "graceful")
     ]
+
+
+def test_a_worker_seen_exiting_is_not_live_even_with_a_fresh_heartbeat(
+    engine: Engine, db_url: str, settings_for: Any
+) -> None:
+    s = settings(db_url)
+    make_campaign(engine, settings_for(db_url, 25), 5)
+    now = time.time()
+    live_worker(engine, "w1", "worker-1", now)
+    det = StallDetector(engine, s)
+    assert det.tick(now) == []
+    instances.heartbeat(engine, "w1", now + 3.1)
+    assert det.tick(now + 3.1) == []  # past the start-up grace, w1 beating: all is well
+    instances.record_exit(engine, 1, "h", "signal SIGKILL")  # what the supervisor reports
+    assert [x.name for x in det.tick(now + 3.2)] == ["no_live_worker"]
