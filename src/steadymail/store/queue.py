@@ -94,7 +94,8 @@ WHERE id = (
     SELECT b.id FROM batches b JOIN sends s ON s.id = b.send_id
     WHERE s.state = 'running'
       AND ({due})
-    ORDER BY b.available_at, b.id
+    -- Transactional streams first: a receipt must not queue behind a bulk campaign.
+    ORDER BY CASE WHEN s.kind = 'stream' THEN 0 ELSE 1 END, b.available_at, b.id
     LIMIT 1 {lock}
 )
 RETURNING id, send_id, seq, lease_epoch, reclaimed

@@ -9,7 +9,7 @@ from steadymail.domain.states import MessageState
 from steadymail.store import queue, sends
 from steadymail.store.queue import Checkpoint, Result
 from steadymail.store.schema import messages
-from tests.helpers import make_campaign
+from tests.helpers import CLOCK, make_campaign
 
 T0 = 4_000_000_000.0  # after the real clock that created the send
 
@@ -110,3 +110,17 @@ def test_a_rescuer_takes_only_lapsed_leases(engine: Engine, one_batch: int) -> N
     assert queue.claim_batch(engine, "R", 10, T0 + 5, expired_only=True) is None  # still live
     r = queue.claim_batch(engine, "R", 10, T0 + 11, expired_only=True)
     assert r is not None and r.reclaimed and r.batch_id == a.batch_id
+
+
+def test_transactional_messages_jump_the_campaign_backlog(
+    engine: Engine, settings_for: Any, db_url: str
+) -> None:
+    from steadymail.services import transactional
+
+    settings = settings_for(db_url, 25, batch_size=10)
+    make_campaign(engine, settings, 50, list_name="bulk")  # five older batches
+    queued = transactional.enqueue(
+        engine, CLOCK, settings, to=["r@example.com"], subject="s", text="receipt"
+    )
+    first = queue.claim_batch(engine, "A", 10, T0)
+    assert first is not None and first.send_id == queued["send_id"]
