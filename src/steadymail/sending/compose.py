@@ -90,7 +90,7 @@ class Composer:
             self._tracking_version(), send.send_id, message_id, rendered.html, rendered.text
         )
         if list_unsubscribe:
-            headers.update(self._tracker.list_unsubscribe(send.send_id, message_id, self._domain))
+            headers.update(self._tracker.list_unsubscribe(unsubscribe_url, self._domain))
         sender, rcpt = parse_address(from_addr), parse_address(email)
         data = build_message(
             Envelope(

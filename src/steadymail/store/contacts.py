@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from steadymail.errors import Conflict, NotFound
-from steadymail.store.queue import insert_ignore
+from steadymail.store.db import insert_ignore
 from steadymail.store.schema import contacts, lists, suppressions
 
 _CHUNK = 5000

@@ -5,7 +5,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -64,3 +64,16 @@ def alembic_config(url: str) -> Config:
 def migrate(url: str) -> None:
     """Bring the database at `url` to the newest schema."""
     command.upgrade(alembic_config(url), "head")
+
+
+def insert_ignore(
+    conn: Connection, table: Any, rows: list[dict[str, Any]], keys: list[str]
+) -> None:
+    """INSERT rows, skipping any that clash on `keys` (SQLite and PostgreSQL alike)."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]
+    conn.execute(dialect_insert(table).on_conflict_do_nothing(index_elements=keys), rows)

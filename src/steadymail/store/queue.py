@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 
 from steadymail.domain.states import BatchState, MessageState, SendKind, SendState
+from steadymail.store.db import insert_ignore
 from steadymail.store.schema import batches, contacts, messages, sends, suppressions
 
 
@@ -291,19 +292,6 @@ def _write_results(conn: Connection, item: Checkpoint, now: float) -> None:
             ],
             ["email"],
         )
-
-
-def insert_ignore(
-    conn: Connection, table: Any, rows: list[dict[str, Any]], keys: list[str]
-) -> None:
-    """INSERT rows, skipping any that clash on `keys` (SQLite and PostgreSQL alike)."""
-    if not rows:
-        return
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]
-    conn.execute(dialect_insert(table).on_conflict_do_nothing(index_elements=keys), rows)
 
 
 def release_batch(engine: Engine, claim: Claim, now: float) -> bool:

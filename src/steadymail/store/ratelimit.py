@@ -5,7 +5,7 @@ Workers take tokens in small grants, so the database sees one write per grant, n
 
 from sqlalchemy import Engine, select, update
 
-from steadymail.store.queue import insert_ignore
+from steadymail.store.db import insert_ignore
 from steadymail.store.schema import relay_windows
 
 

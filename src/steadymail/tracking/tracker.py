@@ -38,11 +38,11 @@ class Tracker:
         token = self._signer.sign(TokenData(Kind.UNSUBSCRIBE, send_id, message_id))
         return f"{self._base}/u/{token}"
 
-    def list_unsubscribe(self, send_id: int, message_id: int, mailto_domain: str) -> dict[str, str]:
-        """RFC 2369 + RFC 8058 headers: an HTTPS one-click URL and a mailto fallback."""
-        token = self._signer.sign(TokenData(Kind.UNSUBSCRIBE, send_id, message_id))
+    def list_unsubscribe(self, unsubscribe_url: str, mailto_domain: str) -> dict[str, str]:
+        """RFC 2369 + RFC 8058 headers: the HTTPS one-click URL and a mailto fallback."""
+        token = unsubscribe_url.rsplit("/", 1)[1]
         return {
-            "List-Unsubscribe": f"<{self._base}/u/{token}>, "
+            "List-Unsubscribe": f"<{unsubscribe_url}>, "
             f"<mailto:unsubscribe@{mailto_domain}?subject=unsubscribe%20{token}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
