@@ -11,7 +11,7 @@ import logging
 import os
 import random
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
 from sqlalchemy import Engine
@@ -48,7 +48,6 @@ class WorkerStats:
     leases_lost: int = 0
     reclaims: int = 0
     at_risk: int = 0
-    by_send: dict[int, int] = field(default_factory=dict)
 
 
 class Worker:
