@@ -122,6 +122,23 @@ class Settings(BaseSettings):
     stall_floor: float = 30.0
     stall_factor: float = 10.0
     notifiers: list[NotifierSettings] = Field(default_factory=lambda: [NotifierSettings()])
+
+    # APM: the monitor keeps the region's metrics as time series at this resolution (seconds),
+    # with 1-minute rollups; points older than the retention are dropped.
+    metrics_interval: float = 5.0
+    metrics_retention: float = 24 * 3600.0
+    metrics_rollup_retention: float = 30 * 24 * 3600.0
+    # prometheus-client's multiprocess directory; empty: <data_dir>/prometheus.
+    prometheus_dir: Path | None = None
+    anomaly_detector: str = "steadymail"
+    # A series scoring at or above this raises an anomaly alert (the production threshold).
+    anomaly_threshold: float = 0.65
+    # Points a detector learns from before it may score (the range of the series is fixed then).
+    anomaly_warmup: int = 150
+    # Points after an anomaly during which that series stays quiet (the refractory period).
+    anomaly_rest: int = 200
+    # An anomaly alert resolves after this many intervals without a new high score.
+    anomaly_resolve_after: int = 12
     notify_retry_base: float = 2.0
     notify_max_attempts: int = 8
 
@@ -143,6 +160,9 @@ class Settings(BaseSettings):
 
     def resolved_capture_db(self) -> Path:
         return self.capture_db or self.data_dir / "capture.db"
+
+    def resolved_prometheus_dir(self) -> Path:
+        return self.prometheus_dir or self.data_dir / "prometheus"
 
     def resolved_heartbeat_interval(self) -> float:
         return self.heartbeat_interval or self.lease_ttl / 3

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 import uvloop
 
-from steadymail.cli import content, watch
+from steadymail.cli import content, nab, watch
 from steadymail.cli.context import console, err_console, make_ctx, setup_logging
 from steadymail.cli.supervisor import Child, Supervisor, exit_reporter, steadymail_argv
 from steadymail.errors import SteadymailError
@@ -38,6 +38,7 @@ app.command("workers")(watch.workers_cmd)
 app.command("stalls")(watch.stalls_cmd)
 apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(nab.nab_app, name="nab")
 
 
 @app.command("migrate")

@@ -1,0 +1,30 @@
+"""A plain exponentially weighted z-score: the reference our detector is measured against."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+
+class EwmaDetector:
+    """Score = 1 - exp(-|z| / 4) of each value against an EW mean and variance."""
+
+    __slots__ = ("_alpha", "_mean", "_n", "_var")
+
+    def __init__(self, alpha: float = 0.01) -> None:
+        self._alpha = alpha
+        self._mean = 0.0
+        self._var = 0.0
+        self._n = 0
+
+    def update(self, timestamp: datetime | float, value: float) -> float:
+        self._n += 1
+        if self._n == 1:
+            self._mean = value
+            return 0.0
+        d = value - self._mean
+        z = abs(d) / math.sqrt(self._var) if self._var > 0.0 else 0.0
+        a = self._alpha
+        self._mean += a * d
+        self._var = (1.0 - a) * (self._var + a * d * d)
+        return 1.0 - math.exp(-z / 4.0)

@@ -1,0 +1,132 @@
+"""The product's detector: contextual novelty plus a level-shift score, with a refractory period.
+
+Written by hand (it is the product's core). What it learns from the published NAB detectors:
+- from contextual anomaly detection (CAD OSE): quantise the value coarsely (8 bins over the range
+  seen while warming up, padded by 20 %) and treat *contexts never seen before* - a new bin, a new
+  pair, a new triple of consecutive bins - as the anomaly signal, so a pattern is anomalous once
+  and then learned;
+- from HTM and ARTime: a refractory ("rest") period after a detection, because NAB, like an
+  on-call engineer, rewards the first alarm of an episode and charges for every repeat;
+- a continuous level score (an exponentially smoothed value against a slow exponentially weighted
+  mean and variance) breaks ties and catches shifts inside the learned range.
+
+It is strictly causal: the range comes from the first ``warmup`` points only; values beyond it
+fall into new bins (which is itself novel). Memory is bounded: contexts live in an LRU map of at
+most ``max_contexts`` entries. Nothing depends on the timestamp, only on the order of points.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from datetime import datetime
+
+# Chosen on the NAB subset in ../shared/data/nab (see docs/design-notes.md, "Anomaly detection").
+WARMUP = 150
+BINS = 8
+PAD = 0.2
+ORDER = 3
+REST = 200
+FIRE_AT = 0.65  # a score at or above this starts the rest period
+NOVELTY_WEIGHT = 0.6
+LEVEL_SCALE = 6.0
+LEVEL_ALPHA = 0.005
+SMOOTH = 0.3
+MAX_CONTEXTS = 4096
+
+
+class NoveltyDetector:
+    """Contextual novelty detector; see the module docstring."""
+
+    __slots__ = (
+        "_fire_at",
+        "_hi",
+        "_lo",
+        "_max_contexts",
+        "_mean",
+        "_n",
+        "_quiet",
+        "_recent",
+        "_rest",
+        "_seen",
+        "_smooth",
+        "_step",
+        "_var",
+        "_warmup",
+    )
+
+    def __init__(
+        self,
+        warmup: int = WARMUP,
+        rest: int = REST,
+        fire_at: float = FIRE_AT,
+        max_contexts: int = MAX_CONTEXTS,
+    ) -> None:
+        self._warmup, self._rest, self._fire_at = warmup, rest, fire_at
+        self._max_contexts = max_contexts
+        self._n = 0
+        self._lo = math.inf
+        self._hi = -math.inf
+        self._step = 0.0
+        self._recent: tuple[int, ...] = ()
+        self._seen: OrderedDict[tuple[int, ...], None] = OrderedDict()
+        self._quiet = rest  # points since the last detection
+        self._mean = self._var = self._smooth = 0.0
+
+    def update(self, timestamp: datetime | float, value: float) -> float:
+        self._n += 1
+        level = self._level(value)
+        if self._step == 0.0:
+            self._lo = min(self._lo, value)
+            self._hi = max(self._hi, value)
+            if self._n < self._warmup:
+                return 0.0
+            self._fix_bins()
+        novelty = self._novelty(math.floor((value - self._lo) / self._step))
+        score = NOVELTY_WEIGHT * novelty + (1.0 - NOVELTY_WEIGHT) * level
+        self._quiet += 1
+        # Learning goes on through the first 2 x warmup points and every rest period; only the
+        # output is held back, so a detection never repeats within ``rest`` points.
+        if self._n < 2 * self._warmup or self._quiet < self._rest:
+            return 0.0
+        if score >= self._fire_at:
+            self._quiet = 0
+        return score
+
+    def _level(self, value: float) -> float:
+        if self._n == 1:
+            self._mean = self._smooth = value
+        self._smooth += SMOOTH * (value - self._smooth)
+        d = self._smooth - self._mean
+        if self._var > 0.0:
+            z = abs(d) / math.sqrt(self._var)
+        else:
+            # A series that never moved: any movement is as surprising as it gets.
+            z = math.inf if abs(d) > 1e-12 * max(1.0, abs(self._mean)) else 0.0
+        a = LEVEL_ALPHA if self._n > 20 else 0.1
+        self._mean += a * d
+        self._var = (1.0 - a) * (self._var + a * d * d)
+        return 1.0 - math.exp(-z / LEVEL_SCALE)
+
+    def _fix_bins(self) -> None:
+        span = self._hi - self._lo
+        pad = span * PAD
+        self._lo -= pad
+        span += 2 * pad
+        self._step = span / BINS if span > 0 else max(abs(self._hi) * 0.01, 1e-9)
+
+    def _novelty(self, bin_: int) -> float:
+        recent = (*self._recent, bin_)[-ORDER:]
+        self._recent = recent
+        seen = self._seen
+        new = 0
+        for length in range(1, len(recent) + 1):
+            context = recent[-length:]
+            if context in seen:
+                seen.move_to_end(context)
+            else:
+                new += 1
+                seen[context] = None
+                if len(seen) > self._max_contexts:
+                    seen.popitem(last=False)
+        return new / len(recent)

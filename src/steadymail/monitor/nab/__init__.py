@@ -1,0 +1,1 @@
+"""The Numenta Anomaly Benchmark: read a corpus, run a detector over it, score the results."""
