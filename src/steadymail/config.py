@@ -132,7 +132,7 @@ class Settings(BaseSettings):
     prometheus_dir: Path | None = None
     anomaly_detector: str = "steadymail"
     # A series scoring at or above this raises an anomaly alert (the production threshold).
-    anomaly_threshold: float = 0.65
+    anomaly_threshold: float = 0.6
     # Points a detector learns from before it may score (the range of the series is fixed then).
     anomaly_warmup: int = 150
     # Points after an anomaly during which that series stays quiet (the refractory period).

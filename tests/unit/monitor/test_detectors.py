@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from steadymail.monitor.anomaly import make_detector, names
-from steadymail.monitor.anomaly.novelty import NoveltyDetector
+from steadymail.monitor.anomaly.novelty import FIRE_AT, NoveltyDetector
 
 finite = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False)
 
@@ -53,9 +53,9 @@ def _steady(n: int, seed: int, level: float = 100.0, noise: float = 5.0) -> list
 def test_flags_a_halved_level_and_stays_quiet_on_noise() -> None:
     det = NoveltyDetector(warmup=100, rest=50)
     quiet = [det.update(float(i), v) for i, v in enumerate(_steady(1000, seed=1))]
-    assert max(quiet[300:]) < 0.65, "false alarm on a steady noisy series"
+    assert max(quiet[300:]) < FIRE_AT, "false alarm on a steady noisy series"
     after = [det.update(float(1000 + i), v / 2) for i, v in enumerate(_steady(5, seed=2))]
-    assert after[0] >= 0.65 or after[1] >= 0.65, after
+    assert after[0] >= FIRE_AT or after[1] >= FIRE_AT, after
 
 
 def test_refractory_period_after_a_detection() -> None:
@@ -63,6 +63,6 @@ def test_refractory_period_after_a_detection() -> None:
     for i, v in enumerate(_steady(600, seed=3)):
         det.update(float(i), v)
     scores = [det.update(float(600 + i), 10_000.0 + i) for i in range(60)]
-    fired = [i for i, s in enumerate(scores) if s >= 0.65]
+    fired = [i for i, s in enumerate(scores) if s >= FIRE_AT]
     assert fired and fired[0] == 0
     assert all(s == 0.0 for s in scores[1:50]), "the series must rest after an alarm"

@@ -7,6 +7,9 @@ Written by hand (it is the product's core). What it learns from the published NA
   and then learned;
 - from HTM and ARTime: a refractory ("rest") period after a detection, because NAB, like an
   on-call engineer, rewards the first alarm of an episode and charges for every repeat;
+- from HTM's anomaly likelihood: what matters is surprise relative to the series' own habits, so
+  novelty is discounted by how often this series has produced novelty lately (a noisy series
+  invents contexts all the time; a clean one almost never);
 - a continuous level score (an exponentially smoothed value against a slow exponentially weighted
   mean and variance) breaks ties and catches shifts inside the learned range.
 
@@ -27,12 +30,14 @@ BINS = 8
 PAD = 0.2
 ORDER = 3
 REST = 200
-FIRE_AT = 0.65  # a score at or above this starts the rest period
+FIRE_AT = 0.6  # a score at or above this starts the rest period
 NOVELTY_WEIGHT = 0.6
 LEVEL_SCALE = 6.0
 LEVEL_ALPHA = 0.005
 SMOOTH = 0.3
 MAX_CONTEXTS = 4096
+RATE_ALPHA = 0.001  # how fast the recent novelty rate follows
+RATE_DISCOUNT = 10.0  # novelty x exp(-rate x this)
 
 
 class NoveltyDetector:
@@ -46,6 +51,7 @@ class NoveltyDetector:
         "_mean",
         "_n",
         "_quiet",
+        "_rate",
         "_recent",
         "_rest",
         "_seen",
@@ -72,6 +78,7 @@ class NoveltyDetector:
         self._seen: OrderedDict[tuple[int, ...], None] = OrderedDict()
         self._quiet = rest  # points since the last detection
         self._mean = self._var = self._smooth = 0.0
+        self._rate = 0.0  # exponentially weighted mean of past novelty
 
     def update(self, timestamp: datetime | float, value: float) -> float:
         self._n += 1
@@ -83,6 +90,9 @@ class NoveltyDetector:
                 return 0.0
             self._fix_bins()
         novelty = self._novelty(math.floor((value - self._lo) / self._step))
+        rate = self._rate
+        self._rate += RATE_ALPHA * (novelty - rate)
+        novelty *= math.exp(-rate * RATE_DISCOUNT)
         score = NOVELTY_WEIGHT * novelty + (1.0 - NOVELTY_WEIGHT) * level
         self._quiet += 1
         # Learning goes on through the first 2 x warmup points and every rest period; only the

@@ -1,0 +1,72 @@
+"""Anomaly detector speed, one series on one core. Prints one figure a line:
+
+  points                      points fed to each detector (the NAB subset's values, repeated)
+  steadymail_points_per_s     the product's detector (NoveltyDetector.update)
+  ewma_points_per_s           a plain EW z-score detector, the reference in this run
+  ratio_to_ewma               steadymail / ewma
+  loop_points_per_s           the bare loop with a no-op update (the interpreter's ceiling)
+
+Aim: steadymail_points_per_s >= 50,000.
+Usage: python bench/anomaly.py [--corpus ../shared/data/nab] [--points 1000000] [--repeat 3]
+"""
+
+import argparse
+import math
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from steadymail.monitor.anomaly import Detector, make_detector
+from steadymail.monitor.nab.corpus import iter_series
+
+
+class _Noop:
+    def update(self, timestamp: datetime | float, value: float) -> float:
+        return 0.0
+
+
+def _values(corpus: Path, points: int) -> list[float]:
+    base: list[float] = []
+    if (corpus / "data").is_dir():
+        for series in iter_series(corpus):
+            base += series.values
+    else:  # no corpus here: a daily cycle with noise-like wobble
+        base = [100 + 20 * math.sin(i / 40) + (i * 7919 % 13) for i in range(100_000)]
+    out: list[float] = []
+    while len(out) < points:
+        out += base
+    return out[:points]
+
+
+def _rate(make: Callable[[], Detector], values: list[float], repeat: int) -> float:
+    best = math.inf
+    for _ in range(repeat):
+        det = make()
+        update = det.update
+        started = time.perf_counter()
+        for i, v in enumerate(values):
+            update(i, v)
+        best = min(best, time.perf_counter() - started)
+    return len(values) / best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--corpus", type=Path, default=Path("../shared/data/nab"))
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    values = _values(args.corpus, args.points)
+    ours = _rate(lambda: make_detector("steadymail"), values, args.repeat)
+    ewma = _rate(lambda: make_detector("ewma"), values, args.repeat)
+    loop = _rate(_Noop, values, args.repeat)
+    print(f"points {len(values)}")
+    print(f"steadymail_points_per_s {ours:.0f}")
+    print(f"ewma_points_per_s {ewma:.0f}")
+    print(f"ratio_to_ewma {ours / ewma:.3f}")
+    print(f"loop_points_per_s {loop:.0f}")
+
+
+if __name__ == "__main__":
+    main()
