@@ -1,3 +1,3 @@
-from steadymail.cli.main import main
+from steadymail.cli.entry import main
 
 main()

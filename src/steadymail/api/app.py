@@ -1,12 +1,14 @@
 """The ASGI application factory."""
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import Engine
 
 from steadymail import __version__
@@ -14,6 +16,7 @@ from steadymail.api import errors, rest, tracking_routes, watch_routes
 from steadymail.api.deps import AppState
 from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings, load_settings
+from steadymail.metrics import Metrics, SeriesFlusher
 from steadymail.store.db import make_engine
 from steadymail.store.presence import ServicePresence
 from steadymail.tracking.events import EventRecorder
@@ -31,14 +34,20 @@ def create_app(settings: Settings, engine: Engine, clock: Clock | None = None) -
         settings.tracking_flush_interval,
     )
 
+    metrics = Metrics(settings.region, settings.metrics_interval)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         writer = asyncio.create_task(recorder.run())
         presence = ServicePresence(engine, clock, settings, "api")
         await presence.start()
+        flusher = SeriesFlusher(metrics, engine, clock, presence.instance_id)
+        flushing = asyncio.create_task(flusher.run())
         try:
             yield
         finally:
+            flushing.cancel()
+            await flusher.flush(final=True)
             writer.cancel()
             # A clean shutdown loses no recorded click, open or unsubscribe.
             await recorder.close()
@@ -46,7 +55,13 @@ def create_app(settings: Settings, engine: Engine, clock: Clock | None = None) -
 
     app = FastAPI(title="steadymail", version=__version__, lifespan=lifespan)
     app.state.steadymail = AppState(
-        settings, engine, clock, settings.resolved_capture_db(), secrets.signer, recorder
+        settings,
+        engine,
+        clock,
+        settings.resolved_capture_db(),
+        secrets.signer,
+        recorder,
+        metrics,
     )
     errors.install(app)
     # Tracking first: its public routes are the hot path, and routes match in order.
@@ -59,8 +74,13 @@ def create_app(settings: Settings, engine: Engine, clock: Clock | None = None) -
         return {"status": "ok", "region": settings.region, "version": __version__}
 
     @app.get("/metrics")
-    def metrics() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+    def prometheus_metrics() -> PlainTextResponse:
+        registry = REGISTRY
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Every process of this host that wrote to the directory: workers included.
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return PlainTextResponse(generate_latest(registry).decode(), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from steadymail.clock import Clock
 from steadymail.config import Settings
 from steadymail.errors import Unauthorized
+from steadymail.metrics import Metrics
 from steadymail.store import apikeys
 from steadymail.tracking.events import EventRecorder
 from steadymail.tracking.tokens import TokenSigner
@@ -23,6 +24,7 @@ class AppState:
     capture_path: Path
     signer: TokenSigner
     recorder: EventRecorder
+    metrics: Metrics
 
 
 def state(request: Request) -> AppState:

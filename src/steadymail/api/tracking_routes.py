@@ -61,6 +61,11 @@ def safe_location(url: str) -> str:
     )
 
 
+def _count(request: Request, kind: str, found: bool) -> None:
+    st = state(request)
+    st.metrics.tracking(kind, "ok" if found else "not_found", st.clock.now())
+
+
 def _client(request: Request) -> tuple[str, str]:
     ip = request.client.host if request.client else ""
     return request.headers.get("user-agent", ""), ip
@@ -69,6 +74,7 @@ def _client(request: Request) -> tuple[str, str]:
 @router.api_route("/t/c/{token}", methods=["GET", "HEAD"])
 async def click(token: str, request: Request) -> Response:
     data = _verify(request, token, Kind.CLICK)
+    _count(request, "click", data is not None)
     if data is None or not is_http(data.url):
         return _NOT_FOUND
     ua, ip = _client(request)
@@ -79,6 +85,7 @@ async def click(token: str, request: Request) -> Response:
 @router.get("/t/o/{token}")
 async def open_pixel(token: str, request: Request) -> Response:
     data = _verify(request, token, Kind.OPEN)
+    _count(request, "open", data is not None)
     if data is None:
         return _NOT_FOUND
     ua, ip = _client(request)
@@ -97,6 +104,7 @@ async def unsubscribe_page(token: str, request: Request) -> Response:
 def unsubscribe(token: str, request: Request) -> Response:
     """RFC 8058 one-click (and the page's button): suppress the address now, then record it."""
     data = _verify(request, token, Kind.UNSUBSCRIBE)
+    _count(request, "unsubscribe", data is not None)
     if data is None:
         return _NOT_FOUND
     st = state(request)

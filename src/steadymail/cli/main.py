@@ -166,6 +166,15 @@ def _dev_key(ctx_data_dir: str) -> str | None:
     return open(path).read().strip() if os.path.exists(path) else None
 
 
+def _fresh_prometheus_dir() -> None:
+    # `up` owns its processes: counters of an earlier run must not be added to this one's.
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory and os.path.isdir(directory):
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.remove(os.path.join(directory, name))
+
+
 @app.command("up")
 def up_cmd(
     workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
@@ -176,6 +185,7 @@ def up_cmd(
     ctx = make_ctx()
     s = ctx.settings
     migrate(s.resolved_database_url())
+    _fresh_prometheus_dir()
     key = _dev_key(str(s.data_dir))
     if key is None:
         key = apikeys.create_key(ctx.engine, "dev", {"read", "write", "send"}, ctx.clock.now())

@@ -79,6 +79,7 @@ class Supervisor:
             child.exits.append(why)
             pid = child.proc.pid
             child.proc = None
+            _forget_gauges(pid)
             if self._on_exit is not None:
                 try:
                     self._on_exit(child, pid, why)
@@ -127,6 +128,14 @@ class Supervisor:
                 time.sleep(0.2)
         finally:
             self.stop_all()
+
+
+def _forget_gauges(pid: int) -> None:
+    # A dead process's live gauges (queue depth, stalled sends) must not be exported any more.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def steadymail_argv(*args: str) -> list[str]:

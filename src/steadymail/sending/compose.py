@@ -3,8 +3,10 @@
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
+from steadymail.metrics import Metrics
 from steadymail.sending.dkim_signer import DkimSigner
 from steadymail.sending.mime import (
     Envelope,
@@ -49,12 +51,14 @@ class Composer:
         message_id_domain: str,
         tracker: Tracker,
         tracking_version: Callable[[], str],
+        metrics: Metrics | None = None,
     ) -> None:
         self._signer = signer
         self._domain = message_id_domain
         self._tracker = tracker
         # Read per message, so a change of version (a flag) takes effect without a restart.
         self._tracking_version = tracking_version
+        self._metrics = metrics
 
     def compose(
         self,
@@ -85,10 +89,13 @@ class Composer:
         context = contact_context(
             email, variables, {"send": {"id": send.send_id}, "unsubscribe_url": unsubscribe_url}
         )
+        t0 = perf_counter()
         rendered = render(template, context)
+        t1 = perf_counter()
         html, text = self._tracker.rewrite(
             self._tracking_version(), send.send_id, message_id, rendered.html, rendered.text
         )
+        t2 = perf_counter()
         if list_unsubscribe:
             headers.update(self._tracker.list_unsubscribe(unsubscribe_url, self._domain))
         sender, rcpt = parse_address(from_addr), parse_address(email)
@@ -104,8 +111,16 @@ class Composer:
                 headers=headers,
             )
         )
+        t3 = perf_counter()
         if self._signer:
             data = self._signer.sign(data, sender.domain)
+        if self._metrics:
+            m = self._metrics
+            m.observe("render", t1 - t0, now)
+            m.observe("rewrite", t2 - t1, now)
+            m.observe("mime", t3 - t2, now)
+            if self._signer:
+                m.observe("dkim", perf_counter() - t3, now)
         return Composed(
             sender.addr_spec, rcpt.addr_spec, data, needs_smtputf8(sender) or needs_smtputf8(rcpt)
         )

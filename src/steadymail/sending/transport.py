@@ -7,6 +7,8 @@ one, up to `retries` times, before it is reported as a connection failure (the c
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -49,6 +51,7 @@ class SmtpPool:
         cooldown: float,
         clock: Clock,
         take: TakeTokens,
+        on_transaction: Callable[[float, int], None] | None = None,
     ) -> None:
         if not relays:
             raise ValueError("at least one relay is required")
@@ -58,6 +61,8 @@ class SmtpPool:
         self._size, self._timeout, self._retries = size, timeout, retries
         self._cooldown, self._clock = cooldown, clock
         self.connections_opened = 0
+        # Told (seconds, reply code; 0 for none) after each SMTP transaction, for metrics.
+        self._on_transaction = on_transaction
 
     def _pick(self, exclude: set[int]) -> tuple[int, _Relay]:
         now = self._clock.now()
@@ -103,7 +108,10 @@ class SmtpPool:
                 last = Verdict(Outcome.CONNECTION, 0, f"{relay.settings.name}: {e}")
                 log.warning("event=relay_down relay=%s error=%r", relay.settings.name, str(e))
                 continue
+            started = time.perf_counter()
             verdict = await self._converse(client, sender, recipient, data, smtputf8)
+            if self._on_transaction:
+                self._on_transaction(time.perf_counter() - started, verdict.code)
             if verdict.outcome == Outcome.CONNECTION:
                 client.close()
                 tried.add(index)

@@ -13,6 +13,7 @@ import random
 import signal
 from dataclasses import dataclass
 from functools import partial
+from time import perf_counter
 
 from sqlalchemy import Engine
 
@@ -26,6 +27,7 @@ from steadymail.domain.delivery import (
 )
 from steadymail.domain.states import MessageState, SendState
 from steadymail.errors import NotFound, ValidationError
+from steadymail.metrics import Metrics, SeriesFlusher
 from steadymail.sending.checkpointer import Checkpointer
 from steadymail.sending.compose import Composer, SendInfo
 from steadymail.sending.gate import SuspectGate
@@ -63,6 +65,7 @@ class Worker:
         *,
         instance_id: str | None = None,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings, self.engine, self.clock = settings, engine, clock
         self.pool, self.composer = pool, composer
@@ -79,6 +82,8 @@ class Worker:
         self._sends: dict[int, tuple[float, SendInfo, str]] = {}
         self._leases_valid_until = 0.0
         self._gate = SuspectGate()
+        self.metrics = metrics or Metrics(settings.region, settings.metrics_interval)
+        self._flusher = SeriesFlusher(self.metrics, engine, clock, self.instance_id)
 
     def stop(self) -> None:
         """Graceful stop: finish the window in hand, checkpoint, release leases, exit."""
@@ -95,6 +100,7 @@ class Worker:
         self._leases_valid_until = now + self.settings.lease_ttl
         writer = asyncio.create_task(self.checkpointer.run())
         beat = asyncio.create_task(self._heartbeat_loop())
+        flush = asyncio.create_task(self._flusher.run())
         slots = [asyncio.create_task(self._slot()) for _ in range(self.settings.worker_concurrency)]
         # One more slot that only takes over lapsed leases, so a dead worker's batches resume
         # within a lease TTL even while every ordinary slot is busy with a long batch.
@@ -103,7 +109,9 @@ class Worker:
             await asyncio.gather(*slots)
         finally:
             beat.cancel()
+            flush.cancel()
             writer.cancel()
+            await self._flusher.flush(final=True)
             await self.pool.close()
             await asyncio.to_thread(
                 instances.stopped, self.engine, self.instance_id, "graceful", self.clock.now()
@@ -123,6 +131,7 @@ class Worker:
 
     async def _slot(self, rescue: bool = False) -> None:
         while not self._stopping.is_set():
+            started = perf_counter()
             try:
                 claim = await asyncio.to_thread(
                     partial(queue.claim_batch, expired_only=rescue),
@@ -137,6 +146,9 @@ class Worker:
             if claim is None:
                 await self._idle()
                 continue
+            now = self.clock.now()
+            self.metrics.observe("claim", perf_counter() - started, now)
+            self.metrics.claim(claim.reclaimed, now)
             await self._process(claim)
 
     async def _idle(self) -> None:
@@ -173,7 +185,13 @@ class Worker:
         ):
             return False
         results = [await self._deliver(send, m) for m in window]
-        return await self.checkpointer.submit(Checkpoint(claim, results=results))
+        started = perf_counter()
+        ok = await self.checkpointer.submit(Checkpoint(claim, results=results))
+        now = self.clock.now()
+        self.metrics.observe("checkpoint", perf_counter() - started, now)
+        for r in results:
+            self.metrics.outcome(r.state.value, now)
+        return ok
 
     def _windows(self, msgs: list[QueuedMessage]) -> list[list[QueuedMessage]]:
         """Messages that were in flight when a holder died go alone, first: if one of them kills

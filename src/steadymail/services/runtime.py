@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 
 from steadymail.clock import Clock
 from steadymail.config import Settings
+from steadymail.metrics import Metrics
 from steadymail.sending.compose import Composer
 from steadymail.sending.dkim_signer import DkimSigner
 from steadymail.sending.transport import SmtpPool
@@ -23,6 +24,7 @@ def build_worker(
     instance_id: str | None = None,
     seed: int | None = None,
 ) -> Worker:
+    metrics = Metrics(settings.region, settings.metrics_interval)
     pool = SmtpPool(
         settings.relays,
         size=settings.worker_concurrency,
@@ -31,6 +33,7 @@ def build_worker(
         cooldown=settings.relay_cooldown,
         clock=clock,
         take=partial(ratelimit.take, engine),
+        on_transaction=lambda seconds, code: metrics.smtp_transaction(seconds, code, clock.now()),
     )
     tracker = Tracker(load_tracking_secrets(settings).signer, settings.public_url)
     composer = Composer(
@@ -38,7 +41,15 @@ def build_worker(
         settings.message_id_domain,
         tracker,
         lambda: settings.tracking_version,
+        metrics,
     )
     return Worker(
-        settings, engine, clock, pool, composer, instance_id=instance_id, rng=random.Random(seed)
+        settings,
+        engine,
+        clock,
+        pool,
+        composer,
+        instance_id=instance_id,
+        rng=random.Random(seed),
+        metrics=metrics,
     )

@@ -257,3 +257,31 @@ notifications = Table(
     Column("last_error", Text, nullable=True),
     Index("ix_notifications_due", "delivered_at", "next_attempt_at"),
 )
+
+# Per-interval sums written by each process (worker, API); the monitor folds and deletes them.
+metric_deltas = Table(
+    "metric_deltas",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("region", String(40), nullable=False),
+    Column("instance_id", String(100), nullable=False),
+    Column("bucket", BigInteger, nullable=False),  # floor(time / interval)
+    Column("name", String(60), nullable=False),
+    Column("value", Float, nullable=False),
+    Index("ix_metric_deltas_bucket", "bucket"),
+)
+
+# The region's time series: raw points at `metrics_interval` and 60 s rollups (mean/min/max).
+metric_points = Table(
+    "metric_points",
+    metadata,
+    Column("region", String(40), primary_key=True),
+    Column("name", String(60), primary_key=True),
+    Column("resolution", Float, primary_key=True),
+    Column("ts", Float, primary_key=True),  # the start of the interval
+    Column("value", Float, nullable=False),
+    Column("count", Integer, nullable=False, server_default="1"),
+    Column("min", Float, nullable=False),
+    Column("max", Float, nullable=False),
+    Index("ix_metric_points_resolution_ts", "resolution", "ts"),
+)

@@ -1,0 +1,23 @@
+"""The `steadymail` executable: point prometheus-client at the shared directory, then run the CLI.
+
+prometheus-client picks single- or multiprocess mode when it is first imported, so the
+directory must be in the environment before anything imports it (the CLI's modules do).
+"""
+
+import os
+
+
+def main() -> None:
+    """Entry point of the `steadymail` command and of `python -m steadymail`."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        from steadymail.config import load_settings
+
+        try:
+            directory = load_settings().resolved_prometheus_dir()
+            directory.mkdir(parents=True, exist_ok=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+        except Exception:  # a bad config is reported by the command itself
+            pass
+    from steadymail.cli.main import main as run
+
+    run()
