@@ -130,9 +130,11 @@ class Settings(BaseSettings):
     metrics_rollup_retention: float = 30 * 24 * 3600.0
     # prometheus-client's multiprocess directory; empty: <data_dir>/prometheus.
     prometheus_dir: Path | None = None
-    anomaly_detector: str = "steadymail"
+    anomaly_detector: str = "steadymail-ops"
     # A series scoring at or above this raises an anomaly alert (the production threshold).
     anomaly_threshold: float = 0.6
+    # ... and only when the value is this many standard deviations from the series' usual level.
+    anomaly_min_sigma: float = 5.0
     # Points a detector learns from before it may score (the range of the series is fixed then).
     anomaly_warmup: int = 150
     # Points after an anomaly during which that series stays quiet (the refractory period).

@@ -10,7 +10,10 @@ from steadymail.alerts.manager import AlertManager
 from steadymail.alerts.notifiers import Dispatcher, SendEmail
 from steadymail.clock import Clock
 from steadymail.config import Settings
+from steadymail.metrics import ANOMALY_SCORE, QUEUE_DUE, RESTARTS, STALLED_SENDS
+from steadymail.monitor.anomalies import WATCHED, AnomalyWatcher
 from steadymail.monitor.health import HealthWatcher
+from steadymail.monitor.series import Interval, SeriesKeeper
 from steadymail.monitor.signals import Signal
 from steadymail.monitor.stalls import StallDetector
 from steadymail.store import instances
@@ -27,6 +30,8 @@ class Monitor:
         self.alerts = AlertManager(engine, clock, [n.name for n in settings.notifiers])
         self.health = HealthWatcher(engine, settings)
         self.stalls = StallDetector(engine, settings)
+        self.series = SeriesKeeper(engine, settings)
+        self.anomalies = AnomalyWatcher(settings)
         self.dispatcher = Dispatcher(
             engine,
             clock,
@@ -40,6 +45,8 @@ class Monitor:
 
     def apply(self, signals: list[Signal]) -> None:
         for s in signals:
+            if s.name == "service_restarted" and not s.resolve and not s.note:
+                RESTARTS.labels(self.settings.region, str(s.labels.get("service", ""))).inc()
             if s.note:
                 self.alerts.note(s.fingerprint, "mitigation", s.note)
             elif s.resolve:
@@ -51,7 +58,26 @@ class Monitor:
         now = self.clock.now()
         self.apply(self.health.tick(now))
         self.apply(self.stalls.tick(now))
+        region = self.settings.region
+        STALLED_SENDS.labels(region).set(self.stalls.stalled_count())
+        QUEUE_DUE.labels(region).set(self.stalls.due_batches)
+        self.series.observe_queue(now, self.stalls.due_batches, self.stalls.waiting_batches)
+        for interval in self.series.tick(now):
+            self.apply(self.anomalies.observe(interval))
+        for name, score in self.anomalies.scores().items():
+            ANOMALY_SCORE.labels(region, name).set(score)
         instances.heartbeat(self.engine, self.instance_id, now)
+
+    def prime_anomalies(self, now: float) -> None:
+        """Feed the detectors the stored history, so a monitor restart does not re-learn."""
+        span = self.settings.metrics_interval * self.settings.anomaly_warmup * 4
+        history = self.series.history(
+            [*WATCHED, "backlog_min", "attempts", "smtp_count"], now - span
+        )
+        self.anomalies.prime(
+            Interval(ts, values, values.get("backlog_min", 0.0) > 0)
+            for ts, values in history.items()
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -62,6 +88,7 @@ class Monitor:
             self.engine, self.settings, "monitor", self.instance_id, now, slot="monitor"
         )
         await asyncio.to_thread(self.health.prime, now)
+        await asyncio.to_thread(self.prime_anomalies, now)
         dispatch = asyncio.create_task(self.dispatcher.run(0.5))
         log.info("event=monitor_started instance=%s", self.instance_id)
         try:

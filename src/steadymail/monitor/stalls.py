@@ -28,6 +28,13 @@ class StallDetector:
         self._sends: dict[int, _Learned] = {}
         self._no_worker = False
         self._born: float | None = None
+        # Batches due right now, and those of them no worker holds yet (a backlog), summed over
+        # running sends at the last tick: the series keeper samples them.
+        self.due_batches = 0
+        self.waiting_batches = 0
+
+    def stalled_count(self) -> int:
+        return sum(1 for learned in self._sends.values() if learned.stalled)
 
     def threshold(self, learned: _Learned) -> float:
         gap = learned.gap if learned.gap is not None else 0.0
@@ -38,6 +45,7 @@ class StallDetector:
         running = monitoring.running_sends(self._engine)
         any_due = False
         seen = set()
+        due_batches = waiting = 0
         for send in running:
             sid = int(send["id"])
             seen.add(sid)
@@ -59,6 +67,8 @@ class StallDetector:
                     )
             work = monitoring.due_work(self._engine, sid, now)
             any_due |= work["due"] > 0
+            due_batches += work["due"]
+            waiting += work["waiting"]
             idle = now - learned.last_progress
             if work["due"] and idle > self.threshold(learned) and not learned.stalled:
                 learned.stalled = True
@@ -82,6 +92,7 @@ class StallDetector:
                         detail=f"send {sid} is no longer running",
                     )
                 )
+        self.due_batches, self.waiting_batches = due_batches, waiting
         out += self._workers(now, any_due)
         return out
 

@@ -30,4 +30,5 @@ def due_work(engine: Engine, send_id: int, now: float) -> dict[str, int]:
             )
         ).all()
     expired = sum(1 for r in rows if r.state == "leased" and (r.lease_expires_at or 0) < now)
-    return {"due": len(rows), "expired_leases": expired}
+    waiting = sum(1 for r in rows if r.state == "pending")
+    return {"due": len(rows), "expired_leases": expired, "waiting": waiting}

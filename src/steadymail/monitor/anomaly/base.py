@@ -17,9 +17,9 @@ class Detector(Protocol):
 
 def _registry() -> dict[str, Callable[[], Detector]]:
     from steadymail.monitor.anomaly.ewma import EwmaDetector
-    from steadymail.monitor.anomaly.novelty import NoveltyDetector
+    from steadymail.monitor.anomaly.novelty import NoveltyDetector, operations
 
-    return {"steadymail": NoveltyDetector, "ewma": EwmaDetector}
+    return {"steadymail": NoveltyDetector, "steadymail-ops": operations, "ewma": EwmaDetector}
 
 
 def names() -> list[str]:

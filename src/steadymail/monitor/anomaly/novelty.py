@@ -36,26 +36,34 @@ LEVEL_SCALE = 6.0
 LEVEL_ALPHA = 0.005
 SMOOTH = 0.3
 MAX_CONTEXTS = 4096
+RESOLUTION = 1e-3  # relative to the level: finer differences are noise
+OPS_SMOOTHING = 1.0
+OPS_NOVELTY_WEIGHT = 0.3
+OPS_LEVEL_SCALE = 4.0
 RATE_ALPHA = 0.001  # how fast the recent novelty rate follows
 RATE_DISCOUNT = 10.0  # novelty x exp(-rate x this)
 
 
 class NoveltyDetector:
-    """Contextual novelty detector; see the module docstring."""
+    """Contextual novelty detector; see the module docstring. The defaults are the NAB-tuned
+    ones; ``operations()`` is the preset the monitor runs on the platform's own metrics."""
 
     __slots__ = (
         "_fire_at",
         "_hi",
+        "_level_scale",
         "_lo",
         "_max_contexts",
         "_mean",
         "_n",
+        "_novelty_weight",
         "_quiet",
         "_rate",
         "_recent",
         "_rest",
         "_seen",
         "_smooth",
+        "_smoothing",
         "_step",
         "_var",
         "_warmup",
@@ -67,8 +75,14 @@ class NoveltyDetector:
         rest: int = REST,
         fire_at: float = FIRE_AT,
         max_contexts: int = MAX_CONTEXTS,
+        *,
+        smoothing: float = SMOOTH,
+        novelty_weight: float = NOVELTY_WEIGHT,
+        level_scale: float = LEVEL_SCALE,
     ) -> None:
         self._warmup, self._rest, self._fire_at = warmup, rest, fire_at
+        self._smoothing, self._novelty_weight = smoothing, novelty_weight
+        self._level_scale = level_scale
         self._max_contexts = max_contexts
         self._n = 0
         self._lo = math.inf
@@ -93,7 +107,7 @@ class NoveltyDetector:
         rate = self._rate
         self._rate += RATE_ALPHA * (novelty - rate)
         novelty *= math.exp(-rate * RATE_DISCOUNT)
-        score = NOVELTY_WEIGHT * novelty + (1.0 - NOVELTY_WEIGHT) * level
+        score = self._novelty_weight * novelty + (1.0 - self._novelty_weight) * level
         self._quiet += 1
         # Learning goes on through the first 2 x warmup points and every rest period; only the
         # output is held back, so a detection never repeats within ``rest`` points.
@@ -106,24 +120,26 @@ class NoveltyDetector:
     def _level(self, value: float) -> float:
         if self._n == 1:
             self._mean = self._smooth = value
-        self._smooth += SMOOTH * (value - self._smooth)
+        self._smooth += self._smoothing * (value - self._smooth)
         d = self._smooth - self._mean
-        if self._var > 0.0:
-            z = abs(d) / math.sqrt(self._var)
+        # Movements below a thousandth of the level are rounding, not signal; a series that
+        # never moved otherwise makes any movement as surprising as it gets.
+        floor = RESOLUTION * abs(self._mean)
+        if self._var > 0.0 or floor > 0.0:
+            z = abs(d) / max(math.sqrt(self._var), floor)
         else:
-            # A series that never moved: any movement is as surprising as it gets.
-            z = math.inf if abs(d) > 1e-12 * max(1.0, abs(self._mean)) else 0.0
+            z = math.inf if abs(d) > 1e-12 else 0.0
         a = LEVEL_ALPHA if self._n > 20 else 0.1
         self._mean += a * d
         self._var = (1.0 - a) * (self._var + a * d * d)
-        return 1.0 - math.exp(-z / LEVEL_SCALE)
+        return 1.0 - math.exp(-z / self._level_scale)
 
     def _fix_bins(self) -> None:
         span = self._hi - self._lo
         pad = span * PAD
         self._lo -= pad
         span += 2 * pad
-        self._step = span / BINS if span > 0 else max(abs(self._hi) * 0.01, 1e-9)
+        self._step = max(span / BINS, RESOLUTION * abs(self._hi), 1e-12)
 
     def _novelty(self, bin_: int) -> float:
         recent = (*self._recent, bin_)[-ORDER:]
@@ -140,3 +156,17 @@ class NoveltyDetector:
                 if len(seen) > self._max_contexts:
                     seen.popitem(last=False)
         return new / len(recent)
+
+
+def operations(warmup: int = WARMUP, rest: int = REST, fire_at: float = FIRE_AT) -> NoveltyDetector:
+    """The preset for the platform's own 5-second metrics: unsmoothed and weighted towards the
+    level, so a halved throughput or a tripled deferral rate scores high within two intervals
+    even on a noisy series, whose novelty the rate discount mostly cancels."""
+    return NoveltyDetector(
+        warmup,
+        rest,
+        fire_at,
+        smoothing=OPS_SMOOTHING,
+        novelty_weight=OPS_NOVELTY_WEIGHT,
+        level_scale=OPS_LEVEL_SCALE,
+    )
