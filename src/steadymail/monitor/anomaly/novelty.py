@@ -40,6 +40,7 @@ RESOLUTION = 1e-3  # relative to the level: finer differences are noise
 OPS_SMOOTHING = 1.0
 OPS_NOVELTY_WEIGHT = 0.3
 OPS_LEVEL_SCALE = 4.0
+OPS_LEVEL_ALPHA = 0.02  # forgets a start-up outlier within a few minutes of 5 s intervals
 RATE_ALPHA = 0.001  # how fast the recent novelty rate follows
 RATE_DISCOUNT = 10.0  # novelty x exp(-rate x this)
 
@@ -51,6 +52,7 @@ class NoveltyDetector:
     __slots__ = (
         "_fire_at",
         "_hi",
+        "_level_alpha",
         "_level_scale",
         "_lo",
         "_max_contexts",
@@ -79,10 +81,11 @@ class NoveltyDetector:
         smoothing: float = SMOOTH,
         novelty_weight: float = NOVELTY_WEIGHT,
         level_scale: float = LEVEL_SCALE,
+        level_alpha: float = LEVEL_ALPHA,
     ) -> None:
         self._warmup, self._rest, self._fire_at = warmup, rest, fire_at
         self._smoothing, self._novelty_weight = smoothing, novelty_weight
-        self._level_scale = level_scale
+        self._level_scale, self._level_alpha = level_scale, level_alpha
         self._max_contexts = max_contexts
         self._n = 0
         self._lo = math.inf
@@ -129,7 +132,7 @@ class NoveltyDetector:
             z = abs(d) / max(math.sqrt(self._var), floor)
         else:
             z = math.inf if abs(d) > 1e-12 else 0.0
-        a = LEVEL_ALPHA if self._n > 20 else 0.1
+        a = self._level_alpha if self._n > 20 else 0.1
         self._mean += a * d
         self._var = (1.0 - a) * (self._var + a * d * d)
         return 1.0 - math.exp(-z / self._level_scale)
@@ -169,4 +172,5 @@ def operations(warmup: int = WARMUP, rest: int = REST, fire_at: float = FIRE_AT)
         smoothing=OPS_SMOOTHING,
         novelty_weight=OPS_NOVELTY_WEIGHT,
         level_scale=OPS_LEVEL_SCALE,
+        level_alpha=OPS_LEVEL_ALPHA,
     )

@@ -1,0 +1,142 @@
+"""Anomaly alerts from the platform's own metrics, end to end: a real worker sends through a
+real SMTP server, the monitor folds the worker's interval sums into series and its detectors
+alert when the relay slows to half the throughput, or when it triples its deferrals."""
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import Engine
+
+from steadymail.config import Settings
+from steadymail.monitor.service import Monitor
+from steadymail.store import alerts
+from tests.conftest import CLOCK, Recorder, free_port
+from tests.helpers import make_campaign, worker_for
+
+INTERVAL = 1.0
+WARMUP = 10
+
+
+@dataclass
+class SlowRelay(Recorder):
+    """The recording server, with a per-message delay that a test can change while it runs."""
+
+    delay: float = 0.05
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(self.delay)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def _deferring(every: list[int]) -> Callable[[str, int], str | None]:
+    """Refuse with 451 the recipients whose running number mod 10 is in ``every``."""
+    seen = [0]
+    lock = threading.Lock()
+
+    def script(rcpt: str, nth: int) -> str | None:
+        with lock:
+            seen[0] += 1
+            n = seen[0]
+        return "451 4.7.1 try again later" if n % 10 in every else None
+
+    return script
+
+
+def _first_alert(engine: Engine, series: str) -> dict[str, Any] | None:
+    for a in alerts.listing(engine):
+        if a["name"] == "metric_anomaly" and a["labels"].get("series") == series:
+            return a
+    return None
+
+
+@pytest.mark.parametrize("change", ["relay_slows_down", "deferrals_triple"])
+def test_alert_within_two_intervals_of_a_real_change(
+    change: str, db_url: str, engine: Engine, settings_for: Callable[..., Settings]
+) -> None:
+    relay = SlowRelay()
+    every = [0]
+    relay.rcpt_script = _deferring(every)
+    port = free_port()
+    controller = Controller(relay, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings = settings_for(
+        db_url,
+        port,
+        metrics_interval=INTERVAL,
+        anomaly_warmup=WARMUP,
+        worker_concurrency=8,  # the relay's delay dominates: doubling it halves throughput
+        batch_size=20,
+        inflight_window=4,
+        lease_ttl=5.0,
+        defer_base=3600.0,  # deferred mail stays away: the rate is the relay's alone
+        defer_max=3600.0,
+    )
+    make_campaign(engine, settings, 8000)
+    monitor = Monitor(settings, engine, CLOCK, lambda to, subject, text: None)
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            monitor.tick()
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    received_at_start = relay.count()
+    worker = worker_for(settings, engine)
+    series = "throughput" if change == "relay_slows_down" else "deferral_rate"
+    changed_at: list[float] = []
+
+    async def scenario() -> None:
+        task = asyncio.create_task(worker.run())
+        try:
+            # The monitor watches a region already sending at its pace, as in production (with
+            # a warm-up of 10 intervals here, the first seconds' ramp would set the range).
+            while relay.count() < received_at_start + 400:
+                await asyncio.sleep(0.05)
+            watcher.start()
+            # The detectors arm after 2 x warmup eligible intervals; give them a margin.
+            armed = time.monotonic() + (2 * WARMUP + 4) * INTERVAL
+            while time.monotonic() < armed:
+                assert not task.done(), "worker exited early"
+                await asyncio.sleep(0.1)
+            assert _first_alert(engine, series) is None, "false alert before the change"
+            changed_at.append(CLOCK.now())
+            if change == "relay_slows_down":
+                relay.delay *= 2
+            else:
+                every[:] = [0, 1, 2]
+            deadline = time.monotonic() + 8 * INTERVAL
+            while time.monotonic() < deadline and _first_alert(engine, series) is None:
+                await asyncio.sleep(0.05)
+        finally:
+            worker.stop()
+            await asyncio.wait_for(task, 30)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        stop.set()
+        if watcher.is_alive():
+            watcher.join(10)
+        controller.stop()
+    alert = _first_alert(engine, series)
+    assert alert is not None, f"no {series} alert after the change"
+    labels = alert["labels"]
+    change_interval = (changed_at[0] // INTERVAL) * INTERVAL
+    # The interval the change fell in, or the next one: within two intervals of the change.
+    assert change_interval <= labels["window_start"] <= change_interval + INTERVAL, (
+        labels,
+        changed_at,
+    )
+    assert labels["window_end"] - labels["window_start"] == pytest.approx(INTERVAL)
+    assert labels["score"] >= settings.anomaly_threshold
+    print(
+        f"\n{change} [{engine.dialect.name}]: {alert['summary']}; alert "
+        f"{alert['started_at'] - changed_at[0]:.2f}s after the change"
+    )
