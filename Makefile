@@ -16,6 +16,7 @@ run: $(BIN)/steadymail  ## set up and run one region on SQLite with the capture 
 
 test: $(BIN)/steadymail  ## set up and run the whole test suite (SQLite and PostgreSQL)
 	scripts/ensure-postgres
+	scripts/ensure-promtool
 	$(BIN)/pytest
 
 lint: $(BIN)/steadymail
@@ -28,6 +29,7 @@ bench: $(BIN)/steadymail  ## benchmarks: never part of the test suite
 	scripts/ensure-postfix
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/tracking.py
+	$(BIN)/python bench/anomaly.py
 
 clean:
 	rm -rf $(VENV) .steadymail

@@ -27,6 +27,7 @@ def test_up_runs_a_region_and_restarts_a_killed_worker(tmp_path: Path) -> None:
             "STEADYMAIL_SINK_PORT": str(sink_port),
             "STEADYMAIL_RELAYS": f'[{{"host": "127.0.0.1", "port": {sink_port}}}]',
             "STEADYMAIL_WORKERS": "2",
+            "STEADYMAIL_METRICS_INTERVAL": "1",
         }
     )
     cmd = [sys.executable, "-m", "steadymail"]
@@ -74,11 +75,37 @@ def test_up_runs_a_region_and_restarts_a_killed_worker(tmp_path: Path) -> None:
             timeout=30,
         )
         assert out.returncode == 0
+        # Prometheus sees the worker processes' counters through the API (multiprocess mode).
+        wait_for(lambda: _sent_counter(api_port) >= 1, timeout=10)
+        # The monitor folded the worker's interval sums into the region's series.
+        auth = {"Authorization": f"Bearer {key}"}
+        wait_for(
+            lambda: (
+                "sent"
+                in httpx.get(f"http://127.0.0.1:{api_port}/v1/metrics/series", headers=auth).json()
+            ),
+            timeout=15,
+        )
+        sent = httpx.get(f"http://127.0.0.1:{api_port}/v1/metrics/series/sent", headers=auth)
+        assert sum(v for _, v in sent.json()["points"]) >= 1
+        table = subprocess.run(
+            [*cmd, "metrics"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+        ).stdout
+        assert "throughput" in table and "sent" in table
     finally:
         up.send_signal(signal.SIGINT)
         output = up.communicate(timeout=60)[0].decode()
     assert "event=child_died name=worker-" in output and "SIGKILL" in output
     assert up.returncode == 0
+
+
+def _sent_counter(port: int) -> float:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("steadymail_messages_total{") and 'outcome="sent"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def _healthy(port: int) -> bool:

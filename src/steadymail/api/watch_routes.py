@@ -7,7 +7,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from steadymail.api.deps import AppState, Read, Write
-from steadymail.services import watching
+from steadymail.services import metrics, watching
 
 router = APIRouter(prefix="/v1")
 
@@ -60,3 +60,19 @@ def get_incident(alert_id: int, st: AppState = Read) -> PlainTextResponse:
     return PlainTextResponse(
         watching.incident(st.engine, st.clock, alert_id), media_type="text/markdown"
     )
+
+
+@router.get("/metrics/series")
+def get_series_names(
+    minutes: float = 60, resolution: str = "raw", st: AppState = Read
+) -> list[str]:
+    """The region's series with points in the last ``minutes``."""
+    return metrics.series_names(st.engine, st.clock, st.settings, minutes, resolution)
+
+
+@router.get("/metrics/series/{name}")
+def get_series(
+    name: str, minutes: float = 60, resolution: str = "raw", st: AppState = Read
+) -> dict[str, Any]:
+    """Points ``[ts, value]`` of one series, with the anomaly alerts raised on it."""
+    return metrics.series(st.engine, st.clock, st.settings, name, minutes, resolution)

@@ -11,6 +11,7 @@ import uvloop
 
 from steadymail.cli import content, nab, watch
 from steadymail.cli.context import console, err_console, make_ctx, setup_logging
+from steadymail.cli.metrics_cmd import metrics_cmd
 from steadymail.cli.supervisor import Child, Supervisor, exit_reporter, steadymail_argv
 from steadymail.errors import SteadymailError
 from steadymail.services.runtime import build_worker
@@ -39,6 +40,7 @@ app.command("stalls")(watch.stalls_cmd)
 apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(nab.nab_app, name="nab")
+app.command("metrics")(metrics_cmd)
 
 
 @app.command("migrate")
