@@ -50,6 +50,14 @@ class NotifierSettings(BaseModel):
     timeout: float = 5.0
 
 
+class RegionRef(BaseModel):
+    """A region as the control plane knows it: only by its HTTP API."""
+
+    name: str
+    url: str
+    api_key: SecretStr
+
+
 class Settings(BaseSettings):
     """Everything configurable; build once at the edge and pass down."""
 
@@ -123,6 +131,17 @@ class Settings(BaseSettings):
     stall_factor: float = 10.0
     notifiers: list[NotifierSettings] = Field(default_factory=lambda: [NotifierSettings()])
 
+    # The control plane (`steadymail control`): the regions it steers, its port and database,
+    # the risk policy. The CLI's `rollout` commands talk to `control_url`.
+    control_regions: list[RegionRef] = Field(default_factory=list)
+    control_host: str = "127.0.0.1"
+    control_port: int = 8030
+    control_url: str = "http://127.0.0.1:8030"
+    control_db: Path | None = None
+    control_api_key: SecretStr | None = None
+    control_interval: float = 0.5
+    policy_file: Path = Path("policy.toml")
+
     # APM: the monitor keeps the region's metrics as time series at this resolution (seconds),
     # with 1-minute rollups; points older than the retention are dropped.
     metrics_interval: float = 5.0
@@ -162,6 +181,9 @@ class Settings(BaseSettings):
 
     def resolved_capture_db(self) -> Path:
         return self.capture_db or self.data_dir / "capture.db"
+
+    def resolved_control_db(self) -> Path:
+        return self.control_db or self.data_dir / "control.db"
 
     def resolved_prometheus_dir(self) -> Path:
         return self.prometheus_dir or self.data_dir / "prometheus"

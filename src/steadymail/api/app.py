@@ -12,7 +12,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import Engine
 
 from steadymail import __version__
-from steadymail.api import errors, rest, tracking_routes, watch_routes
+from steadymail.api import errors, flag_routes, rest, tracking_routes, watch_routes
 from steadymail.api.deps import AppState
 from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings, load_settings
@@ -68,6 +68,7 @@ def create_app(settings: Settings, engine: Engine, clock: Clock | None = None) -
     app.include_router(tracking_routes.router)
     app.include_router(rest.router)
     app.include_router(watch_routes.router)
+    app.include_router(flag_routes.router)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

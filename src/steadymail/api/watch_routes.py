@@ -24,8 +24,11 @@ class SilenceIn(BaseModel):
 
 
 @router.get("/alerts")
-def get_alerts(state: str | None = None, st: AppState = Read) -> list[dict[str, Any]]:
-    return watching.list_alerts(st.engine, state)
+def get_alerts(
+    state: str | None = None, since: float | None = None, st: AppState = Read
+) -> list[dict[str, Any]]:
+    """Newest first; ``state`` (firing, resolved), ``since`` (epoch seconds of start)."""
+    return watching.list_alerts(st.engine, state, since)
 
 
 @router.get("/alerts/{alert_id}")

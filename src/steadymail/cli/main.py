@@ -12,6 +12,7 @@ import uvloop
 from steadymail.cli import content, nab, watch
 from steadymail.cli.context import console, err_console, make_ctx, setup_logging
 from steadymail.cli.metrics_cmd import metrics_cmd
+from steadymail.cli.rollout_cmd import control_cmd, flags_app, rollout_app
 from steadymail.cli.supervisor import Child, Supervisor, exit_reporter, steadymail_argv
 from steadymail.errors import SteadymailError
 from steadymail.services.runtime import build_worker
@@ -41,6 +42,9 @@ apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(nab.nab_app, name="nab")
 app.command("metrics")(metrics_cmd)
+app.command("control")(control_cmd)
+app.add_typer(rollout_app, name="rollout")
+app.add_typer(flags_app, name="flags")
 
 
 @app.command("migrate")
@@ -181,11 +185,20 @@ def _fresh_prometheus_dir() -> None:
 def up_cmd(
     workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
     sink: Annotated[bool, typer.Option(help="run the built-in capture server")] = True,
+    regions: Annotated[
+        str | None, typer.Option(help="several regions and the control plane, e.g. R1,R2,R3")
+    ] = None,
 ) -> None:
     """Run one region on its embedded defaults: migrate, capture server, API, workers."""
     setup_logging()
     ctx = make_ctx()
     s = ctx.settings
+    if regions:
+        from steadymail.cli.up_regions import up_regions
+
+        names = [r.strip() for r in regions.split(",") if r.strip()]
+        up_regions(s, names, workers or s.workers, sink, console)
+        return
     migrate(s.resolved_database_url())
     _fresh_prometheus_dir()
     key = _dev_key(str(s.data_dir))

@@ -33,6 +33,7 @@ class Child:
     next_start: float = 0.0
     backoff: float = 0.5
     exits: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # over the supervisor's environment
 
 
 def describe_exit(code: int) -> str:
@@ -56,7 +57,8 @@ class Supervisor:
 
     def _start(self, child: Child) -> None:
         # Each child fills a named slot, so the monitor can tell a restart from a new process.
-        child.proc = subprocess.Popen(child.argv, env={**self.env, "STEADYMAIL_SLOT": child.name})
+        env = {**self.env, **child.env, "STEADYMAIL_SLOT": child.name}
+        child.proc = subprocess.Popen(child.argv, env=env)
         child.started_at = time.monotonic()
         log.info("event=child_started name=%s pid=%d", child.name, child.proc.pid)
 
@@ -79,7 +81,7 @@ class Supervisor:
             child.exits.append(why)
             pid = child.proc.pid
             child.proc = None
-            _forget_gauges(pid)
+            _forget_gauges(pid, {**self.env, **child.env}.get("PROMETHEUS_MULTIPROC_DIR"))
             if self._on_exit is not None:
                 try:
                     self._on_exit(child, pid, why)
@@ -130,12 +132,12 @@ class Supervisor:
             self.stop_all()
 
 
-def _forget_gauges(pid: int) -> None:
+def _forget_gauges(pid: int, directory: str | None) -> None:
     # A dead process's live gauges (queue depth, stalled sends) must not be exported any more.
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if directory:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+        multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
 
 
 def steadymail_argv(*args: str) -> list[str]:

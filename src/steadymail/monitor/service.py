@@ -16,7 +16,7 @@ from steadymail.monitor.health import HealthWatcher
 from steadymail.monitor.series import Interval, SeriesKeeper
 from steadymail.monitor.signals import Signal
 from steadymail.monitor.stalls import StallDetector
-from steadymail.store import instances
+from steadymail.store import flags, instances
 from steadymail.store.presence import new_instance_id, register_self
 
 log = logging.getLogger("steadymail.monitor")
@@ -42,6 +42,7 @@ class Monitor:
         )
         self.instance_id = new_instance_id("monitor")
         self._stop = asyncio.Event()
+        self._flags: dict[str, object] = {}
 
     def apply(self, signals: list[Signal]) -> None:
         for s in signals:
@@ -52,10 +53,13 @@ class Monitor:
             elif s.resolve:
                 self.alerts.resolve(s.fingerprint, s.detail)
             else:
-                self.alerts.fire(s.fingerprint, s.name, s.severity, s.summary, s.labels, s.detail)
+                # Every alert carries the flag values in force in the region when it fired.
+                labels = {**s.labels, "flags": self._flags}
+                self.alerts.fire(s.fingerprint, s.name, s.severity, s.summary, labels, s.detail)
 
     def tick(self) -> None:
         now = self.clock.now()
+        self._flags = flags.current(self.engine)
         self.apply(self.health.tick(now))
         self.apply(self.stalls.tick(now))
         region = self.settings.region

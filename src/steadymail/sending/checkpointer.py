@@ -2,6 +2,8 @@
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -24,6 +26,8 @@ class Checkpointer:
     ) -> None:
         self._engine, self._clock, self._interval = engine, clock, interval
         self._owner, self._ttl = owner, lease_ttl
+        # What the heartbeat reports beside the beat: the flags the worker runs with.
+        self.report_flags: Callable[[], dict[str, Any]] | None = None
         self._queue: asyncio.Queue[tuple[Checkpoint | None, asyncio.Future[bool]]] = asyncio.Queue()
         self.flushes = 0
 
@@ -67,7 +71,8 @@ class Checkpointer:
             else None,
         )
         if beat:
-            instances.heartbeat(self._engine, self._owner, now)
+            flags = self.report_flags() if self.report_flags else None
+            instances.heartbeat(self._engine, self._owner, now, flags)
         self.flushes += 1
         for item, fut in group:
             ok = True if item is None else item.accepted

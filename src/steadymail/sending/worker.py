@@ -30,6 +30,7 @@ from steadymail.errors import NotFound, ValidationError
 from steadymail.metrics import Metrics, SeriesFlusher
 from steadymail.sending.checkpointer import Checkpointer
 from steadymail.sending.compose import Composer, SendInfo
+from steadymail.sending.flagview import FlagView
 from steadymail.sending.gate import SuspectGate
 from steadymail.sending.render import compile_template
 from steadymail.sending.transport import SmtpPool
@@ -66,6 +67,7 @@ class Worker:
         instance_id: str | None = None,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
+        flags: FlagView | None = None,
     ) -> None:
         self.settings, self.engine, self.clock = settings, engine, clock
         self.pool, self.composer = pool, composer
@@ -84,6 +86,9 @@ class Worker:
         self._gate = SuspectGate()
         self.metrics = metrics or Metrics(settings.region, settings.metrics_interval)
         self._flusher = SeriesFlusher(self.metrics, engine, clock, self.instance_id)
+        self.flags = flags or FlagView(engine, clock)
+        self.checkpointer.report_flags = self.flags.snapshot
+        self._started_at = clock.now()
 
     def stop(self) -> None:
         """Graceful stop: finish the window in hand, checkpoint, release leases, exit."""
@@ -91,6 +96,8 @@ class Worker:
 
     async def run(self) -> None:
         now = self.clock.now()
+        self._started_at = now
+        await self.flags.fresh()
         await register_self(self.engine, self.settings, "worker", self.instance_id, now, slot="")
         log.info(
             "event=worker_started instance=%s concurrency=%d",
@@ -122,6 +129,8 @@ class Worker:
         interval = self.settings.resolved_heartbeat_interval()
         while True:
             started = self.clock.now()
+            await self.flags.fresh()
+            self.flags.check_fault(self._started_at)
             try:
                 await self.checkpointer.heartbeat()
                 self._leases_valid_until = started + self.settings.lease_ttl
@@ -131,6 +140,9 @@ class Worker:
 
     async def _slot(self, rescue: bool = False) -> None:
         while not self._stopping.is_set():
+            # Flags are read at claim time: a change reaches every worker within a second.
+            await self.flags.fresh()
+            self.flags.check_fault(self._started_at)
             started = perf_counter()
             try:
                 claim = await asyncio.to_thread(

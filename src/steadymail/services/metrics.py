@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 from steadymail.clock import Clock
 from steadymail.config import Settings
 from steadymail.errors import ValidationError
-from steadymail.store import alerts, metric_series
+from steadymail.store import alerts, flags, metric_series
 from steadymail.store.metric_series import ROLLUP
 
 
@@ -52,10 +52,18 @@ def series(
         for a in alerts.overlapping(engine, since, clock.now())
         if a["name"] == "metric_anomaly" and a["labels"].get("series") == name
     ]
+    changes = [
+        {k: c[k] for k in ("name", "value", "previous", "at", "by")}
+        for c in flags.history(engine, limit=1000)
+        if c["at"] >= since
+    ]
     return {
         "region": settings.region,
         "name": name,
         "resolution": res,
         "points": [[ts, v] for ts, v in points],
         "anomalies": marks,
+        # The flags in force now and their changes in the span: ties each point to a version.
+        "flags": flags.current(engine),
+        "flag_changes": changes[::-1],
     }

@@ -10,6 +10,7 @@ from steadymail.config import Settings
 from steadymail.metrics import Metrics
 from steadymail.sending.compose import Composer
 from steadymail.sending.dkim_signer import DkimSigner
+from steadymail.sending.flagview import FlagView
 from steadymail.sending.transport import SmtpPool
 from steadymail.sending.worker import Worker
 from steadymail.store import ratelimit
@@ -25,6 +26,7 @@ def build_worker(
     seed: int | None = None,
 ) -> Worker:
     metrics = Metrics(settings.region, settings.metrics_interval)
+    flags = FlagView(engine, clock)
     pool = SmtpPool(
         settings.relays,
         size=settings.worker_concurrency,
@@ -40,7 +42,8 @@ def build_worker(
         DkimSigner(settings.dkim),
         settings.message_id_domain,
         tracker,
-        lambda: settings.tracking_version,
+        # The flag, where the region sets one, over the setting; read per message.
+        lambda: str(flags.get("tracking.version") or settings.tracking_version),
         metrics,
     )
     return Worker(
@@ -52,4 +55,5 @@ def build_worker(
         instance_id=instance_id,
         rng=random.Random(seed),
         metrics=metrics,
+        flags=flags,
     )

@@ -11,8 +11,10 @@ from steadymail.errors import ValidationError
 from steadymail.store import alerts, instances
 
 
-def list_alerts(engine: Engine, state: str | None = None) -> list[dict[str, Any]]:
-    return alerts.listing(engine, state)
+def list_alerts(
+    engine: Engine, state: str | None = None, since: float | None = None
+) -> list[dict[str, Any]]:
+    return alerts.listing(engine, state, limit=500 if since is not None else 100, since=since)
 
 
 def alert(engine: Engine, alert_id: int) -> dict[str, Any]:

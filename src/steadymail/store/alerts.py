@@ -68,10 +68,15 @@ def ack(engine: Engine, alert_id: int, by: str, now: float) -> None:
         add_event(conn, alert_id, now, "acknowledged", f"by {by}")
 
 
-def listing(engine: Engine, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+def listing(
+    engine: Engine, state: str | None = None, limit: int = 100, since: float | None = None
+) -> list[dict[str, Any]]:
+    """Newest first; ``since``: only alerts that started at or after it."""
     q = select(alerts).order_by(alerts.c.id.desc()).limit(limit)
     if state:
         q = q.where(alerts.c.state == state)
+    if since is not None:
+        q = q.where(alerts.c.started_at >= since)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(q)]
 

@@ -36,10 +36,16 @@ def register(
         )
 
 
-def heartbeat(engine: Engine, instance_id: str, now: float) -> None:
+def heartbeat(
+    engine: Engine, instance_id: str, now: float, flags: dict[str, Any] | None = None
+) -> None:
+    """Beat; ``flags``, when given, are the flag values the process runs with now."""
+    values: dict[str, Any] = {"heartbeat_at": now}
+    if flags is not None:
+        values["flags"] = flags
     with engine.begin() as conn:
         conn.execute(
-            update(instances).where(instances.c.instance_id == instance_id).values(heartbeat_at=now)
+            update(instances).where(instances.c.instance_id == instance_id).values(**values)
         )
 
 

@@ -144,6 +144,8 @@ instances = Table(
     Column("slot", String(100), nullable=False, server_default=""),
     # How the process ended, when its supervisor saw it (exit code or signal).
     Column("exit_reason", String(200), nullable=True),
+    # The flag values the process ran with at its last heartbeat (workers).
+    Column("flags", JSON, nullable=True),
     Index("ix_instances_service", "service", "heartbeat_at"),
     Index("ix_instances_started", "started_at"),
 )
@@ -284,4 +286,27 @@ metric_points = Table(
     Column("min", Float, nullable=False),
     Column("max", Float, nullable=False),
     Index("ix_metric_points_resolution_ts", "resolution", "ts"),
+)
+
+# Flags in force in this region (a row per flag that is set) and every change to them.
+flags = Table(
+    "flags",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(200), nullable=False),
+)
+
+flag_history = Table(
+    "flag_history",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("value", JSON, nullable=True),  # null: unset
+    Column("previous", JSON, nullable=True),
+    Column("at", Float, nullable=False),
+    Column("by", String(200), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Index("ix_flag_history_name", "name", "at"),
 )

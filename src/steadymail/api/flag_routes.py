@@ -1,0 +1,45 @@
+"""REST routes for a region's flags, and notes on its alerts' timelines (the control plane's)."""
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from steadymail.api.deps import AppState, Read, Write
+from steadymail.services import flags
+
+router = APIRouter(prefix="/v1")
+
+
+class FlagIn(BaseModel):
+    value: Any = None  # null unsets the flag
+    by: str = Field(min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=2000)
+
+
+class NoteIn(BaseModel):
+    by: str = Field(min_length=1, max_length=200)
+    text: str = Field(min_length=1, max_length=4000)
+
+
+@router.get("/flags")
+def get_flags(st: AppState = Read) -> dict[str, Any]:
+    """Flags set in this region, and every flag the region knows."""
+    return flags.listing(st.engine, st.settings.region)
+
+
+@router.get("/flags/history")
+def get_flag_history(name: str | None = None, st: AppState = Read) -> list[dict[str, Any]]:
+    return flags.history(st.engine, name)
+
+
+@router.put("/flags/{name}")
+def put_flag(name: str, body: FlagIn, st: AppState = Write) -> dict[str, Any]:
+    """Set (or, with a null value, unset) a flag; workers pick it up within a second."""
+    return flags.set_flag(st.engine, st.clock, name, body.value, body.by, body.reason)
+
+
+@router.post("/alerts/{alert_id}/notes", status_code=201)
+def post_note(alert_id: int, body: NoteIn, st: AppState = Write) -> dict[str, str]:
+    flags.note_alert(st.engine, st.clock, alert_id, body.by, body.text)
+    return {"status": "noted"}

@@ -1,0 +1,127 @@
+"""`steadymail up --regions R1,R2,R3`: every region's stack and the control plane on one machine.
+
+Each region gets its own data directory (`<data_dir>/regions/<name>`), database (a SQLite file
+there, or `database_url` with `{region}` in it, e.g. `postgresql://…/steadymail_{region}`), API
+port (`api_port` + its index), Prometheus directory, monitor and workers. The capture server is
+shared. The control plane knows the regions only by URL and API key.
+"""
+
+import json
+import secrets
+import shutil
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import psycopg
+from rich.console import Console
+
+from steadymail.cli.supervisor import Child, Supervisor, exit_reporter, steadymail_argv
+from steadymail.clock import SystemClock
+from steadymail.config import Settings
+from steadymail.errors import ValidationError
+from steadymail.store import apikeys
+from steadymail.store.db import make_engine, migrate, normalise_url
+
+
+def _database_url(s: Settings, region: str, data_dir: Path) -> str:
+    if not s.database_url:
+        return f"sqlite:///{data_dir / 'steadymail.db'}"
+    if "{region}" not in s.database_url:
+        raise ValidationError(
+            "with --regions, database_url must contain {region} (one database per region)"
+        )
+    url = s.database_url.replace("{region}", region.lower())
+    if url.startswith(("postgresql://", "postgres://")):
+        base, name = url.rsplit("/", 1)
+        with psycopg.connect(base + "/postgres", autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                conn.execute(f'CREATE DATABASE "{name}"')
+    return url
+
+
+def _secret_file(path: Path, make: Callable[[], str]) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    value = make()
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+def _fresh(directory: Path) -> Path:
+    # `up` owns its processes: counters of an earlier run must not be added to this one's.
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    return directory
+
+
+def up_regions(s: Settings, names: list[str], workers: int, sink: bool, console: Console) -> None:
+    clock = SystemClock()
+    children: list[Child] = []
+    if sink:
+        children.append(Child("sink", steadymail_argv("sink")))
+    refs = []
+    reporters = {}
+    lines = []
+    for i, name in enumerate(names):
+        data_dir = s.data_dir / "regions" / name
+        data_dir.mkdir(parents=True, exist_ok=True)
+        url = _database_url(s, name, data_dir)
+        migrate(url)
+        engine = make_engine(url)
+        key = _secret_file(
+            data_dir / "dev-api-key",
+            partial(apikeys.create_key, engine, "dev", {"read", "write", "send"}, clock.now()),
+        )
+        port = s.api_port + i
+        api = f"http://{s.api_host}:{port}"
+        env = {
+            "STEADYMAIL_REGION": name,
+            "STEADYMAIL_DATA_DIR": str(data_dir),
+            "STEADYMAIL_DATABASE_URL": url,
+            "STEADYMAIL_API_PORT": str(port),
+            "STEADYMAIL_PUBLIC_URL": api,
+            "PROMETHEUS_MULTIPROC_DIR": str(_fresh(data_dir / "prometheus")),
+        }
+        region_children = [Child(f"{name}-api", steadymail_argv("api"), env=env)]
+        region_children.append(Child(f"{name}-monitor", steadymail_argv("monitor"), env=env))
+        region_children += [
+            Child(f"{name}-worker-{w + 1}", steadymail_argv("worker"), env=env)
+            for w in range(workers)
+        ]
+        for c in region_children:
+            reporters[c.name] = exit_reporter(engine, name, clock)
+        children += region_children
+        refs.append({"name": name, "url": api, "api_key": key})
+        lines.append(
+            f"  {name:<4} API {api}/docs   data {data_dir}   database {normalise_url(url)}"
+        )
+    control_key = _secret_file(s.data_dir / "control-api-key", lambda: secrets.token_urlsafe(24))
+    children.append(
+        Child(
+            "control",
+            steadymail_argv("control"),
+            env={
+                "STEADYMAIL_CONTROL_REGIONS": json.dumps(refs),
+                "STEADYMAIL_CONTROL_API_KEY": control_key,
+            },
+        )
+    )
+    console.print(
+        f"[bold]steadymail[/] regions {', '.join(names)} and the control plane\n"
+        + "\n".join(lines)
+        + f"\n  control  {s.control_url}/docs   (key in {s.data_dir}/control-api-key)\n"
+        f"  SMTP sink  {s.sink_host}:{s.sink_port}\n"
+        f"  workers    {workers} per region, restarted if they die\n"
+        f"Try: steadymail rollout start tracking.version v2 --plan R3,R1,R2 --bake 10m\n"
+        f"A region's own commands: STEADYMAIL_DATA_DIR={s.data_dir}/regions/R3 steadymail status\n"
+        f"Stop with Ctrl-C.",
+        highlight=False,
+    )
+
+    def report(child: Child, pid: int, reason: str) -> None:
+        if child.name in reporters:
+            reporters[child.name](child, pid, reason)
+
+    Supervisor(children, on_exit=report).run_forever()

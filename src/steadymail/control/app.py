@@ -1,0 +1,112 @@
+"""The control plane's HTTP API: regions, rollouts (start, status, pause, resume, rollback)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, Header
+from pydantic import BaseModel, Field
+
+from steadymail import __version__
+from steadymail.api import errors
+from steadymail.clock import Clock, SystemClock
+from steadymail.config import Settings, load_settings
+from steadymail.control import store
+from steadymail.control.service import ControlPlane
+from steadymail.errors import Unauthorized
+from steadymail.store.db import make_engine
+
+
+class RolloutIn(BaseModel):
+    flag: str
+    value: Any = None
+    plan: str | None = None  # "R3,R1,R2"; default: the canary first
+    bake: str | float | None = None  # "10m"; default: the policy's minimum
+    guard: str | float | None = None
+    gates: list[str] | None = None
+    by: str = Field(min_length=1, max_length=200)
+
+
+class ActorIn(BaseModel):
+    by: str = Field(min_length=1, max_length=200)
+
+
+def create_control_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
+    clock = clock or SystemClock()
+    engine = make_engine(f"sqlite:///{settings.resolved_control_db()}")
+    store.create_schema(engine)
+    plane = ControlPlane(settings, engine, clock)
+    key = settings.control_api_key
+
+    def authorised(authorization: str | None = Header(default=None)) -> None:
+        if key is None:
+            return
+        given = (authorization or "")[7:].strip() if authorization else ""
+        if not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
+            raise Unauthorized("missing or wrong 'Authorization: Bearer <control API key>'")
+
+    auth = Depends(authorised)
+
+    async def drive() -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(plane.tick)
+            await asyncio.sleep(settings.control_interval)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        driver = asyncio.create_task(drive())
+        try:
+            yield
+        finally:
+            driver.cancel()
+            plane.regions.close()
+
+    app = FastAPI(title="steadymail control plane", version=__version__, lifespan=lifespan)
+    app.state.plane = plane
+    errors.install(app)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": "control", "version": __version__}
+
+    @app.get("/v1/regions", dependencies=[auth])
+    def regions() -> list[dict[str, Any]]:
+        return plane.region_views()
+
+    @app.post("/v1/rollouts", status_code=201, dependencies=[auth])
+    def start(body: RolloutIn) -> dict[str, Any]:
+        plan = plane.plan(body.flag, body.value, body.plan, body.bake, body.guard, body.gates)
+        return plane.start(plan, body.by).to_dict()
+
+    @app.get("/v1/rollouts", dependencies=[auth])
+    def listing() -> list[dict[str, Any]]:
+        return plane.rollouts()
+
+    @app.get("/v1/rollouts/{rollout_id}", dependencies=[auth])
+    def status(rollout_id: int) -> dict[str, Any]:
+        return plane.status(rollout_id)
+
+    @app.post("/v1/rollouts/{rollout_id}/pause", dependencies=[auth])
+    def pause(rollout_id: int, body: ActorIn) -> dict[str, Any]:
+        return plane.pause(rollout_id, body.by).to_dict()
+
+    @app.post("/v1/rollouts/{rollout_id}/resume", dependencies=[auth])
+    def resume(rollout_id: int, body: ActorIn) -> dict[str, Any]:
+        return plane.resume(rollout_id, body.by).to_dict()
+
+    @app.post("/v1/rollouts/{rollout_id}/rollback", dependencies=[auth])
+    def rollback(rollout_id: int, body: ActorIn) -> dict[str, Any]:
+        return plane.rollback(rollout_id, body.by).to_dict()
+
+    return app
+
+
+def control_app_from_env() -> FastAPI:
+    """uvicorn factory: `uvicorn --factory steadymail.control.app:control_app_from_env`."""
+    return create_control_app(load_settings())

@@ -1,0 +1,102 @@
+"""Regions as the control plane sees them: HTTP APIs (health, flags, alerts, metrics)."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import httpx
+
+from steadymail.config import RegionRef
+from steadymail.errors import SteadymailError
+from steadymail.rollout.gates import RATE_SERIES, Evidence
+
+
+class RegionUnreachable(SteadymailError):
+    pass
+
+
+class HttpRegions:
+    """``RegionPort`` over the regions' REST APIs, with short timeouts."""
+
+    def __init__(self, refs: list[RegionRef], timeout: float = 3.0) -> None:
+        self._refs = {r.name: r for r in refs}
+        self._clients = {
+            r.name: httpx.Client(
+                base_url=r.url.rstrip("/"),
+                headers={"Authorization": f"Bearer {r.api_key.get_secret_value()}"},
+                timeout=timeout,
+            )
+            for r in refs
+        }
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._refs)
+
+    def _call(self, region: str, method: str, path: str, **kw: Any) -> Any:
+        client = self._clients.get(region)
+        if client is None:
+            raise RegionUnreachable(f"unknown region {region!r}")
+        try:
+            r = client.request(method, path, **kw)
+        except httpx.HTTPError as e:
+            raise RegionUnreachable(f"{region}: {e!r}") from e
+        if r.status_code >= 400:
+            raise RegionUnreachable(f"{region}: {method} {path} -> {r.status_code} {r.text[:200]}")
+        return r.json()
+
+    def get_flag(self, region: str, flag: str) -> Any:
+        return self._call(region, "GET", "/v1/flags")["flags"].get(flag)
+
+    def set_flag(self, region: str, flag: str, value: Any, by: str, reason: str) -> None:
+        self._call(
+            region, "PUT", f"/v1/flags/{flag}", json={"value": value, "by": by, "reason": reason}
+        )
+
+    def note(self, region: str, alert_id: int, text: str) -> None:
+        self._call(
+            region, "POST", f"/v1/alerts/{alert_id}/notes", json={"by": "control", "text": text}
+        )
+
+    def evidence(self, region: str, since: float, until: float) -> Evidence:
+        """Alerts that started in [since, until] and rate points in that span."""
+        try:
+            alerts = [
+                a
+                for a in self._call(region, "GET", "/v1/alerts", params={"since": since})
+                if float(a["started_at"]) <= until
+            ]
+            minutes = max(1, math.ceil((time.time() - since) / 60) + 1)
+            rates = {}
+            for series in RATE_SERIES:
+                body = self._call(
+                    region, "GET", f"/v1/metrics/series/{series}", params={"minutes": minutes}
+                )
+                rates[series] = [v for ts, v in body["points"] if since <= ts <= until]
+        except RegionUnreachable:
+            return Evidence(region, reachable=False)
+        return Evidence(region, alerts, rates)
+
+    def health(self, region: str) -> dict[str, Any]:
+        """What the dashboard and `rollout status` show of a region."""
+        try:
+            health = self._call(region, "GET", "/healthz")
+            flags = self._call(region, "GET", "/v1/flags")["flags"]
+            firing = self._call(region, "GET", "/v1/alerts", params={"state": "firing"})
+        except RegionUnreachable as e:
+            return {"region": region, "reachable": False, "error": str(e)}
+        return {
+            "region": region,
+            "reachable": True,
+            "version": health.get("version"),
+            "flags": flags,
+            "firing_alerts": [
+                {"id": a["id"], "name": a["name"], "summary": a["summary"]} for a in firing
+            ],
+        }
+
+    def close(self) -> None:
+        for c in self._clients.values():
+            c.close()

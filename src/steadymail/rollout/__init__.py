@@ -1,0 +1,1 @@
+"""Changing safely: flags, rollout plans, gates, the rollout controller and the risk policy."""

@@ -1,0 +1,236 @@
+"""The rollout controller: apply a wave, bake, judge, then promote or roll back; after the last
+wave, guard. A state machine stepped by the control plane; it talks to regions only through
+``RegionPort`` (the regions' HTTP APIs in production).
+
+Hard gates (restarts, stalls, anomalies) are judged on every step while a wave bakes and while
+the guard watches, so a fault rolls back within a step of its alert; rate gates are judged when
+the bake ends, and inconclusive data extends the bake (up to ``MAX_EXTENSIONS`` times, then the
+rollout is rolled back as unproven: never promoted on no evidence).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from steadymail.rollout.gates import Evidence, Verdict, judge_hard, judge_rates
+from steadymail.rollout.plan import Plan
+
+MAX_EXTENSIONS = 4
+ACTIVE = ("running", "rolling_back")
+
+
+class RegionPort(Protocol):
+    def get_flag(self, region: str, flag: str) -> Any: ...
+
+    def set_flag(self, region: str, flag: str, value: Any, by: str, reason: str) -> None: ...
+
+    def evidence(self, region: str, since: float, until: float) -> Evidence: ...
+
+    def note(self, region: str, alert_id: int, text: str) -> None: ...
+
+
+@dataclass
+class Rollout:
+    """A rollout's whole state; stored as JSON by the control plane."""
+
+    id: int
+    flag: str
+    value: Any
+    waves: list[list[str]]
+    bake: float
+    guard: float
+    gates: list[str]
+    created_by: str
+    created_at: float
+    state: str = "running"  # running | paused | rolling_back | rolled_back | completed
+    phase: str = "apply"  # apply | bake | guard
+    wave: int = 0
+    phase_until: float = 0.0
+    extensions: int = 0
+    applied: dict[str, float] = field(default_factory=dict)  # region -> when it got the value
+    previous: dict[str, Any] = field(default_factory=dict)  # region -> value before
+    pending_rollback: list[str] = field(default_factory=list)
+    paused_left: float = 0.0
+    decision: str = ""
+
+    @classmethod
+    def start(cls, rollout_id: int, plan: Plan, by: str, now: float) -> Rollout:
+        return cls(
+            rollout_id,
+            plan.flag,
+            plan.value,
+            plan.waves,
+            plan.bake,
+            plan.guard,
+            list(plan.gates),
+            by,
+            now,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Rollout:
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class Event:
+    """An audit entry: what happened, where, decided by whom, why."""
+
+    kind: str
+    detail: str
+    region: str = ""
+    actor: str = "controller"
+
+
+class Controller:
+    def __init__(self, regions: RegionPort, all_regions: list[str]) -> None:
+        self._regions = regions
+        self._all = all_regions
+
+    def step(self, r: Rollout, now: float) -> list[Event]:
+        """Advance ``r`` as far as ``now`` allows; returns what it did."""
+        if r.state == "rolling_back":
+            return self._finish_rollback(r)
+        if r.state != "running":
+            return []
+        if r.phase == "apply":
+            return self._apply(r, now)
+        hard, unreachable = self._hard_failures(r, now)
+        if hard:
+            return self.roll_back(r, now, hard[0].reason, f"gate:{hard[0].gate}", hard)
+        if now < r.phase_until:
+            return []
+        if unreachable:
+            # No evidence is not good evidence: wait for the region rather than promote.
+            r.phase_until = now + max(r.bake / 4, 1.0)
+            return [Event("waiting", "region unreachable; phase extended", unreachable[0])]
+        if r.phase == "bake":
+            return self._judge_bake(r, now)
+        r.state, r.decision = "completed", "guard passed"
+        return [Event("completed", f"{r.flag}={r.value!r} in {', '.join(r.applied)}")]
+
+    def _apply(self, r: Rollout, now: float) -> list[Event]:
+        wave = r.waves[r.wave]
+        out = []
+        for region in wave:
+            if region in r.applied:
+                continue
+            r.previous[region] = self._regions.get_flag(region, r.flag)
+            self._regions.set_flag(
+                region, r.flag, r.value, f"rollout {r.id}", f"wave {r.wave + 1} of {len(r.waves)}"
+            )
+            r.applied[region] = now
+            out.append(
+                Event("applied", f"{r.flag}={r.value!r} (was {r.previous[region]!r})", region)
+            )
+        r.phase, r.phase_until, r.extensions = "bake", now + r.bake, 0
+        out.append(Event("baking", f"wave {r.wave + 1}: {'+'.join(wave)} for {r.bake:g}s"))
+        return out
+
+    def _hard_failures(self, r: Rollout, now: float) -> tuple[list[Verdict], list[str]]:
+        fails: list[Verdict] = []
+        unreachable: list[str] = []
+        for region, since in r.applied.items():
+            ev = self._regions.evidence(region, since, now)
+            if not ev.reachable:
+                unreachable.append(region)
+            fails += [v for v in judge_hard(r.gates, ev) if v.status == "fail"]
+        return fails, unreachable
+
+    def _judge_bake(self, r: Rollout, now: float) -> list[Event]:
+        wave = r.waves[r.wave]
+        verdicts: list[Verdict] = []
+        if "error_rate" in r.gates:
+            old = [x for x in self._all if x not in r.applied]
+            for region in wave:
+                since = r.applied[region]
+                after = self._regions.evidence(region, since, now)
+                span = max(now - since, 60.0)
+                baseline = self._regions.evidence(region, since - span, since)
+                controls = [self._regions.evidence(c, since, now) for c in old]
+                verdicts += judge_rates(after, baseline, [c for c in controls if c.reachable])
+        failed = [v for v in verdicts if v.status == "fail"]
+        if failed:
+            return self.roll_back(r, now, failed[0].reason, "gate:error_rate", failed)
+        unsure = [v for v in verdicts if v.status == "inconclusive"]
+        if unsure:
+            if r.extensions >= MAX_EXTENSIONS:
+                why = f"still inconclusive after {r.extensions} extensions: {unsure[0].reason}"
+                return self.roll_back(r, now, why, "gate:error_rate", unsure)
+            r.extensions += 1
+            r.phase_until = now + r.bake / 2
+            return [Event("bake_extended", f"inconclusive: {unsure[0].reason}", unsure[0].region)]
+        passed = [Event("wave_passed", f"wave {r.wave + 1}: {'+'.join(wave)}")]
+        if r.wave + 1 < len(r.waves):
+            r.wave += 1
+            r.phase = "apply"
+            return passed + self._apply(r, now)
+        r.phase, r.phase_until = "guard", now + r.guard
+        return [*passed, Event("guarding", f"every region watched for {r.guard:g}s")]
+
+    def roll_back(
+        self,
+        r: Rollout,
+        now: float,
+        why: str,
+        decided_by: str,
+        verdicts: list[Verdict] | None = None,
+    ) -> list[Event]:
+        """Restore the previous value in every region that has the new one, in parallel."""
+        r.state, r.pending_rollback = "rolling_back", list(r.applied)
+        r.decision = f"rolled back by {decided_by}: {why}"
+        out = [Event("rollback_decided", why, actor=decided_by)]
+        for v in verdicts or []:
+            if v.alert_id is not None:
+                self._note(v.region, v.alert_id, f"rollout {r.id} of {r.flag} rolled back: {why}")
+        return out + self._finish_rollback(r)
+
+    def _note(self, region: str, alert_id: int, text: str) -> None:
+        # The timeline note is best effort; the rollback is not.
+        with contextlib.suppress(Exception):
+            self._regions.note(region, alert_id, text)
+
+    def _finish_rollback(self, r: Rollout) -> list[Event]:
+        def restore(region: str) -> tuple[str, str]:
+            try:
+                self._regions.set_flag(
+                    region, r.flag, r.previous.get(region), f"rollout {r.id}", r.decision
+                )
+                return region, ""
+            except Exception as e:
+                return region, str(e)
+
+        with ThreadPoolExecutor(max_workers=max(1, len(r.pending_rollback))) as pool:
+            results = list(pool.map(restore, r.pending_rollback))
+        out = []
+        r.pending_rollback = [region for region, err in results if err]
+        for region, err in results:
+            if err:
+                out.append(Event("rollback_retry", err, region))
+            else:
+                out.append(Event("rolled_back", f"{r.flag}={r.previous.get(region)!r}", region))
+        if not r.pending_rollback:
+            r.state = "rolled_back"
+        return out
+
+    def pause(self, r: Rollout, now: float, by: str) -> list[Event]:
+        if r.state != "running":
+            return []
+        r.state, r.paused_left = "paused", max(0.0, r.phase_until - now)
+        return [Event("paused", f"{r.paused_left:.0f}s of the {r.phase} left", actor=by)]
+
+    def resume(self, r: Rollout, now: float, by: str) -> list[Event]:
+        if r.state != "paused":
+            return []
+        r.state, r.phase_until = "running", now + r.paused_left
+        return [Event("resumed", f"{r.phase} goes on for {r.paused_left:.0f}s", actor=by)]
+
+
+StepFn = Callable[[Rollout, float], list[Event]]

@@ -1,0 +1,40 @@
+"""What the API and CLI ask of a region's flags: read, set with validation, history."""
+
+from typing import Any
+
+from sqlalchemy import Engine
+
+from steadymail.clock import Clock
+from steadymail.errors import ValidationError
+from steadymail.rollout.flags import FLAGS, validate
+from steadymail.store import alerts, flags
+
+
+def listing(engine: Engine, region: str) -> dict[str, Any]:
+    return {
+        "region": region,
+        "flags": flags.current(engine),
+        "known": {name: spec.description for name, spec in FLAGS.items()},
+    }
+
+
+def set_flag(
+    engine: Engine, clock: Clock, name: str, value: Any, by: str, reason: str
+) -> dict[str, Any]:
+    """Validate and set (``value`` None: unset); returns the new and the previous value."""
+    if not by.strip():
+        raise ValidationError("say who sets the flag ('by')")
+    normalised = validate(name, value)
+    previous = flags.set_value(engine, name, normalised, by.strip(), reason, clock.now())
+    return {"name": name, "value": normalised, "previous": previous}
+
+
+def history(engine: Engine, name: str | None = None) -> list[dict[str, Any]]:
+    return flags.history(engine, name)
+
+
+def note_alert(engine: Engine, clock: Clock, alert_id: int, by: str, text: str) -> None:
+    """A timeline entry from outside the region (the control plane's rollout decisions)."""
+    alerts.get(engine, alert_id)  # NotFound if there is no such alert
+    with engine.begin() as conn:
+        alerts.add_event(conn, alert_id, clock.now(), "note", f"{by}: {text}")

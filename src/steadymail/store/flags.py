@@ -1,0 +1,65 @@
+"""Flag values of this region and their history."""
+
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, select, update
+
+from steadymail.store.schema import flag_history, flags
+
+
+def current(engine: Engine) -> dict[str, Any]:
+    """Every flag that is set: {name: value}."""
+    with engine.connect() as conn:
+        return {r.name: r.value for r in conn.execute(select(flags.c.name, flags.c.value))}
+
+
+def detailed(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(flags).order_by(flags.c.name))
+        return [dict(r._mapping) for r in rows]
+
+
+def set_value(engine: Engine, name: str, value: Any, by: str, reason: str, now: float) -> Any:
+    """Set (``value`` not None) or unset a flag; returns the previous value. One transaction."""
+    with engine.begin() as conn:
+        previous = conn.execute(
+            select(flags.c.value).where(flags.c.name == name).with_for_update()
+        ).scalar()
+        if value is None:
+            conn.execute(delete(flags).where(flags.c.name == name))
+        elif previous is None:
+            conn.execute(
+                insert(flags).values(name=name, value=value, updated_at=now, updated_by=by)
+            )
+        else:
+            conn.execute(
+                update(flags)
+                .where(flags.c.name == name)
+                .values(value=value, updated_at=now, updated_by=by)
+            )
+        conn.execute(
+            insert(flag_history).values(
+                name=name, value=value, previous=previous, at=now, by=by, reason=reason
+            )
+        )
+    return previous
+
+
+def history(engine: Engine, name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Changes, newest first."""
+    q = select(flag_history).order_by(flag_history.c.id.desc()).limit(limit)
+    if name is not None:
+        q = q.where(flag_history.c.name == name)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def changed_at(engine: Engine, name: str) -> float | None:
+    """When the flag last changed (set or unset)."""
+    with engine.connect() as conn:
+        return conn.execute(
+            select(flag_history.c.at)
+            .where(flag_history.c.name == name)
+            .order_by(flag_history.c.id.desc())
+            .limit(1)
+        ).scalar()

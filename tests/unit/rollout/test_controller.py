@@ -1,0 +1,152 @@
+"""The rollout state machine over in-memory regions (the e2e drives real ones over HTTP)."""
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from steadymail.rollout.controller import MAX_EXTENSIONS, Controller, Rollout
+from steadymail.rollout.gates import Evidence
+from steadymail.rollout.plan import Plan, parse_waves
+
+
+@dataclass
+class InMemoryRegions:
+    """Regions as plain state: flags, alerts with start times, rate points with times."""
+
+    flags: dict[str, dict[str, Any]] = field(default_factory=dict)
+    alerts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    rates: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    notes: list[tuple[str, int, str]] = field(default_factory=list)
+    down: set[str] = field(default_factory=set)
+
+    def get_flag(self, region: str, flag: str) -> Any:
+        return self.flags.setdefault(region, {}).get(flag)
+
+    def set_flag(self, region: str, flag: str, value: Any, by: str, reason: str) -> None:
+        if region in self.down:
+            raise ConnectionError(region)
+        self.flags.setdefault(region, {})[flag] = value
+
+    def evidence(self, region: str, since: float, until: float) -> Evidence:
+        if region in self.down:
+            return Evidence(region, reachable=False)
+        alerts = [a for a in self.alerts.get(region, []) if since <= a["started_at"] <= until]
+        points = [v for t, v in self.rates.get(region, []) if since <= t <= until]
+        return Evidence(
+            region, alerts, {"deferral_rate": points, "failure_rate": [0.0] * len(points)}
+        )
+
+    def note(self, region: str, alert_id: int, text: str) -> None:
+        self.notes.append((region, alert_id, text))
+
+
+def _traffic(regions: InMemoryRegions, rate: float = 0.05, until: float = 2000.0) -> None:
+    rng = random.Random(1)
+    for r in ("R1", "R2", "R3"):
+        regions.rates[r] = [(t, max(0.0, rng.gauss(rate, 0.01))) for t in range(0, int(until), 5)]
+
+
+def _run(c: Controller, r: Rollout, start: float, end: float, step: float = 1.0) -> None:
+    t = start
+    while t <= end and r.state in ("running", "rolling_back"):
+        c.step(r, t)
+        t += step
+
+
+def _rollout(bake: float = 60, guard: float = 120) -> Rollout:
+    plan = Plan("tracking.version", "v2", parse_waves("R3,R1,R2"), bake, guard)
+    return Rollout.start(1, plan, "alice", 1000.0)
+
+
+def test_healthy_value_promotes_through_every_wave_then_guards() -> None:
+    regions = InMemoryRegions()
+    _traffic(regions)
+    c, r = Controller(regions, ["R1", "R2", "R3"]), _rollout()
+    _run(c, r, 1000, 1400)
+    assert r.state == "completed"
+    assert all(regions.flags[x]["tracking.version"] == "v2" for x in ("R1", "R2", "R3"))
+    assert list(r.applied) == ["R3", "R1", "R2"]
+    assert r.applied["R1"] >= r.applied["R3"] + 60 and r.applied["R2"] >= r.applied["R1"] + 60
+
+
+def test_restart_in_the_canary_rolls_it_back_and_halts() -> None:
+    regions = InMemoryRegions()
+    _traffic(regions)
+    regions.flags["R3"] = {"tracking.version": "v1"}
+    regions.alerts["R3"] = [
+        {
+            "id": 9,
+            "name": "service_restarted",
+            "summary": "R3-worker-1 restarted",
+            "started_at": 1020,
+        }
+    ]
+    c, r = Controller(regions, ["R1", "R2", "R3"]), _rollout()
+    _run(c, r, 1000, 1400)
+    assert r.state == "rolled_back" and "gate:restarts" in r.decision
+    assert regions.flags["R3"]["tracking.version"] == "v1"  # the previous value, restored
+    assert "tracking.version" not in regions.flags.get("R1", {})
+    assert "tracking.version" not in regions.flags.get("R2", {})
+    assert regions.notes and regions.notes[0][:2] == ("R3", 9)
+
+
+def test_guard_rolls_back_every_region_on_a_late_fault() -> None:
+    regions = InMemoryRegions()
+    _traffic(regions)
+    regions.alerts["R3"] = [
+        {
+            "id": 3,
+            "name": "service_restarted",
+            "summary": "R3-worker-2 restarted",
+            "started_at": 1250,
+        }
+    ]
+    c, r = Controller(regions, ["R1", "R2", "R3"]), _rollout()
+    _run(c, r, 1000, 1400)
+    assert r.state == "rolled_back" and r.phase == "guard"
+    assert all(regions.flags[x]["tracking.version"] is None for x in ("R1", "R2", "R3"))
+
+
+def test_too_little_traffic_extends_the_bake_and_never_promotes() -> None:
+    regions = InMemoryRegions()
+    c, r = Controller(regions, ["R1", "R2", "R3"]), _rollout()
+    _run(c, r, 1000, 1000 + 60 + 30 * (MAX_EXTENSIONS + 2))
+    assert list(r.applied) == ["R3"]
+    assert r.state == "rolled_back" and "inconclusive" in r.decision
+
+
+def test_deferral_rate_regression_fails_the_wave() -> None:
+    regions = InMemoryRegions()
+    _traffic(regions)
+    rng = random.Random(3)
+    regions.rates["R3"] = [(t, v) for t, v in regions.rates["R3"] if t < 1000] + [
+        (t, rng.gauss(0.2, 0.01)) for t in range(1000, 2000, 5)
+    ]
+    c, r = Controller(regions, ["R1", "R2", "R3"]), _rollout()
+    _run(c, r, 1000, 1400)
+    assert r.state == "rolled_back" and "deferral_rate" in r.decision
+
+
+def test_unreachable_region_during_rollback_is_retried() -> None:
+    regions = InMemoryRegions(flags={"R3": {"tracking.version": "v1"}})
+    _traffic(regions)
+    c, r = Controller(regions, ["R1", "R2", "R3"]), _rollout()
+    c.step(r, 1000)  # applies to R3
+    assert regions.flags["R3"]["tracking.version"] == "v2"
+    regions.down.add("R3")
+    c.roll_back(r, 1001, "asked by alice", "alice")
+    assert r.state == "rolling_back" and r.pending_rollback == ["R3"]
+    regions.down.discard("R3")
+    c.step(r, 1002)
+    assert r.state == "rolled_back" and regions.flags["R3"]["tracking.version"] == "v1"
+    assert "alice" in r.decision
+
+
+def test_unreachable_region_is_never_promoted() -> None:
+    regions = InMemoryRegions()
+    _traffic(regions)
+    c, r = Controller(regions, ["R1", "R2", "R3"]), _rollout()
+    c.step(r, 1000)
+    regions.down.add("R3")
+    _run(c, r, 1001, 1300)
+    assert list(r.applied) == ["R3"] and r.state == "running"
