@@ -2,12 +2,11 @@
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import Engine
 
 from steadymail.clock import Clock
+from steadymail.sending.flagview import FlagView
 from steadymail.store import instances
 from steadymail.store.queue import Checkpoint, apply_checkpoints, extend_leases
 
@@ -26,8 +25,8 @@ class Checkpointer:
     ) -> None:
         self._engine, self._clock, self._interval = engine, clock, interval
         self._owner, self._ttl = owner, lease_ttl
-        # What the heartbeat reports beside the beat: the flags the worker runs with.
-        self.report_flags: Callable[[], dict[str, Any]] | None = None
+        # The worker's flags: reported with each beat, and refreshed from the same transaction.
+        self.flags: FlagView | None = None
         self._queue: asyncio.Queue[tuple[Checkpoint | None, asyncio.Future[bool]]] = asyncio.Queue()
         self.flushes = 0
 
@@ -71,8 +70,16 @@ class Checkpointer:
             else None,
         )
         if beat:
-            flags = self.report_flags() if self.report_flags else None
-            instances.heartbeat(self._engine, self._owner, now, flags)
+            view = self.flags
+            rows = instances.heartbeat(
+                self._engine,
+                self._owner,
+                now,
+                view.snapshot() if view else None,
+                read_flags=view is not None,
+            )
+            if view is not None:
+                view.update(rows)
         self.flushes += 1
         for item, fut in group:
             ok = True if item is None else item.accepted

@@ -1,4 +1,5 @@
-"""A worker's view of the region's flags: read at claim time when older than a second."""
+"""A worker's view of the region's flags: read when it starts, then refreshed by every
+heartbeat's transaction (every lease_ttl / 3), and consulted at claim time and per message."""
 
 from __future__ import annotations
 
@@ -17,12 +18,10 @@ FAULT_EXIT_CODE = 70  # a worker that exits on the fault flag (EX_SOFTWARE)
 
 
 class FlagView:
-    def __init__(self, engine: Engine, clock: Clock, max_age: float = 1.0) -> None:
-        self._engine, self._clock, self._max_age = engine, clock, max_age
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self._engine, self._clock = engine, clock
         self.values: dict[str, Any] = {}
         self._applied: dict[str, float] = {}
-        self._read_at = -1e18
-        self._lock = asyncio.Lock()
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.values.get(name, default)
@@ -31,21 +30,19 @@ class FlagView:
         return dict(self.values)
 
     def refresh(self) -> None:
-        rows = flags.detailed(self._engine)
+        self.update(flags.detailed(self._engine))
+
+    def update(self, rows: list[dict[str, Any]]) -> None:
+        """New values from flag rows (read by the heartbeat's transaction)."""
         self.values = {r["name"]: r["value"] for r in rows}
         self._applied = {r["name"]: float(r["updated_at"]) for r in rows}
-        self._read_at = self._clock.now()
 
-    async def fresh(self) -> None:
-        """Re-read the flags if the copy is older than ``max_age`` (one indexed read)."""
-        if self._clock.now() - self._read_at < self._max_age:
-            return
-        async with self._lock:
-            if self._clock.now() - self._read_at >= self._max_age:
-                try:
-                    await asyncio.to_thread(self.refresh)
-                except Exception as e:
-                    log.warning("event=flags_read_failed error=%r", str(e))
+    async def load(self) -> None:
+        """The first read, when the worker starts (later ones ride on heartbeats)."""
+        try:
+            await asyncio.to_thread(self.refresh)
+        except Exception as e:
+            log.warning("event=flags_read_failed error=%r", str(e))
 
     def check_fault(self, started_at: float) -> None:
         """Fault injection (``fault.worker_exit``): exit once armed and run long enough."""

@@ -87,7 +87,7 @@ class Worker:
         self.metrics = metrics or Metrics(settings.region, settings.metrics_interval)
         self._flusher = SeriesFlusher(self.metrics, engine, clock, self.instance_id)
         self.flags = flags or FlagView(engine, clock)
-        self.checkpointer.report_flags = self.flags.snapshot
+        self.checkpointer.flags = self.flags
         self._started_at = clock.now()
 
     def stop(self) -> None:
@@ -97,7 +97,7 @@ class Worker:
     async def run(self) -> None:
         now = self.clock.now()
         self._started_at = now
-        await self.flags.fresh()
+        await self.flags.load()
         await register_self(self.engine, self.settings, "worker", self.instance_id, now, slot="")
         log.info(
             "event=worker_started instance=%s concurrency=%d",
@@ -129,7 +129,6 @@ class Worker:
         interval = self.settings.resolved_heartbeat_interval()
         while True:
             started = self.clock.now()
-            await self.flags.fresh()
             self.flags.check_fault(self._started_at)
             try:
                 await self.checkpointer.heartbeat()
@@ -140,8 +139,7 @@ class Worker:
 
     async def _slot(self, rescue: bool = False) -> None:
         while not self._stopping.is_set():
-            # Flags are read at claim time: a change reaches every worker within a second.
-            await self.flags.fresh()
+            # The flags known at claim time apply to the batch; heartbeats keep them fresh.
             self.flags.check_fault(self._started_at)
             started = perf_counter()
             try:

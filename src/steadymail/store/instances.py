@@ -4,6 +4,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, insert, or_, select, update
 
+from steadymail.store.schema import flags as flag_rows
 from steadymail.store.schema import instances
 
 
@@ -37,9 +38,15 @@ def register(
 
 
 def heartbeat(
-    engine: Engine, instance_id: str, now: float, flags: dict[str, Any] | None = None
-) -> None:
-    """Beat; ``flags``, when given, are the flag values the process runs with now."""
+    engine: Engine,
+    instance_id: str,
+    now: float,
+    flags: dict[str, Any] | None = None,
+    read_flags: bool = False,
+) -> list[dict[str, Any]]:
+    """Beat; ``flags``, when given, are the flag values the process runs with now. With
+    ``read_flags``, returns the region's flag rows read in the same transaction (a worker learns
+    of a change at its next beat without a transaction of its own)."""
     values: dict[str, Any] = {"heartbeat_at": now}
     if flags is not None:
         values["flags"] = flags
@@ -47,6 +54,9 @@ def heartbeat(
         conn.execute(
             update(instances).where(instances.c.instance_id == instance_id).values(**values)
         )
+        if not read_flags:
+            return []
+        return [dict(r._mapping) for r in conn.execute(select(flag_rows))]
 
 
 def stopped(engine: Engine, instance_id: str, reason: str, now: float) -> None:
