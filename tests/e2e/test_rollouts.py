@@ -292,6 +292,29 @@ def test_a_value_that_crashes_workers_halts_in_the_canary_and_rolls_back(stack: 
         )
     ]
     assert noted, "the rollback decision is on the alert's timeline"
+    # And R3 has an incident of its own for the rollback, resolved once the value was restored.
+    wait_for(
+        lambda: (
+            [
+                a
+                for a in stack.region("R3", "GET", "/v1/alerts", params={"since": started})
+                if a["name"] == "rollout_rolled_back" and a["state"] == "resolved"
+            ]
+            != []
+        ),
+        timeout=10,
+    )
+    incident_id = next(
+        a["id"]
+        for a in stack.region("R3", "GET", "/v1/alerts", params={"since": started})
+        if a["name"] == "rollout_rolled_back"
+    )
+    report = httpx.get(
+        f"{stack.urls['R3']}/v1/incidents/{incident_id}",
+        headers={"Authorization": f"Bearer {stack.keys['R3']}"},
+        timeout=10,
+    ).text
+    assert f"rollout {rid}" in report and "previous value restored" in report, report
     # R3's send completes and every recipient got its message.
     wait_for(
         lambda: stack.region("R3", "GET", f"/v1/sends/{send}")["state"] == "completed",

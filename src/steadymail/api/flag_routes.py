@@ -17,6 +17,14 @@ class FlagIn(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
+class ExternalAlertIn(BaseModel):
+    fingerprint: str = Field(min_length=1, max_length=300)
+    summary: str = Field(default="", max_length=2000)
+    labels: dict[str, Any] = Field(default_factory=dict)
+    detail: str = Field(default="", max_length=4000)
+    resolve: bool = False
+
+
 class NoteIn(BaseModel):
     by: str = Field(min_length=1, max_length=200)
     text: str = Field(min_length=1, max_length=4000)
@@ -43,3 +51,18 @@ def put_flag(name: str, body: FlagIn, st: AppState = Write) -> dict[str, Any]:
 def post_note(alert_id: int, body: NoteIn, st: AppState = Write) -> dict[str, str]:
     flags.note_alert(st.engine, st.clock, alert_id, body.by, body.text)
     return {"status": "noted"}
+
+
+@router.post("/alerts")
+def post_alert(body: ExternalAlertIn, st: AppState = Write) -> dict[str, Any]:
+    """Raise or resolve an alert from outside (``rollout:<id>``: the control plane's rollbacks)."""
+    return flags.external_alert(
+        st.engine,
+        st.clock,
+        st.settings,
+        body.fingerprint,
+        body.summary,
+        body.labels,
+        body.detail,
+        body.resolve,
+    )

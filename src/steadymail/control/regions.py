@@ -60,6 +60,16 @@ class HttpRegions:
             region, "POST", f"/v1/alerts/{alert_id}/notes", json={"by": "control", "text": text}
         )
 
+    def alert(
+        self, region: str, fingerprint: str, summary: str, labels: dict[str, Any], detail: str
+    ) -> None:
+        body = {"fingerprint": fingerprint, "summary": summary, "labels": labels}
+        self._call(region, "POST", "/v1/alerts", json={**body, "detail": detail})
+
+    def resolve(self, region: str, fingerprint: str, detail: str) -> None:
+        body = {"fingerprint": fingerprint, "detail": detail, "resolve": True}
+        self._call(region, "POST", "/v1/alerts", json=body)
+
     def evidence(self, region: str, since: float, until: float) -> Evidence:
         """Alerts that started in [since, until] and rate points in that span."""
         try:

@@ -32,6 +32,12 @@ class RegionPort(Protocol):
 
     def note(self, region: str, alert_id: int, text: str) -> None: ...
 
+    def alert(
+        self, region: str, fingerprint: str, summary: str, labels: dict[str, Any], detail: str
+    ) -> None: ...
+
+    def resolve(self, region: str, fingerprint: str, detail: str) -> None: ...
+
 
 @dataclass
 class Rollout:
@@ -190,7 +196,25 @@ class Controller:
         for v in verdicts or []:
             if v.alert_id is not None:
                 self._note(v.region, v.alert_id, f"rollout {r.id} of {r.flag} rolled back: {why}")
+        # Each region that had the value gets an incident of its own, with the rollout's story.
+        story = "; ".join(
+            f"{region} got {r.flag}={r.value!r} at {at:.3f} (wave {self._wave_of(r, region)})"
+            for region, at in r.applied.items()
+        )
+        for region in r.applied:
+            with contextlib.suppress(Exception):
+                self._regions.alert(
+                    region,
+                    f"rollout:{r.id}",
+                    f"rollout {r.id} of {r.flag}={r.value!r} rolled back by {decided_by}: {why}",
+                    {"rollout": r.id, "flag": r.flag, "value": r.value, "decided_by": decided_by},
+                    f"{story}; decided by {decided_by}: {why}",
+                )
         return out + self._finish_rollback(r)
+
+    @staticmethod
+    def _wave_of(r: Rollout, region: str) -> int:
+        return next(i + 1 for i, wave in enumerate(r.waves) if region in wave)
 
     def _note(self, region: str, alert_id: int, text: str) -> None:
         # The timeline note is best effort; the rollback is not.
@@ -214,8 +238,13 @@ class Controller:
         for region, err in results:
             if err:
                 out.append(Event("rollback_retry", err, region))
-            else:
-                out.append(Event("rolled_back", f"{r.flag}={r.previous.get(region)!r}", region))
+                continue
+            restored = f"{r.flag}={r.previous.get(region)!r}"
+            out.append(Event("rolled_back", restored, region))
+            with contextlib.suppress(Exception):
+                self._regions.resolve(
+                    region, f"rollout:{r.id}", f"previous value restored: {restored}"
+                )
         if not r.pending_rollback:
             r.state = "rolled_back"
         return out

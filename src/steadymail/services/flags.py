@@ -4,7 +4,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from steadymail.alerts.manager import AlertManager
 from steadymail.clock import Clock
+from steadymail.config import Settings
 from steadymail.errors import ValidationError
 from steadymail.rollout.flags import FLAGS, validate
 from steadymail.store import alerts, flags
@@ -38,3 +40,30 @@ def note_alert(engine: Engine, clock: Clock, alert_id: int, by: str, text: str) 
     alerts.get(engine, alert_id)  # NotFound if there is no such alert
     with engine.begin() as conn:
         alerts.add_event(conn, alert_id, clock.now(), "note", f"{by}: {text}")
+
+
+def external_alert(
+    engine: Engine,
+    clock: Clock,
+    settings: Settings,
+    fingerprint: str,
+    summary: str,
+    labels: dict[str, Any],
+    detail: str,
+    resolve: bool = False,
+) -> dict[str, Any]:
+    """An alert raised (or resolved) from outside the region: the control plane's rollbacks.
+    It goes through the region's alert manager, so its notifiers and incident export see it."""
+    if not fingerprint.startswith("rollout:"):
+        raise ValidationError("external alerts use fingerprints 'rollout:<id>'")
+    manager = AlertManager(engine, clock, [n.name for n in settings.notifiers])
+    if resolve:
+        alert_id = manager.resolve(fingerprint, detail)
+        return {"id": alert_id, "resolved": alert_id is not None}
+    labels = {**labels, "region": settings.region, "flags": flags.current(engine)}
+    alert_id, opened = manager.fire(
+        fingerprint, "rollout_rolled_back", "critical", summary, labels, detail
+    )
+    if not opened:
+        manager.note(fingerprint, "note", detail)
+    return {"id": alert_id, "opened": opened}

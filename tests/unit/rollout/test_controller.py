@@ -18,6 +18,8 @@ class InMemoryRegions:
     rates: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     notes: list[tuple[str, int, str]] = field(default_factory=list)
     down: set[str] = field(default_factory=set)
+    raised: list[tuple[str, str, str]] = field(default_factory=list)
+    resolved: list[tuple[str, str]] = field(default_factory=list)
 
     def get_flag(self, region: str, flag: str) -> Any:
         return self.flags.setdefault(region, {}).get(flag)
@@ -38,6 +40,14 @@ class InMemoryRegions:
 
     def note(self, region: str, alert_id: int, text: str) -> None:
         self.notes.append((region, alert_id, text))
+
+    def alert(
+        self, region: str, fingerprint: str, summary: str, labels: dict[str, Any], detail: str
+    ) -> None:
+        self.raised.append((region, fingerprint, summary))
+
+    def resolve(self, region: str, fingerprint: str, detail: str) -> None:
+        self.resolved.append((region, fingerprint))
 
 
 def _traffic(regions: InMemoryRegions, rate: float = 0.05, until: float = 2000.0) -> None:
@@ -88,6 +98,8 @@ def test_restart_in_the_canary_rolls_it_back_and_halts() -> None:
     assert "tracking.version" not in regions.flags.get("R1", {})
     assert "tracking.version" not in regions.flags.get("R2", {})
     assert regions.notes and regions.notes[0][:2] == ("R3", 9)
+    assert [x[:2] for x in regions.raised] == [("R3", "rollout:1")]
+    assert regions.resolved == [("R3", "rollout:1")]
 
 
 def test_guard_rolls_back_every_region_on_a_late_fault() -> None:
