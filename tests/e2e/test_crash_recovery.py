@@ -95,15 +95,17 @@ def test_sigstop_past_the_lease_is_fenced(
     workers.start("a")
     workers.start("b")
     wait_for(lambda: recorder.count() >= 400, timeout=120)
-    for _attempt in range(5):
+    for _attempt in range(20):
         workers.kill("a", signal.SIGSTOP)
         paused_at = recorder.count()
         try:
+            # On SQLite a process frozen inside a write transaction holds the database lock and
+            # stops every writer until it resumes: b then makes no progress at all. Seen within
+            # 2 s, thaw a and freeze it again elsewhere; otherwise wait for b to take over.
+            wait_for(lambda p=paused_at: recorder.count() >= p + 20, timeout=2)
             wait_for(lambda p=paused_at: recorder.count() >= p + 300, timeout=15)  # b took over
             break
         except AssertionError:
-            # On SQLite a process frozen inside a write transaction holds the database lock
-            # and stops every writer until it resumes: thaw it and freeze it again elsewhere.
             workers.kill("a", signal.SIGCONT)
             time.sleep(0.3)
     else:

@@ -13,7 +13,19 @@ from steadymail.monitor.nab.runner import score_results
 from steadymail.monitor.nab.scoring import scaled_sigmoid, scorable_points, score_corpus
 
 REPO = Path(__file__).resolve().parents[3]
-CORPUS = Path(os.environ.get("STEADYMAIL_NAB_CORPUS", REPO.parent / "shared" / "data" / "nab"))
+
+
+def _find_corpus() -> Path:
+    """STEADYMAIL_NAB_CORPUS, else ../shared/data/nab beside the checkout (or beside one of its
+    parents, for a clone made elsewhere), else /work/shared/data/nab (this machine kind's)."""
+    if os.environ.get("STEADYMAIL_NAB_CORPUS"):
+        return Path(os.environ["STEADYMAIL_NAB_CORPUS"])
+    candidates = [p / "shared" / "data" / "nab" for p in REPO.parents]
+    candidates.append(Path("/work/shared/data/nab"))
+    return next((c for c in candidates if (c / "SCOREBOARD.md").is_file()), candidates[0])
+
+
+CORPUS = _find_corpus()
 REQUIRE = os.environ.get("STEADYMAIL_REQUIRE_NAB") == "1"
 STANDARD = Profile("standard", 1.0, 0.11, 1.0)
 
