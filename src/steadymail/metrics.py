@@ -78,6 +78,14 @@ ANOMALY_SCORE = Gauge(
     multiprocess_mode="livemax",
 )
 
+FLAG_INFO = Gauge(
+    "steadymail_flag_info",
+    "1 for the value of each flag in force in the region (0 for a value no longer in force); "
+    "join on region to tie any metric to the flags it ran with",
+    ["region", "flag", "value"],
+    multiprocess_mode="livemax",
+)
+
 # Raw per-interval sums the monitor folds into series; derived series are computed from them.
 RAW_SERIES = (
     "sent",

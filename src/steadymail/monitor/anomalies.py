@@ -56,6 +56,10 @@ class _Series:
             return
         a = 0.05
         d = value - self.mean
+        if self.n > 5 and self.var > 0:
+            # Winsorised, so one odd interval does not widen the usual band for long.
+            limit = 4.0 * math.sqrt(self.var)
+            d = max(-limit, min(limit, d))
         self.mean += a * d
         self.var = (1 - a) * (self.var + a * d * d)
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 import logging
 
 from sqlalchemy import Engine
@@ -10,7 +11,7 @@ from steadymail.alerts.manager import AlertManager
 from steadymail.alerts.notifiers import Dispatcher, SendEmail
 from steadymail.clock import Clock
 from steadymail.config import Settings
-from steadymail.metrics import ANOMALY_SCORE, QUEUE_DUE, RESTARTS, STALLED_SENDS
+from steadymail.metrics import ANOMALY_SCORE, FLAG_INFO, QUEUE_DUE, RESTARTS, STALLED_SENDS
 from steadymail.monitor.anomalies import WATCHED, AnomalyWatcher
 from steadymail.monitor.health import HealthWatcher
 from steadymail.monitor.series import Interval, SeriesKeeper
@@ -43,6 +44,7 @@ class Monitor:
         self.instance_id = new_instance_id("monitor")
         self._stop = asyncio.Event()
         self._flags: dict[str, object] = {}
+        self._flag_labels: set[tuple[str, str]] = set()
 
     def apply(self, signals: list[Signal]) -> None:
         for s in signals:
@@ -60,6 +62,7 @@ class Monitor:
     def tick(self) -> None:
         now = self.clock.now()
         self._flags = flags.current(self.engine)
+        self._export_flags()
         self.apply(self.health.tick(now))
         self.apply(self.stalls.tick(now))
         region = self.settings.region
@@ -71,6 +74,14 @@ class Monitor:
         for name, score in self.anomalies.scores().items():
             ANOMALY_SCORE.labels(region, name).set(score)
         instances.heartbeat(self.engine, self.instance_id, now)
+
+    def _export_flags(self) -> None:
+        current = {(name, json.dumps(value, sort_keys=True)) for name, value in self._flags.items()}
+        for name, value in self._flag_labels - current:
+            FLAG_INFO.labels(self.settings.region, name, value).set(0)
+        for name, value in current:
+            FLAG_INFO.labels(self.settings.region, name, value).set(1)
+        self._flag_labels |= current
 
     def prime_anomalies(self, now: float) -> None:
         """Feed the detectors the stored history, so a monitor restart does not re-learn."""

@@ -4,6 +4,7 @@ report them in heartbeats, and alerts carry the values in force."""
 import asyncio
 
 import httpx
+from prometheus_client import REGISTRY, generate_latest
 from sqlalchemy import Engine, select
 
 from steadymail.monitor.service import Monitor
@@ -87,3 +88,8 @@ def test_workers_pick_a_flag_up_and_report_it(
     )
     fired = [a for a in alerts.listing(engine) if a["fingerprint"] == "test:flags"]
     assert fired[0]["labels"]["flags"] == {"tracking.version": "off"}
+    exported = generate_latest(REGISTRY).decode()
+    assert (
+        'steadymail_flag_info{flag="tracking.version",region="R1",value="\\"off\\""} 1.0'
+        in exported
+    )

@@ -15,19 +15,19 @@ from sqlalchemy import Engine
 
 from steadymail.config import Settings
 from steadymail.monitor.service import Monitor
-from steadymail.store import alerts
+from steadymail.store import alerts, metric_series
 from tests.conftest import CLOCK, Recorder, free_port
 from tests.helpers import make_campaign, worker_for
 
 INTERVAL = 1.0
-WARMUP = 10
+WARMUP = 15
 
 
 @dataclass
 class SlowRelay(Recorder):
     """The recording server, with a per-message delay that a test can change while it runs."""
 
-    delay: float = 0.05
+    delay: float = 0.1
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         await asyncio.sleep(self.delay)
@@ -96,8 +96,8 @@ def test_alert_within_two_intervals_of_a_real_change(
         task = asyncio.create_task(worker.run())
         try:
             # The monitor watches a region already sending at its pace, as in production (with
-            # a warm-up of 10 intervals here, the first seconds' ramp would set the range).
-            while relay.count() < received_at_start + 400:
+            # a short warm-up here, the first seconds' ramp would set the range).
+            while relay.count() < received_at_start + 200:
                 await asyncio.sleep(0.05)
             watcher.start()
             # The detectors arm after 2 x warmup eligible intervals; give them a margin.
@@ -126,7 +126,9 @@ def test_alert_within_two_intervals_of_a_real_change(
             watcher.join(10)
         controller.stop()
     alert = _first_alert(engine, series)
-    assert alert is not None, f"no {series} alert after the change"
+    points = metric_series.read(engine, settings.region, series, INTERVAL, 0)
+    trail = [(round(t - changed_at[0], 1), round(v, 3)) for t, v in points]
+    assert alert is not None, f"no {series} alert after the change: {trail}"
     labels = alert["labels"]
     change_interval = (changed_at[0] // INTERVAL) * INTERVAL
     # The interval the change fell in, or the next one: within two intervals of the change.

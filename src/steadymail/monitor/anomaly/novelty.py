@@ -36,6 +36,7 @@ LEVEL_SCALE = 6.0
 LEVEL_ALPHA = 0.005
 SMOOTH = 0.3
 MAX_CONTEXTS = 4096
+OPS_CLIP = 4.0  # the ops preset clips level updates at this many standard deviations
 RESOLUTION = 1e-3  # relative to the level: finer differences are noise
 OPS_SMOOTHING = 1.0
 OPS_NOVELTY_WEIGHT = 0.3
@@ -50,6 +51,7 @@ class NoveltyDetector:
     ones; ``operations()`` is the preset the monitor runs on the platform's own metrics."""
 
     __slots__ = (
+        "_clip",
         "_fire_at",
         "_hi",
         "_level_alpha",
@@ -82,10 +84,12 @@ class NoveltyDetector:
         novelty_weight: float = NOVELTY_WEIGHT,
         level_scale: float = LEVEL_SCALE,
         level_alpha: float = LEVEL_ALPHA,
+        clip: float | None = None,
     ) -> None:
         self._warmup, self._rest, self._fire_at = warmup, rest, fire_at
         self._smoothing, self._novelty_weight = smoothing, novelty_weight
         self._level_scale, self._level_alpha = level_scale, level_alpha
+        self._clip = clip
         self._max_contexts = max_contexts
         self._n = 0
         self._lo = math.inf
@@ -133,6 +137,10 @@ class NoveltyDetector:
         else:
             z = math.inf if abs(d) > 1e-12 else 0.0
         a = self._level_alpha if self._n > 20 else 0.1
+        if self._clip and self._n > 5 and self._var > 0.0:
+            # Winsorised: one outlier must not blind the level score for the next hundred points.
+            limit = self._clip * math.sqrt(self._var)
+            d = max(-limit, min(limit, d))
         self._mean += a * d
         self._var = (1.0 - a) * (self._var + a * d * d)
         return 1.0 - math.exp(-z / self._level_scale)
@@ -173,4 +181,5 @@ def operations(warmup: int = WARMUP, rest: int = REST, fire_at: float = FIRE_AT)
         novelty_weight=OPS_NOVELTY_WEIGHT,
         level_scale=OPS_LEVEL_SCALE,
         level_alpha=OPS_LEVEL_ALPHA,
+        clip=OPS_CLIP,
     )
