@@ -30,6 +30,7 @@ bench: $(BIN)/steadymail  ## benchmarks: never part of the test suite
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/tracking.py
 	$(BIN)/python bench/anomaly.py
+	$(BIN)/python bench/anomaly_alerts.py
 
 clean:
 	rm -rf $(VENV) .steadymail

@@ -48,6 +48,7 @@ class _Series:
     inside: int = 0
     open_for: int = 0
     score: float = 0.0
+    fed: int = 0
 
     def learn(self, value: float) -> None:
         self.n += 1
@@ -94,6 +95,11 @@ class AnomalyWatcher:
             return operations(warmup=s.anomaly_warmup, rest=0, fire_at=s.anomaly_threshold)
         return make_detector(s.anomaly_detector)
 
+    def learning(self) -> dict[str, int]:
+        """Eligible intervals each series still needs before its detector scores."""
+        need = 2 * self._s.anomaly_warmup
+        return {name: max(0, need - st.fed) for name, st in self._series.items()}
+
     def scores(self) -> dict[str, float]:
         return {name: st.score for name, st in self._series.items()}
 
@@ -104,6 +110,7 @@ class AnomalyWatcher:
                 if eligible(name, interval):
                     value = interval.values[name]
                     st.detector.update(interval.start, value)
+                    st.fed += 1
                     st.learn(value)
 
     def observe(self, interval: Interval) -> list[Signal]:
@@ -115,6 +122,7 @@ class AnomalyWatcher:
             value = interval.values[name]
             score = st.detector.update(interval.start, value)
             st.score = score
+            st.fed += 1
             fp = f"anomaly:{region}:{name}"
             if (
                 score >= self._s.anomaly_threshold

@@ -54,6 +54,9 @@ class SeriesKeeper:
         self._pruned = -math.inf
         # Per open bucket: the smallest backlog and the largest due count seen by a tick.
         self._queue: dict[int, tuple[int, int]] = {}
+        # The last tick's observation, for a bucket no tick saw (a tick slowed by a busy
+        # database): the queue changes slowly, an interval without a look is not an idle one.
+        self._last_seen: tuple[int, int] = (0, 0)
 
     def bucket(self, now: float) -> int:
         return math.floor(now / self.interval)
@@ -62,6 +65,7 @@ class SeriesKeeper:
         b = self.bucket(now)
         lo, hi = self._queue.get(b, (waiting, due))
         self._queue[b] = (min(lo, waiting), max(hi, due))
+        self._last_seen = (waiting, due)
 
     def tick(self, now: float) -> list[Interval]:
         """Fold every interval that ended half an interval ago; returns them, oldest first."""
@@ -77,7 +81,7 @@ class SeriesKeeper:
         out: list[Interval] = []
         points: list[tuple[float, str, float]] = []
         for b in range(self._folded + 1, ready + 1):
-            waiting, due = self._queue.pop(b, (0, 0))
+            waiting, due = self._queue.pop(b, self._last_seen)
             raw = sums.get(b, {})
             if not raw and not due:
                 continue  # idle: nothing to say

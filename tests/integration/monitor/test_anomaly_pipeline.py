@@ -100,11 +100,13 @@ def test_alert_within_two_intervals_of_a_real_change(
             while relay.count() < received_at_start + 200:
                 await asyncio.sleep(0.05)
             watcher.start()
-            # The detectors arm after 2 x warmup eligible intervals; give them a margin.
-            armed = time.monotonic() + (2 * WARMUP + 4) * INTERVAL
-            while time.monotonic() < armed:
+            # The detectors arm after 2 x warmup eligible intervals; then a few more to settle.
+            deadline = time.monotonic() + 4 * (2 * WARMUP + 4) * INTERVAL
+            while monitor.anomalies.learning()[series] > 0:
                 assert not task.done(), "worker exited early"
+                assert time.monotonic() < deadline, f"never armed: {monitor.anomalies.learning()}"
                 await asyncio.sleep(0.1)
+            await asyncio.sleep(4 * INTERVAL)
             assert _first_alert(engine, series) is None, "false alert before the change"
             changed_at.append(CLOCK.now())
             if change == "relay_slows_down":
