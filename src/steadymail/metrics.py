@@ -17,9 +17,6 @@ import asyncio
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
-from time import perf_counter
 
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import Engine
@@ -86,21 +83,6 @@ FLAG_INFO = Gauge(
     multiprocess_mode="livemax",
 )
 
-# Raw per-interval sums the monitor folds into series; derived series are computed from them.
-RAW_SERIES = (
-    "sent",
-    "deferred",
-    "bounced",
-    "failed",
-    "smtp_seconds",
-    "smtp_count",
-    "render_seconds",
-    "render_count",
-    "claims",
-    "reclaims",
-    "tracking_requests",
-)
-
 
 class SeriesBuffer:
     """Sums per (interval bucket, series) of what this process recorded; drained to the DB."""
@@ -142,14 +124,6 @@ class Metrics:
         if stage in ("smtp", "render"):
             self.buffer.add(f"{stage}_seconds", seconds, now)
             self.buffer.add(f"{stage}_count", 1.0, now)
-
-    @contextmanager
-    def timed(self, stage: str, now: float) -> Iterator[None]:
-        started = perf_counter()
-        try:
-            yield
-        finally:
-            self.observe(stage, perf_counter() - started, now)
 
     def outcome(self, outcome: str, now: float) -> None:
         counter = self._outcome.get(outcome)

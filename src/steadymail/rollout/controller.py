@@ -11,7 +11,6 @@ rollout is rolled back as unproven: never promoted on no evidence).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -260,6 +259,3 @@ class Controller:
             return []
         r.state, r.phase_until = "running", now + r.paused_left
         return [Event("resumed", f"{r.phase} goes on for {r.paused_left:.0f}s", actor=by)]
-
-
-StepFn = Callable[[Rollout, float], list[Event]]

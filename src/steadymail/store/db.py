@@ -66,14 +66,21 @@ def migrate(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
+def dialect_insert(conn: Connection, table: Any) -> Any:
+    """An INSERT with ON CONFLICT support for the connection's dialect (SQLite or PostgreSQL)."""
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    return pg_insert(table)
+
+
 def insert_ignore(
     conn: Connection, table: Any, rows: list[dict[str, Any]], keys: list[str]
 ) -> None:
     """INSERT rows, skipping any that clash on `keys` (SQLite and PostgreSQL alike)."""
     if not rows:
         return
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]
-    conn.execute(dialect_insert(table).on_conflict_do_nothing(index_elements=keys), rows)
+    conn.execute(dialect_insert(conn, table).on_conflict_do_nothing(index_elements=keys), rows)

@@ -52,14 +52,3 @@ def history(engine: Engine, name: str | None = None, limit: int = 100) -> list[d
         q = q.where(flag_history.c.name == name)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(q)]
-
-
-def changed_at(engine: Engine, name: str) -> float | None:
-    """When the flag last changed (set or unset)."""
-    with engine.connect() as conn:
-        return conn.execute(
-            select(flag_history.c.at)
-            .where(flag_history.c.name == name)
-            .order_by(flag_history.c.id.desc())
-            .limit(1)
-        ).scalar()

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 
+from steadymail.store.db import dialect_insert
 from steadymail.store.schema import metric_deltas, metric_points
 
 ROLLUP = 60.0
@@ -45,11 +46,7 @@ def fold_deltas(engine: Engine, region: str, upto: int) -> dict[int, dict[str, f
 
 
 def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]
-    stmt = dialect_insert(metric_points)
+    stmt = dialect_insert(conn, metric_points)
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["region", "name", "resolution", "ts"],
