@@ -17,6 +17,7 @@ run: $(BIN)/steadymail  ## set up and run one region on SQLite with the capture 
 test: $(BIN)/steadymail  ## set up and run the whole test suite (SQLite and PostgreSQL)
 	scripts/ensure-postgres
 	scripts/ensure-promtool
+	scripts/ensure-systemd-analyze
 	$(BIN)/pytest
 
 lint: $(BIN)/steadymail

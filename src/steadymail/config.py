@@ -112,8 +112,17 @@ class Settings(BaseSettings):
     scanner_click_window: float = 5.0
     tracking_flush_interval: float = 0.2
 
-    # The place this process fills (`worker-1`); a new instance in a slot is a restart.
+    # The place this process fills (`worker-1`); a new instance in a slot is a restart. Empty:
+    # from systemd's unit, the pod or container name, or the host (see identity.py).
     slot: str = ""
+    # How often every process checks that its peers on the same host still run (seconds).
+    peer_check_interval: float = 1.0
+    # Workers and the monitor serve /livez and /readyz on this port (0: off), for probes.
+    health_port: int = 0
+    # All interfaces: kubelets probe the pod's address; the probes say only ok or failing.
+    health_host: str = "0.0.0.0"
+    # Changes (flags, deploys) made this long before an alert are named on it as suspects.
+    suspect_window: float = 3600.0
     # A message whose holders died this many times with it in flight is quarantined.
     quarantine_after: int = 3
     # Fault injection for tests and drills: a worker SIGKILLs itself on this recipient.

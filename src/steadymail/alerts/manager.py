@@ -5,6 +5,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from steadymail.alerts.suspects import suspects
 from steadymail.clock import Clock
 from steadymail.store import alerts as store
 
@@ -14,8 +15,11 @@ log = logging.getLogger("steadymail.alerts")
 class AlertManager:
     """Deduplicates by fingerprint; notifications go to an outbox so detection never waits."""
 
-    def __init__(self, engine: Engine, clock: Clock, notifiers: list[str]) -> None:
+    def __init__(
+        self, engine: Engine, clock: Clock, notifiers: list[str], suspect_window: float = 3600.0
+    ) -> None:
         self._engine, self._clock, self._notifiers = engine, clock, notifiers
+        self._suspect_window = suspect_window
 
     def fire(
         self,
@@ -26,7 +30,8 @@ class AlertManager:
         labels: dict[str, Any],
         detail: str = "",
     ) -> tuple[int, bool]:
-        """(alert id, True if this call opened it). A repeat only refreshes `last_seen_at`."""
+        """(alert id, True if this call opened it). A repeat only refreshes `last_seen_at`.
+        A new alert names the region's changes made in the suspect window before it."""
         now = self._clock.now()
         with self._engine.begin() as conn:
             existing = store.open_alert(conn, fingerprint)
@@ -35,6 +40,10 @@ class AlertManager:
                 if detail:
                     store.add_event(conn, existing.id, now, "update", detail)
                 return int(existing.id), False
+            named = suspects(conn, now, self._suspect_window) if self._suspect_window else []
+            if named:
+                labels = {**labels, "suspects": named}
+                summary = f"{summary} — suspect: " + "; ".join(s["text"] for s in named[:2])
             silenced = store.is_silenced(conn, name, labels, now)
             alert_id = store.create(
                 conn,

@@ -6,13 +6,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from steadymail import __version__
-from steadymail.api import errors, flag_routes, rest, tracking_routes, watch_routes
+from steadymail.api import (
+    errors,
+    flag_routes,
+    quarantine_routes,
+    rest,
+    tracking_routes,
+    watch_routes,
+)
 from steadymail.api.deps import AppState
 from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings, load_settings
@@ -66,6 +73,8 @@ def create_app(settings: Settings, engine: Engine, clock: Clock | None = None) -
     errors.install(app)
     # Tracking first: its public routes are the hot path, and routes match in order.
     app.include_router(tracking_routes.router)
+    # Before rest's catch-all `POST /v1/sends/{id}/{action}`, which would answer requeue 404.
+    app.include_router(quarantine_routes.router)
     app.include_router(rest.router)
     app.include_router(watch_routes.router)
     app.include_router(flag_routes.router)
@@ -73,6 +82,16 @@ def create_app(settings: Settings, engine: Engine, clock: Clock | None = None) -
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok", "region": settings.region, "version": __version__}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        """Ready when the region database answers (a load balancer's or kubelet's probe)."""
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as e:
+            return JSONResponse({"status": "failing", "error": type(e).__name__}, status_code=503)
+        return JSONResponse({"status": "ok", "region": settings.region})
 
     @app.get("/metrics")
     def prometheus_metrics() -> PlainTextResponse:

@@ -44,7 +44,9 @@ def get_flag_history(name: str | None = None, st: AppState = Read) -> list[dict[
 @router.put("/flags/{name}")
 def put_flag(name: str, body: FlagIn, st: AppState = Write) -> dict[str, Any]:
     """Set (or, with a null value, unset) a flag; workers pick it up within a second."""
-    return flags.set_flag(st.engine, st.clock, name, body.value, body.by, body.reason)
+    return flags.set_flag(
+        st.engine, st.clock, name, body.value, body.by, body.reason, st.settings.region
+    )
 
 
 @router.post("/alerts/{alert_id}/notes", status_code=201)

@@ -7,7 +7,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from steadymail.api.deps import AppState, Read, Write
-from steadymail.services import metrics, watching
+from steadymail.services import exits, metrics, watching
 
 router = APIRouter(prefix="/v1")
 
@@ -79,3 +79,11 @@ def get_series(
 ) -> dict[str, Any]:
     """Points ``[ts, value]`` of one series, with the anomaly alerts raised on it."""
     return metrics.series(st.engine, st.clock, st.settings, name, minutes, resolution)
+
+
+@router.get("/changes")
+def get_changes(
+    limit: int = 100, since: float | None = None, st: AppState = Read
+) -> list[dict[str, Any]]:
+    """Changes made in this region (flag values, deploys), newest first."""
+    return exits.change_log(st.engine, limit, since)

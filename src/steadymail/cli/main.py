@@ -11,7 +11,10 @@ import uvloop
 
 from steadymail.cli import content, nab, watch
 from steadymail.cli.context import console, err_console, make_ctx, setup_logging
+from steadymail.cli.exit_cmd import changes_cmd, report_exit_cmd
 from steadymail.cli.metrics_cmd import metrics_cmd
+from steadymail.cli.quarantine_cmd import quarantine_app, requeue_cmd
+from steadymail.cli.replay_cmd import replay_cmd
 from steadymail.cli.rollout_cmd import control_cmd, flags_app, rollout_app
 from steadymail.cli.supervisor import Child, Supervisor, exit_reporter, steadymail_argv
 from steadymail.errors import SteadymailError
@@ -45,6 +48,11 @@ app.command("metrics")(metrics_cmd)
 app.command("control")(control_cmd)
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(flags_app, name="flags")
+app.add_typer(quarantine_app, name="quarantine")
+app.command("requeue")(requeue_cmd)
+app.command("report-exit")(report_exit_cmd)
+app.command("changes")(changes_cmd)
+app.command("replay")(replay_cmd)
 
 
 @app.command("migrate")
@@ -188,6 +196,13 @@ def up_cmd(
     regions: Annotated[
         str | None, typer.Option(help="several regions and the control plane, e.g. R1,R2,R3")
     ] = None,
+    plain_restarts: Annotated[
+        bool,
+        typer.Option(
+            help="restart workers as a plain Restart=always would: no slot names, no exit "
+            "reports (the platform must recognise restarts by itself)"
+        ),
+    ] = False,
 ) -> None:
     """Run one region on its embedded defaults: migrate, capture server, API, workers."""
     setup_logging()
@@ -197,7 +212,7 @@ def up_cmd(
         from steadymail.cli.up_regions import up_regions
 
         names = [r.strip() for r in regions.split(",") if r.strip()]
-        up_regions(s, names, workers or s.workers, sink, console)
+        up_regions(s, names, workers or s.workers, sink, console, plain_restarts)
         return
     migrate(s.resolved_database_url())
     _fresh_prometheus_dir()
@@ -211,7 +226,8 @@ def up_cmd(
     if sink:
         children.insert(0, Child("sink", steadymail_argv("sink")))
     children += [
-        Child(f"worker-{i + 1}", steadymail_argv("worker")) for i in range(workers or s.workers)
+        Child(f"worker-{i + 1}", steadymail_argv("worker"), named=not plain_restarts)
+        for i in range(workers or s.workers)
     ]
     console.print(
         f"[bold]steadymail[/] region {s.region}\n"

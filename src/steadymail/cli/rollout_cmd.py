@@ -126,6 +126,17 @@ def rollout_rollback(rollout_id: int, by: str = "cli") -> None:
     _show(_control("POST", f"/v1/rollouts/{rollout_id}/rollback", {"by": by}))
 
 
+@rollout_app.command("revert")
+def rollout_revert(
+    flag: str,
+    reason: Annotated[str, typer.Option(help="why (kept in the audit log)")],
+    by: Annotated[str, typer.Option(help="who asks")] = "cli",
+) -> None:
+    """Every region back to its previous value of FLAG, now, in parallel: freeze or not, no
+    bake. A rollout of FLAG still in progress is rolled back instead."""
+    _show(_control("POST", f"/v1/flags/{flag}/revert", {"by": by, "reason": reason}))
+
+
 @rollout_app.command("regions")
 def rollout_regions() -> None:
     """The regions the control plane knows: reachable, flags, firing alerts."""
@@ -162,7 +173,9 @@ def flags_set(
 ) -> None:
     """Set a flag in this region only (a rollout does this region by region for you)."""
     c = make_ctx()
-    out = flag_service.set_flag(c.engine, c.clock, name, _parse_value(value), by, reason)
+    out = flag_service.set_flag(
+        c.engine, c.clock, name, _parse_value(value), by, reason, c.settings.region
+    )
     console.print(f"{name}: {out['previous']!r} -> {out['value']!r}", highlight=False)
 
 

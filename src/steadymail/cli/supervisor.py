@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from steadymail.clock import Clock
-from steadymail.store import events, instances
+from steadymail.store import instances
 
 log = logging.getLogger("steadymail.supervisor")
 
@@ -34,6 +34,9 @@ class Child:
     backoff: float = 0.5
     exits: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # over the supervisor's environment
+    # False: restart it as a plain `Restart=always` would, naming no slot and reporting no
+    # exit; the platform recognises the restart by itself (identity.py, presence.py).
+    named: bool = True
 
 
 def describe_exit(code: int) -> str:
@@ -57,7 +60,11 @@ class Supervisor:
 
     def _start(self, child: Child) -> None:
         # Each child fills a named slot, so the monitor can tell a restart from a new process.
-        env = {**self.env, **child.env, "STEADYMAIL_SLOT": child.name}
+        env = {**self.env, **child.env}
+        if child.named:
+            env["STEADYMAIL_SLOT"] = child.name
+        else:
+            env.pop("STEADYMAIL_SLOT", None)
         child.proc = subprocess.Popen(child.argv, env=env)
         child.started_at = time.monotonic()
         log.info("event=child_started name=%s pid=%d", child.name, child.proc.pid)
@@ -82,7 +89,7 @@ class Supervisor:
             pid = child.proc.pid
             child.proc = None
             _forget_gauges(pid, {**self.env, **child.env}.get("PROMETHEUS_MULTIPROC_DIR"))
-            if self._on_exit is not None:
+            if self._on_exit is not None and child.named:
                 try:
                     self._on_exit(child, pid, why)
                 except Exception as e:
@@ -145,17 +152,24 @@ def steadymail_argv(*args: str) -> list[str]:
 
 
 def exit_reporter(engine: Engine, region: str, clock: Clock) -> Callable[[Child, int, str], None]:
-    """Record a child's end on its instance and in the platform event log for the monitor."""
+    """Record a child's end (exit code or signal) on its instance for the monitor, and lapse its
+    leases at once: the supervisor saw the process end, so its batches can resume now."""
 
     def report(child: Child, pid: int, reason: str) -> None:
-        instance = instances.record_exit(engine, pid, socket.gethostname(), reason)
-        events.append(
+        instance = instances.instance_of_pid(engine, pid, socket.gethostname())
+        if instance is None:
+            log.warning(
+                "event=exit_of_unknown_child name=%s pid=%d reason=%r", child.name, pid, reason
+            )
+            return
+        instances.record_end(
             engine,
-            region=region,
-            kind="process_exited",
-            subject=child.name,
-            detail={"slot": child.name, "pid": pid, "reason": reason, "instance": instance},
-            now=clock.now(),
+            instance,
+            reason,
+            clock.now(),
+            overwrite=True,
+            expire_leases=True,
+            seen_by="supervisor",
         )
 
     return report

@@ -56,7 +56,14 @@ def _fresh(directory: Path) -> Path:
     return directory
 
 
-def up_regions(s: Settings, names: list[str], workers: int, sink: bool, console: Console) -> None:
+def up_regions(
+    s: Settings,
+    names: list[str],
+    workers: int,
+    sink: bool,
+    console: Console,
+    plain: bool = False,
+) -> None:
     clock = SystemClock()
     children: list[Child] = []
     if sink:
@@ -87,7 +94,7 @@ def up_regions(s: Settings, names: list[str], workers: int, sink: bool, console:
         region_children = [Child(f"{name}-api", steadymail_argv("api"), env=env)]
         region_children.append(Child(f"{name}-monitor", steadymail_argv("monitor"), env=env))
         region_children += [
-            Child(f"{name}-worker-{w + 1}", steadymail_argv("worker"), env=env)
+            Child(f"{name}-worker-{w + 1}", steadymail_argv("worker"), env=env, named=not plain)
             for w in range(workers)
         ]
         for c in region_children:
@@ -113,8 +120,9 @@ def up_regions(s: Settings, names: list[str], workers: int, sink: bool, console:
         + "\n".join(lines)
         + f"\n  control  {s.control_url}/docs   (key in {s.data_dir}/control-api-key)\n"
         f"  SMTP sink  {s.sink_host}:{s.sink_port}\n"
-        f"  workers    {workers} per region, restarted if they die\n"
-        f"Try: steadymail rollout start tracking.version v2 --plan R3,R1,R2 --bake 10m\n"
+        f"  workers    {workers} per region, restarted if they die"
+        + (" (plainly: no slot names, no exit reports)\n" if plain else "\n")
+        + f"Try: steadymail rollout start tracking.version v2 --plan R3,R1,R2 --bake 10m\n"
         f"A region's own commands: STEADYMAIL_DATA_DIR={s.data_dir}/regions/R3 steadymail status\n"
         f"Stop with Ctrl-C.",
         highlight=False,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +21,8 @@ from steadymail.control.service import ControlPlane
 from steadymail.errors import Unauthorized
 from steadymail.store.db import make_engine
 
+log = logging.getLogger("steadymail.control")
+
 
 class RolloutIn(BaseModel):
     flag: str
@@ -34,6 +36,11 @@ class RolloutIn(BaseModel):
 
 class ActorIn(BaseModel):
     by: str = Field(min_length=1, max_length=200)
+
+
+class RevertIn(BaseModel):
+    by: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=2000)
 
 
 def create_control_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
@@ -54,8 +61,11 @@ def create_control_app(settings: Settings, clock: Clock | None = None) -> FastAP
 
     async def drive() -> None:
         while True:
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.to_thread(plane.tick)
+            except Exception:
+                # Never silent: a driver that fails every tick is in the log every tick.
+                log.exception("event=control_tick_failed")
             await asyncio.sleep(settings.control_interval)
 
     @asynccontextmanager
@@ -99,6 +109,11 @@ def create_control_app(settings: Settings, clock: Clock | None = None) -> FastAP
     @app.post("/v1/rollouts/{rollout_id}/resume", dependencies=[auth])
     def resume(rollout_id: int, body: ActorIn) -> dict[str, Any]:
         return plane.resume(rollout_id, body.by).to_dict()
+
+    @app.post("/v1/flags/{flag}/revert", status_code=201, dependencies=[auth])
+    def revert(flag: str, body: RevertIn) -> dict[str, Any]:
+        """Every region back to its previous value of the flag, now, freeze or not (audited)."""
+        return plane.revert(flag, body.by, body.reason).to_dict()
 
     @app.post("/v1/rollouts/{rollout_id}/rollback", dependencies=[auth])
     def rollback(rollout_id: int, body: ActorIn) -> dict[str, Any]:

@@ -55,6 +55,16 @@ class HttpRegions:
             region, "PUT", f"/v1/flags/{flag}", json={"value": value, "by": by, "reason": reason}
         )
 
+    def flag_history(self, region: str, flag: str) -> list[dict[str, Any]]:
+        """The region's changes of ``flag``, newest first."""
+        return list(self._call(region, "GET", "/v1/flags/history", params={"name": flag}))
+
+    def flags(self, region: str) -> dict[str, Any]:
+        return dict(self._call(region, "GET", "/v1/flags")["flags"])
+
+    def firing(self, region: str) -> list[dict[str, Any]]:
+        return list(self._call(region, "GET", "/v1/alerts", params={"state": "firing"}))
+
     def note(self, region: str, alert_id: int, text: str) -> None:
         self._call(
             region, "POST", f"/v1/alerts/{alert_id}/notes", json={"by": "control", "text": text}

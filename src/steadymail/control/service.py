@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,14 +14,46 @@ from sqlalchemy import Engine
 from steadymail.clock import Clock
 from steadymail.config import Settings
 from steadymail.control import store
-from steadymail.control.regions import HttpRegions
+from steadymail.control.regions import HttpRegions, RegionUnreachable
 from steadymail.errors import NotFound, ValidationError
 from steadymail.rollout.controller import ACTIVE, Controller, Event, Rollout
-from steadymail.rollout.flags import validate
+from steadymail.rollout.flags import FLAGS, validate
 from steadymail.rollout.plan import GATES, Plan, parse_duration, parse_waves
 from steadymail.rollout.policy import check, load_policy
 
 log = logging.getLogger("steadymail.control")
+
+
+WATCH_INTERVAL = 2.0
+
+
+def json_key(value: Any) -> Any:
+    """A hashable stand-in for a flag value (dicts and lists are not)."""
+    return value if isinstance(value, str | int | float | bool | None) else repr(value)
+
+
+def compare_regions(
+    region: str,
+    symptom: str,
+    suspect: dict[str, Any],
+    values: dict[str, dict[str, Any]],
+    firing: dict[str, list[dict[str, Any]]],
+) -> str:
+    """Whether the regions without a suspect change show the same symptom, in one sentence."""
+    flag, after = suspect["subject"], suspect["after"]
+    others = [o for o in values if o != region]
+    without = [o for o in others if values[o].get(flag) != after]
+    having = [o for o in others if o not in without]
+    if not without:
+        return f"{suspect['text']}: every other region has it too ({', '.join(others) or 'none'})"
+    same = [o for o in without if any(x["name"] == symptom for x in firing.get(o, []))]
+    if same:
+        return (
+            f"{suspect['text']}: {', '.join(same)} without it show {symptom} too, "
+            f"so it is probably not this change"
+        )
+    tail = f"; {', '.join(having)} have it" if having else ""
+    return f"{suspect['text']}: regions without it ({', '.join(without)}) show no {symptom}{tail}"
 
 
 class PolicyViolation(ValidationError):
@@ -32,6 +66,8 @@ class ControlPlane:
         self.regions = HttpRegions(settings.control_regions)
         self.controller = Controller(self.regions, self.regions.names)
         self._lock = threading.Lock()  # API calls and the driver loop change rollouts
+        self._last_watch = 0.0
+        self._correlated: set[str] = set()  # region:alert already given a cross-region note
 
     def plan(
         self,
@@ -100,7 +136,8 @@ class ControlPlane:
         return rollout
 
     def tick(self) -> None:
-        """Step every active rollout once (the driver loop calls this)."""
+        """Step every active rollout once (the driver loop calls this); every couple of seconds
+        also watch completed rollouts in their revert window and compare regions' symptoms."""
         with self._lock:
             for rollout in store.active(self.engine, ACTIVE):
                 now = self.clock.now()
@@ -109,16 +146,134 @@ class ControlPlane:
                 except Exception as e:  # a region down mid-apply: try again next tick
                     log.warning("event=rollout_step_failed id=%d error=%r", rollout.id, str(e))
                     continue
-                if events:
-                    store.save(self.engine, rollout, events, now)
-                    for ev in events:
-                        log.info(
-                            "event=rollout_%s id=%d region=%s detail=%r",
-                            ev.kind,
-                            rollout.id,
-                            ev.region,
-                            ev.detail,
-                        )
+                self._record(rollout, events, now)
+        now = self.clock.now()
+        if now - self._last_watch < WATCH_INTERVAL:
+            return
+        self._last_watch = now
+        try:
+            self.watch_completed(now)
+        except Exception as e:
+            log.warning("event=revert_watch_failed error=%r", str(e))
+        try:
+            self.correlate()
+        except Exception as e:
+            log.warning("event=correlate_failed error=%r", str(e))
+
+    def _record(self, rollout: Rollout, events: list[Event], now: float) -> None:
+        if not events:
+            return
+        store.save(self.engine, rollout, events, now)
+        for ev in events:
+            log.info(
+                "event=rollout_%s id=%d region=%s detail=%r",
+                ev.kind,
+                rollout.id,
+                ev.region,
+                ev.detail,
+            )
+
+    def watch_completed(self, now: float) -> None:
+        """Completed rollouts inside the policy's revert window: revert on a fault that only
+        regions with the new value show."""
+        window = load_policy(self.settings.policy_file).revert_window
+        if window <= 0:
+            return
+        with self._lock:
+            for rollout in store.active(self.engine, ("completed",)):
+                if rollout.kind != "rollout" or now > rollout.completed_at + window:
+                    continue
+                self._record(rollout, self.controller.watch_after(rollout, now, window), now)
+
+    def revert(self, flag: str, by: str, reason: str) -> Rollout:
+        """Every region back to the value it had before its latest change of ``flag``, in
+        parallel and at once: no policy check (freeze windows, bakes), audited with who and
+        why. A rollout of the flag still in progress is rolled back instead."""
+        if flag not in FLAGS:
+            raise ValidationError(f"unknown flag {flag!r}; known: {', '.join(sorted(FLAGS))}")
+        if not by.strip() or not reason.strip():
+            raise ValidationError("a revert says who asks ('by') and why ('reason')")
+        why = f"reverted by {by}: {reason}"
+        with self._lock:
+            now = self.clock.now()
+            for r in store.active(self.engine, (*ACTIVE, "paused")):
+                if r.flag == flag and r.state != "rolling_back":
+                    asked = Event("revert_asked", reason, actor=by)
+                    self._record(r, [asked, *self.controller.roll_back(r, now, why, by)], now)
+                    return r
+            names = self.regions.names
+            with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+                read = pool.map(lambda n: self._history(n, flag), names)
+                histories = dict(zip(names, read, strict=True))
+            previous = {n: h[0]["previous"] for n, h in histories.items() if h}
+            current = [json_key(h[0]["value"]) for h in histories.values() if h]
+            if not previous:
+                raise ValidationError(f"no region has changed {flag}: nothing to revert")
+            r = Rollout(
+                store.next_id(self.engine),
+                flag,
+                Counter(current).most_common(1)[0][0] if current else None,
+                [list(previous)],
+                0.0,
+                0.0,
+                [],
+                by,
+                now,
+                phase="guard",
+                kind="revert",
+                applied=dict.fromkeys(previous, now),
+                previous=previous,
+            )
+            store.insert_rollout(self.engine, r, now)
+            events = [Event("revert_asked", reason, actor=by)]
+            events += [
+                Event("revert_unreachable", "its history could not be read: not reverted", n)
+                for n, h in histories.items()
+                if h is None
+            ]
+            events += self.controller.roll_back(r, now, why, by)
+            self._record(r, events, now)
+            for done in store.active(self.engine, ("completed",)):
+                if done.flag == flag and done.kind == "rollout":
+                    done.state, done.decision = "rolled_back", f"{why} (revert {r.id})"
+                    note = Event("reverted", f"by revert {r.id}: {reason}", actor=by)
+                    self._record(done, [note], now)
+        log.info("event=flag_reverted flag=%s by=%s revert=%d", flag, by, r.id)
+        return r
+
+    def _history(self, region: str, flag: str) -> list[dict[str, Any]] | None:
+        try:
+            return self.regions.flag_history(region, flag)
+        except RegionUnreachable:
+            return None
+
+    def correlate(self) -> None:
+        """On each firing alert that names a flag change as a suspect, say once whether the
+        regions without that change show the same symptom."""
+        firing: dict[str, list[dict[str, Any]]] = {}
+        values: dict[str, dict[str, Any]] = {}
+        for name in self.regions.names:
+            try:
+                firing[name] = self.regions.firing(name)
+                values[name] = self.regions.flags(name)
+            except RegionUnreachable:
+                continue
+        for region, alerts in firing.items():
+            for a in alerts:
+                key = f"{region}:{a['id']}"
+                named = [
+                    s for s in (a.get("labels") or {}).get("suspects", []) if s["kind"] == "flag"
+                ]
+                if key in self._correlated or not named:
+                    continue
+                self._correlated.add(key)
+                text = "; ".join(
+                    compare_regions(region, a["name"], s, values, firing) for s in named[:3]
+                )
+                try:
+                    self.regions.note(region, int(a["id"]), f"cross-region: {text}")
+                except RegionUnreachable as e:
+                    log.warning("event=correlate_note_failed region=%s error=%r", region, str(e))
 
     def _act(self, rollout_id: int, action: str, by: str) -> Rollout:
         with self._lock:

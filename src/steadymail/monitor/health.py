@@ -23,6 +23,7 @@ class _Slot:
     since: float = 0.0
     restart_open: bool = False
     last_reason: str = ""
+    last_words: str = ""
 
 
 class HealthWatcher:
@@ -98,6 +99,7 @@ class HealthWatcher:
         ):
             slot.state, slot.since = "dead", now
             slot.last_reason = row["exit_reason"] or "missed heartbeats"
+            slot.last_words = row.get("last_words") or ""
             out.append(
                 Signal(
                     f"died:{slot_name}",
@@ -121,14 +123,24 @@ class HealthWatcher:
         ]
         if slot.instance:
             reason = slot.last_reason or "it went without a word"
+            # After a graceful stop (a deploy, an operator's restart) a new instance is planned:
+            # still reported, but gates and reverts do not count it as a fault.
+            planned = slot.state == "stopped"
             out.append(
                 Signal(
                     f"restarted:{slot_name}",
                     "service_restarted",
-                    "critical",
+                    "info" if planned else "critical",
                     f"{slot_name} restarted (previous instance: {reason})",
-                    {**labels, "previous_instance": slot.instance, "reason": reason},
-                    detail=f"new instance {row['instance_id']} pid {row['pid']}",
+                    {
+                        **labels,
+                        "previous_instance": slot.instance,
+                        "reason": reason,
+                        "planned": planned,
+                        "identity": row.get("identity") or "",
+                    },
+                    detail=f"new instance {row['instance_id']} pid {row['pid']}"
+                    + (f"; last words: {slot.last_words}" if slot.last_words else ""),
                 )
             )
             slot.restart_open = True
@@ -137,9 +149,10 @@ class HealthWatcher:
                 for at, note in self._mitigations
                 if at >= now - 60
             ]
-            out += self._count_restart(row["service"], row["region"], slot_name, now)
+            if not planned:
+                out += self._count_restart(row["service"], row["region"], slot_name, now)
         slot.instance, slot.service, slot.state = row["instance_id"], row["service"], "live"
-        slot.since, slot.last_reason = row["started_at"], ""
+        slot.since, slot.last_reason, slot.last_words = row["started_at"], "", ""
         return out
 
     def _count_restart(self, service: str, region: str, slot_name: str, now: float) -> list[Signal]:
@@ -176,8 +189,14 @@ class HealthWatcher:
             d = ev["detail"]
             if ev["kind"] == "process_exited":
                 slot = self._slots.get(d.get("slot", ""))
-                if slot is not None and slot.instance == d.get("instance") and slot.state == "live":
-                    slot.state, slot.last_reason = "dead", d["reason"]
+                if slot is None or slot.instance != d.get("instance"):
+                    continue
+                # A later witness (the supervisor's exit code after a peer saw the PID gone)
+                # tells more: the restart alert uses the last word on it.
+                slot.last_reason = d["reason"]
+                slot.last_words = d.get("last_words") or slot.last_words
+                if slot.state == "live":
+                    slot.state = "dead"
                     out.append(
                         Signal(
                             f"died:{d['slot']}",
@@ -188,8 +207,9 @@ class HealthWatcher:
                                 "slot": d["slot"],
                                 "region": ev["region"],
                                 "instance": d.get("instance"),
+                                "reason": d["reason"],
                             },
-                            detail=d["reason"],
+                            detail=d.get("last_words") or d["reason"],
                         )
                     )
             elif ev["kind"] == "message_quarantined":

@@ -17,8 +17,14 @@ from steadymail.monitor.health import HealthWatcher
 from steadymail.monitor.series import Interval, SeriesKeeper
 from steadymail.monitor.signals import Signal
 from steadymail.monitor.stalls import StallDetector
+from steadymail.probes import serve_probes
 from steadymail.store import flags, instances
-from steadymail.store.presence import new_instance_id, register_self
+from steadymail.store.presence import (
+    PeerWatch,
+    arm_excepthook,
+    new_instance_id,
+    register_self,
+)
 
 log = logging.getLogger("steadymail.monitor")
 
@@ -28,7 +34,9 @@ class Monitor:
         self, settings: Settings, engine: Engine, clock: Clock, send_email: SendEmail
     ) -> None:
         self.settings, self.engine, self.clock = settings, engine, clock
-        self.alerts = AlertManager(engine, clock, [n.name for n in settings.notifiers])
+        self.alerts = AlertManager(
+            engine, clock, [n.name for n in settings.notifiers], settings.suspect_window
+        )
         self.health = HealthWatcher(engine, settings)
         self.stalls = StallDetector(engine, settings)
         self.series = SeriesKeeper(engine, settings)
@@ -45,6 +53,7 @@ class Monitor:
         self._stop = asyncio.Event()
         self._flags: dict[str, object] = {}
         self._flag_labels: set[tuple[str, str]] = set()
+        self._last_tick = 0.0
 
     def apply(self, signals: list[Signal]) -> None:
         for s in signals:
@@ -99,22 +108,38 @@ class Monitor:
 
     async def run(self) -> None:
         now = self.clock.now()
-        await register_self(
-            self.engine, self.settings, "monitor", self.instance_id, now, slot="monitor"
+        await register_self(self.engine, self.settings, "monitor", self.instance_id, now)
+        arm_excepthook(self.engine, self.clock, self.instance_id)
+        peers = asyncio.create_task(
+            PeerWatch(self.engine, self.clock, self.instance_id).run(
+                self.settings.peer_check_interval
+            )
         )
         await asyncio.to_thread(self.health.prime, now)
         await asyncio.to_thread(self.prime_anomalies, now)
         dispatch = asyncio.create_task(self.dispatcher.run(0.5))
+        probes = None
+        if self.settings.health_port:
+            probes = await serve_probes(
+                self.settings.health_host,
+                self.settings.health_port,
+                lambda: self.clock.now() - self._last_tick < 5 * self.settings.monitor_interval + 5,
+                lambda: self._last_tick > 0,
+            )
         log.info("event=monitor_started instance=%s", self.instance_id)
         try:
             while not self._stop.is_set():
                 try:
                     await asyncio.to_thread(self.tick)
+                    self._last_tick = self.clock.now()
                 except Exception as e:
                     log.error("event=monitor_tick_failed error=%r", str(e))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.settings.monitor_interval)
         finally:
+            if probes is not None:
+                probes.close()
+            peers.cancel()
             dispatch.cancel()
             await self.dispatcher.drain()
             await self.dispatcher.close()

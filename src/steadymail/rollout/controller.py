@@ -6,6 +6,10 @@ Hard gates (restarts, stalls, anomalies) are judged on every step while a wave b
 the guard watches, so a fault rolls back within a step of its alert; rate gates are judged when
 the bake ends, and inconclusive data extends the bake (up to ``MAX_EXTENSIONS`` times, then the
 rollout is rolled back as unproven: never promoted on no evidence).
+
+After the guard, ``watch_after`` keeps tying faults to the change for the policy's revert window:
+restarts, crash loops or stalls that start in regions with the new value, and not in regions
+that kept the old one, revert it everywhere.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from steadymail.rollout.gates import Evidence, Verdict, judge_hard, judge_rates
+from steadymail.rollout.gates import Evidence, Verdict, hard_alerts, judge_hard, judge_rates
 from steadymail.rollout.plan import Plan
 
 MAX_EXTENSIONS = 4
 ACTIVE = ("running", "rolling_back")
+# What still ties a fault to a completed change: the hard gates without anomalies.
+AFTER_GATES = ("restarts", "stalls")
 
 
 class RegionPort(Protocol):
@@ -61,6 +67,10 @@ class Rollout:
     pending_rollback: list[str] = field(default_factory=list)
     paused_left: float = 0.0
     decision: str = ""
+    kind: str = "rollout"  # rollout | revert (a person's revert of a flag everywhere)
+    completed_at: float = 0.0
+    # Alerts judged after completion and found in old-value regions too: not the change's.
+    cleared_alerts: list[str] = field(default_factory=list)
 
     @classmethod
     def start(cls, rollout_id: int, plan: Plan, by: str, now: float) -> Rollout:
@@ -118,7 +128,7 @@ class Controller:
             return [Event("waiting", "region unreachable; phase extended", unreachable[0])]
         if r.phase == "bake":
             return self._judge_bake(r, now)
-        r.state, r.decision = "completed", "guard passed"
+        r.state, r.decision, r.completed_at = "completed", "guard passed", now
         return [Event("completed", f"{r.flag}={r.value!r} in {', '.join(r.applied)}")]
 
     def _apply(self, r: Rollout, now: float) -> list[Event]:
@@ -247,6 +257,53 @@ class Controller:
         if not r.pending_rollback:
             r.state = "rolled_back"
         return out
+
+    def watch_after(self, r: Rollout, now: float, window: float) -> list[Event]:
+        """Within ``window`` after completion: a restart, crash loop or stall that started in a
+        region with the new value since then, with no alert of the same kind in the regions
+        that kept the old value, reverts the value everywhere."""
+        if r.state != "completed" or r.kind != "rollout" or now > r.completed_at + window:
+            return []
+        old = [x for x in self._all if x not in r.applied]
+        old_names: set[str] | None = None
+        for region in r.applied:
+            ev = self._regions.evidence(region, r.completed_at, now)
+            for alert in hard_alerts(AFTER_GATES, ev):
+                key = f"{region}:{alert.get('id')}"
+                if key in r.cleared_alerts:
+                    continue
+                if old_names is None:
+                    old_names = {
+                        str(a.get("name"))
+                        for c in old
+                        for a in hard_alerts(
+                            AFTER_GATES, self._regions.evidence(c, r.completed_at, now)
+                        )
+                    }
+                name = str(alert.get("name"))
+                if name in old_names:
+                    r.cleared_alerts.append(key)
+                    return [
+                        Event(
+                            "revert_withheld",
+                            f"{alert.get('summary')}: regions on the old value show "
+                            f"{name} too, so it is not this change's",
+                            region,
+                        )
+                    ]
+                others = (
+                    f"regions on the old value ({', '.join(old)}) show none"
+                    if old
+                    else ("every region has the value")
+                )
+                age = now - r.completed_at
+                why = (
+                    f"{name} in {region} {age:.0f}s after the rollout completed "
+                    f"({alert.get('summary')}); {others}"
+                )
+                verdict = Verdict("revert_window", region, "fail", why, alert.get("id"))
+                return self.roll_back(r, now, why, "revert_window", [verdict])
+        return []
 
     def pause(self, r: Rollout, now: float, by: str) -> list[Event]:
         if r.state != "running":

@@ -38,6 +38,17 @@ def _worker_exit(value: Any) -> Any:
     return {"every": float(every), "after": float(after)}
 
 
+def _tracking_crash(value: Any) -> Any:
+    if not isinstance(value, dict) or set(value) - {"one_in", "after"} or "one_in" not in value:
+        raise ValidationError('fault.tracking_crash is {"one_in": messages, "after": seconds}')
+    one_in, after = value["one_in"], value.get("after", 0)
+    if isinstance(one_in, bool) or not isinstance(one_in, int) or one_in < 1:
+        raise ValidationError("fault.tracking_crash.one_in must be a whole number >= 1")
+    if isinstance(after, bool) or not isinstance(after, int | float) or not 0 <= after < 1e9:
+        raise ValidationError("fault.tracking_crash.after must be a number of seconds >= 0")
+    return {"one_in": one_in, "after": float(after)}
+
+
 FLAGS: dict[str, FlagSpec] = {
     spec.name: spec
     for spec in (
@@ -51,6 +62,13 @@ FLAGS: dict[str, FlagSpec] = {
             "fault injection for tests and drills: each worker exits once it has run `every` "
             "seconds, starting `after` seconds after the value took effect",
             _worker_exit,
+        ),
+        FlagSpec(
+            "fault.tracking_crash",
+            "fault injection for drills (`steadymail replay`): the link rewriter crashes the "
+            "worker on one message in `one_in` (the same ones every time), from `after` seconds "
+            "after the value took effect",
+            _tracking_crash,
         ),
     )
 }

@@ -80,14 +80,25 @@ def _median(v: Sequence[float]) -> float:
     return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
 
 
+def hard_alerts(gates: Sequence[str], evidence: Evidence) -> list[dict[str, Any]]:
+    """The alerts that fail any of ``gates``, oldest first. A restart after a graceful stop (a
+    deploy, an operator's restart) is planned, and fails nothing."""
+    names = {n for g in gates for n in HARD_GATES.get(g, ())}
+    hits = [
+        a
+        for a in evidence.alerts
+        if a.get("name") in names and not (a.get("labels") or {}).get("planned")
+    ]
+    return sorted(hits, key=lambda a: float(a.get("started_at", 0)))
+
+
 def judge_hard(gates: Sequence[str], evidence: Evidence) -> list[Verdict]:
     """Alert-based gates: a single matching alert fails the region."""
     out: list[Verdict] = []
     for gate in gates:
-        names = HARD_GATES.get(gate)
-        if names is None:
+        if gate not in HARD_GATES:
             continue
-        hits = [a for a in evidence.alerts if a.get("name") in names]
+        hits = hard_alerts([gate], evidence)
         if hits:
             first = min(hits, key=lambda a: float(a.get("started_at", 0)))
             out.append(

@@ -41,6 +41,9 @@ class Policy:
     min_guard: float = 600.0
     required_gates: tuple[str, ...] = GATES
     freezes: tuple[Freeze, ...] = ()
+    # After the guard, restarts, crash loops and stalls in regions with the value (and not in
+    # those without) still revert it for this long; 0 turns the automatic revert off.
+    revert_window: float = 24 * 3600.0
     source: str = "defaults"
 
 
@@ -97,6 +100,7 @@ def load_policy(path: Path) -> Policy:
         min_guard=parse_duration(raw.get("min_guard", 600)),
         required_gates=gates,
         freezes=tuple(_freeze(f) for f in raw.get("freeze", [])),
+        revert_window=parse_duration(raw.get("revert_window", 24 * 3600)),
         source=str(path),
     )
 

@@ -52,6 +52,7 @@ class Composer:
         tracker: Tracker,
         tracking_version: Callable[[], str],
         metrics: Metrics | None = None,
+        tracking_fault: Callable[[], int] | None = None,
     ) -> None:
         self._signer = signer
         self._domain = message_id_domain
@@ -59,6 +60,7 @@ class Composer:
         # Read per message, so a change of version (a flag) takes effect without a restart.
         self._tracking_version = tracking_version
         self._metrics = metrics
+        self._tracking_fault = tracking_fault
 
     def compose(
         self,
@@ -93,7 +95,12 @@ class Composer:
         rendered = render(template, context)
         t1 = perf_counter()
         html, text = self._tracker.rewrite(
-            self._tracking_version(), send.send_id, message_id, rendered.html, rendered.text
+            self._tracking_version(),
+            send.send_id,
+            message_id,
+            rendered.html,
+            rendered.text,
+            self._tracking_fault() if self._tracking_fault else 0,
         )
         t2 = perf_counter()
         if list_unsubscribe:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
@@ -22,6 +23,8 @@ class FlagView:
         self._engine, self._clock = engine, clock
         self.values: dict[str, Any] = {}
         self._applied: dict[str, float] = {}
+        # Called with the reason just before an injected exit (the worker leaves last words).
+        self.before_exit: Callable[[str], None] | None = None
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.values.get(name, default)
@@ -52,6 +55,22 @@ class FlagView:
         now = self._clock.now()
         armed_at = self._applied.get("fault.worker_exit", now) + float(fault.get("after", 0))
         if now >= armed_at and now - started_at >= float(fault["every"]):
+            why = (
+                f"fault.worker_exit injected: exit {FAULT_EXIT_CODE} after "
+                f"{now - started_at:.0f}s (every {fault['every']:g}s)"
+            )
             log.error("event=fault_injected kind=worker_exit every=%s", fault["every"])
+            if self.before_exit is not None:
+                self.before_exit(why)
             logging.shutdown()
             os._exit(FAULT_EXIT_CODE)
+
+    def armed(self, name: str) -> dict[str, Any] | None:
+        """A fault flag's value once its ``after`` delay has passed since it took effect."""
+        fault = self.values.get(name)
+        if not fault:
+            return None
+        now = self._clock.now()
+        if now < self._applied.get(name, now) + float(fault.get("after", 0)):
+            return None
+        return dict(fault)

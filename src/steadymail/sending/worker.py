@@ -28,6 +28,7 @@ from steadymail.domain.delivery import (
 from steadymail.domain.states import MessageState, SendState
 from steadymail.errors import NotFound, ValidationError
 from steadymail.metrics import Metrics, SeriesFlusher
+from steadymail.probes import serve_probes
 from steadymail.sending.checkpointer import Checkpointer
 from steadymail.sending.compose import Composer, SendInfo
 from steadymail.sending.flagview import FlagView
@@ -35,7 +36,13 @@ from steadymail.sending.gate import SuspectGate
 from steadymail.sending.render import compile_template
 from steadymail.sending.transport import SmtpPool
 from steadymail.store import events, instances, queue, sends, templates
-from steadymail.store.presence import new_instance_id, register_self
+from steadymail.store.presence import (
+    PeerWatch,
+    leave_exit_note,
+    leave_last_words,
+    new_instance_id,
+    register_self,
+)
 from steadymail.store.queue import Checkpoint, Claim, QueuedMessage, Result
 
 log = logging.getLogger("steadymail.worker")
@@ -89,6 +96,7 @@ class Worker:
         self.flags = flags or FlagView(engine, clock)
         self.checkpointer.flags = self.flags
         self._started_at = clock.now()
+        self.slot = ""
 
     def stop(self) -> None:
         """Graceful stop: finish the window in hand, checkpoint, release leases, exit."""
@@ -98,32 +106,67 @@ class Worker:
         now = self.clock.now()
         self._started_at = now
         await self.flags.load()
-        await register_self(self.engine, self.settings, "worker", self.instance_id, now, slot="")
+        ident = await register_self(self.engine, self.settings, "worker", self.instance_id, now)
+        self.slot = ident.slot
+        self.flags.before_exit = partial(leave_exit_note, self.engine, self.clock, self.instance_id)
         log.info(
-            "event=worker_started instance=%s concurrency=%d",
+            "event=worker_started instance=%s slot=%s concurrency=%d",
             self.instance_id,
+            ident.slot,
             self.settings.worker_concurrency,
         )
         self._leases_valid_until = now + self.settings.lease_ttl
-        writer = asyncio.create_task(self.checkpointer.run())
-        beat = asyncio.create_task(self._heartbeat_loop())
-        flush = asyncio.create_task(self._flusher.run())
+        peers = PeerWatch(self.engine, self.clock, self.instance_id)
+        helpers = [
+            asyncio.create_task(self.checkpointer.run()),
+            asyncio.create_task(self._heartbeat_loop()),
+            asyncio.create_task(self._flusher.run()),
+            asyncio.create_task(peers.run(self.settings.peer_check_interval)),
+        ]
+        probes = None
+        if self.settings.health_port:
+            probes = await serve_probes(
+                self.settings.health_host,
+                self.settings.health_port,
+                # Live while heartbeats go through: a worker whose beats fail for a lease TTL
+                # may have lost its leases and should be restarted.
+                lambda: self.clock.now() < self._leases_valid_until,
+                lambda: not self._stopping.is_set(),
+            )
         slots = [asyncio.create_task(self._slot()) for _ in range(self.settings.worker_concurrency)]
         # One more slot that only takes over lapsed leases, so a dead worker's batches resume
         # within a lease TTL even while every ordinary slot is busy with a long batch.
         slots.append(asyncio.create_task(self._slot(rescue=True)))
+        died: BaseException | None = None
         try:
             await asyncio.gather(*slots)
+        except Exception as e:
+            died = e
+            raise
+        except BaseException as e:
+            # An injected crash (or anything else that is not an Exception) ends us too.
+            if not isinstance(e, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+                died = e
+            raise
         finally:
-            beat.cancel()
-            flush.cancel()
-            writer.cancel()
-            await self._flusher.flush(final=True)
-            await self.pool.close()
-            await asyncio.to_thread(
-                instances.stopped, self.engine, self.instance_id, "graceful", self.clock.now()
-            )
-            log.info("event=worker_stopped instance=%s sent=%d", self.instance_id, self.stats.sent)
+            for task in [*helpers, *slots]:
+                task.cancel()
+            if probes is not None:
+                probes.close()
+            if died is not None:
+                # Last words first: the restart alert shows them, and nothing below may run.
+                await asyncio.to_thread(
+                    leave_last_words, self.engine, self.clock, self.instance_id, died
+                )
+            else:
+                await self._flusher.flush(final=True)
+                await self.pool.close()
+                await asyncio.to_thread(
+                    instances.stopped, self.engine, self.instance_id, "graceful", self.clock.now()
+                )
+                log.info(
+                    "event=worker_stopped instance=%s sent=%d", self.instance_id, self.stats.sent
+                )
 
     async def _heartbeat_loop(self) -> None:
         interval = self.settings.resolved_heartbeat_interval()

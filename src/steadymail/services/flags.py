@@ -21,13 +21,13 @@ def listing(engine: Engine, region: str) -> dict[str, Any]:
 
 
 def set_flag(
-    engine: Engine, clock: Clock, name: str, value: Any, by: str, reason: str
+    engine: Engine, clock: Clock, name: str, value: Any, by: str, reason: str, region: str = ""
 ) -> dict[str, Any]:
     """Validate and set (``value`` None: unset); returns the new and the previous value."""
     if not by.strip():
         raise ValidationError("say who sets the flag ('by')")
     normalised = validate(name, value)
-    previous = flags.set_value(engine, name, normalised, by.strip(), reason, clock.now())
+    previous = flags.set_value(engine, name, normalised, by.strip(), reason, clock.now(), region)
     return {"name": name, "value": normalised, "previous": previous}
 
 
@@ -56,7 +56,9 @@ def external_alert(
     It goes through the region's alert manager, so its notifiers and incident export see it."""
     if not fingerprint.startswith("rollout:"):
         raise ValidationError("external alerts use fingerprints 'rollout:<id>'")
-    manager = AlertManager(engine, clock, [n.name for n in settings.notifiers])
+    manager = AlertManager(
+        engine, clock, [n.name for n in settings.notifiers], settings.suspect_window
+    )
     if resolve:
         alert_id = manager.resolve(fingerprint, detail)
         return {"id": alert_id, "resolved": alert_id is not None}

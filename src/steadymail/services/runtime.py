@@ -45,6 +45,8 @@ def build_worker(
         # The flag, where the region sets one, over the setting; read per message.
         lambda: str(flags.get("tracking.version") or settings.tracking_version),
         metrics,
+        # The drill's fault, once armed: one message in N crashes the link rewriter.
+        lambda: int((flags.armed("fault.tracking_crash") or {}).get("one_in", 0)),
     )
     return Worker(
         settings,

@@ -4,6 +4,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
 
+from steadymail.store import changes
 from steadymail.store.schema import flag_history, flags
 
 
@@ -19,8 +20,11 @@ def detailed(engine: Engine) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in rows]
 
 
-def set_value(engine: Engine, name: str, value: Any, by: str, reason: str, now: float) -> Any:
-    """Set (``value`` not None) or unset a flag; returns the previous value. One transaction."""
+def set_value(
+    engine: Engine, name: str, value: Any, by: str, reason: str, now: float, region: str = ""
+) -> Any:
+    """Set (``value`` not None) or unset a flag; returns the previous value. One transaction,
+    which also records the change in the region's change log."""
     with engine.begin() as conn:
         previous = conn.execute(
             select(flags.c.value).where(flags.c.name == name).with_for_update()
@@ -41,6 +45,17 @@ def set_value(engine: Engine, name: str, value: Any, by: str, reason: str, now: 
             insert(flag_history).values(
                 name=name, value=value, previous=previous, at=now, by=by, reason=reason
             )
+        )
+        changes.add(
+            conn,
+            at=now,
+            region=region,
+            kind="flag",
+            subject=name,
+            before=previous,
+            after=value,
+            by=by,
+            detail=reason,
         )
     return previous
 

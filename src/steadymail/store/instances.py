@@ -4,8 +4,9 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, insert, or_, select, update
 
+from steadymail.store.queue import expire_leases_of
 from steadymail.store.schema import flags as flag_rows
-from steadymail.store.schema import instances
+from steadymail.store.schema import instances, platform_events
 
 
 def register(
@@ -19,6 +20,9 @@ def register(
     version: str,
     now: float,
     slot: str = "",
+    proc: str | None = None,
+    identity: str | None = None,
+    config: dict[str, Any] | None = None,
 ) -> None:
     """Announce a process; `slot` names the place it fills, so a successor is a restart."""
     with engine.begin() as conn:
@@ -33,8 +37,92 @@ def register(
                 started_at=now,
                 heartbeat_at=now,
                 slot=slot or f"{service}@{host}:{pid}",
+                proc=proc,
+                identity=identity,
+                config=config,
             )
         )
+
+
+def predecessor(engine: Engine, slot: str, before: float) -> dict[str, Any] | None:
+    """The latest instance that filled `slot` and started before `before`."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(instances)
+            .where(instances.c.slot == slot, instances.c.started_at <= before)
+            .order_by(instances.c.started_at.desc())
+            .limit(1)
+        ).first()
+    return dict(row._mapping) if row else None
+
+
+def record_end(
+    engine: Engine,
+    instance_id: str,
+    reason: str,
+    now: float,
+    *,
+    last_words: str | None = None,
+    overwrite: bool = False,
+    expire_leases: bool = False,
+    seen_by: str = "",
+) -> bool:
+    """Note how an instance ended and tell the monitor (a `process_exited` event), once.
+
+    `overwrite` lets a better witness (the supervisor, with the exit code or signal) replace a
+    guess; `expire_leases` lapses the dead instance's leases at once. Returns True if the end
+    was recorded now (False: unknown instance, stopped gracefully, or already recorded)."""
+    with engine.begin() as conn:
+        row = conn.execute(select(instances).where(instances.c.instance_id == instance_id)).first()
+        if row is None:
+            return False
+        if expire_leases:
+            expire_leases_of(conn, instance_id, now)
+        if row.stopped_at is not None or (row.exit_reason is not None and not overwrite):
+            return False
+        if overwrite and row.last_words and row.exit_reason:
+            reason = f"{reason}; {row.exit_reason}"  # the witness's code, and the last words
+        values: dict[str, Any] = {"exit_reason": reason[:200]}
+        if last_words is not None:
+            values["last_words"] = last_words
+        conn.execute(
+            update(instances).where(instances.c.instance_id == instance_id).values(**values)
+        )
+        conn.execute(
+            insert(platform_events).values(
+                at=now,
+                region=row.region,
+                kind="process_exited",
+                subject=row.slot,
+                detail={
+                    "slot": row.slot,
+                    "pid": row.pid,
+                    "reason": reason[:200],
+                    "instance": instance_id,
+                    "last_words": last_words or row.last_words,
+                    "seen_by": seen_by,
+                },
+            )
+        )
+        return True
+
+
+def on_host(engine: Engine, host: str, since: float) -> list[dict[str, Any]]:
+    """Instances on `host` that have not stopped gracefully and beat after `since`."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                instances.c.instance_id,
+                instances.c.pid,
+                instances.c.proc,
+                instances.c.exit_reason,
+            ).where(
+                instances.c.host == host,
+                instances.c.stopped_at.is_(None),
+                instances.c.heartbeat_at >= since,
+            )
+        )
+        return [dict(r._mapping) for r in rows]
 
 
 def heartbeat(
@@ -82,23 +170,16 @@ def live(engine: Engine, service: str, now: float, max_age: float) -> list[dict[
         return [dict(r._mapping) for r in rows]
 
 
-def record_exit(engine: Engine, pid: int, host: str, reason: str) -> str | None:
-    """A supervisor saw `pid` end: note how, on the instance it ran. Returns its instance id."""
-    with engine.begin() as conn:
+def instance_of_pid(engine: Engine, pid: int, host: str) -> str | None:
+    """The latest instance that ran as `pid` on `host`."""
+    with engine.connect() as conn:
         row = conn.execute(
             select(instances.c.instance_id)
             .where(instances.c.pid == pid, instances.c.host == host)
             .order_by(instances.c.started_at.desc())
             .limit(1)
         ).first()
-        if row is None:
-            return None
-        conn.execute(
-            update(instances)
-            .where(instances.c.instance_id == row.instance_id)
-            .values(exit_reason=reason)
-        )
-        return str(row.instance_id)
+    return str(row.instance_id) if row else None
 
 
 def changed_since(engine: Engine, since: float, stale_before: float) -> list[dict[str, Any]]:

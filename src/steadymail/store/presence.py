@@ -1,17 +1,41 @@
-"""A process's presence in the registry: register, heartbeat, say goodbye."""
+"""A process's presence in the registry: take its slot, register, heartbeat, watch its host
+peers, say goodbye or leave last words.
+
+Restarts are recognised under any supervisor: the slot resolves from the environment
+(identity.py), and a process that takes a slot whose previous holder certainly ended (its lock
+was free, or its PID is gone on this host) records that end at once, lapses the dead holder's
+leases so its batches resume now, and registers as the slot's new instance: a restart. Every
+process also checks, about once a second, that its peers on the same host still run, so a
+killed process is known dead within a second, not after missed heartbeats.
+"""
+
+from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
+import logging
 import os
 import socket
+import sys
 import uuid
+from types import TracebackType
+from typing import Any
 
 from sqlalchemy import Engine
 
-from steadymail import __version__
+from steadymail import __version__, identity, lastwords
 from steadymail.clock import Clock
 from steadymail.config import Settings
-from steadymail.store import instances
+from steadymail.store import changes, instances
+
+log = logging.getLogger("steadymail.presence")
+
+# Settings that differ between processes of one deployment by design, not by a change.
+_PER_PROCESS = {"slot", "health_port"}
+# How far back a peer's heartbeat may be for the peer watch to still look at it.
+_PEER_HORIZON = 600.0
 
 
 def new_instance_id(service: str) -> str:
@@ -19,12 +43,98 @@ def new_instance_id(service: str) -> str:
     return f"{service}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-async def register_self(
-    engine: Engine, settings: Settings, service: str, instance_id: str, now: float, slot: str = ""
+def config_snapshot(settings: Settings) -> dict[str, Any]:
+    """The settings a process runs with, secrets masked (pydantic prints them as stars)."""
+    dumped = settings.model_dump(mode="json")
+    return {k: v for k, v in sorted(dumped.items()) if k not in _PER_PROCESS}
+
+
+def _digest(config: dict[str, Any] | None) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def gone_reason(pid: int) -> str:
+    return (
+        f"pid {pid} ended without last words (a signal such as SIGKILL, the OOM killer, "
+        f"or a crash below Python)"
+    )
+
+
+def _end_predecessor(
+    engine: Engine, ident: identity.Identity, instance_id: str, now: float
+) -> dict[str, Any] | None:
+    """The slot's previous holder; recorded as ended when it certainly is."""
+    pred = instances.predecessor(engine, ident.slot, now)
+    if pred is None or pred["stopped_at"] is not None:
+        return pred
+    certain = ident.certain_successor or (
+        pred["host"] == socket.gethostname()
+        and identity.same_pid_space(pred["proc"])
+        and identity.process_gone(int(pred["pid"]), pred["proc"])
+    )
+    if certain:
+        instances.record_end(
+            engine,
+            str(pred["instance_id"]),
+            gone_reason(int(pred["pid"])),
+            now,
+            expire_leases=True,
+            seen_by=instance_id,
+        )
+    return pred
+
+
+def _note_deploy(
+    engine: Engine,
+    settings: Settings,
+    service: str,
+    pred: dict[str, Any] | None,
+    config: dict[str, Any],
+    now: float,
 ) -> None:
-    """Announce this process in the registry (off the event loop)."""
-    await asyncio.to_thread(
-        instances.register,
+    """A process running a version or configuration its predecessor did not is a deploy."""
+    if pred is None:
+        return
+    before = {"version": pred["version"], "config": _digest(pred["config"])}
+    after = {"version": __version__, "config": _digest(config)}
+    if pred["config"] is None:
+        before["config"] = after["config"]  # a predecessor from before config was recorded
+    if before == after:
+        return
+    last = changes.latest(engine, "deploy", service)
+    if last is not None and last["after"] == after:
+        return  # another process of the service already reported this deploy
+    parts = []
+    if before["version"] != after["version"]:
+        parts.append(f"version {before['version']}→{after['version']}")
+    old = pred["config"] or {}
+    keys = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+    if keys and before["config"] != after["config"]:
+        parts.append("config " + ", ".join(keys[:8]) + (" …" if len(keys) > 8 else ""))
+    with engine.begin() as conn:
+        changes.add(
+            conn,
+            at=now,
+            region=settings.region,
+            kind="deploy",
+            subject=service,
+            before=before,
+            after=after,
+            by=f"{service} {pred['slot']}",
+            detail="; ".join(parts),
+        )
+
+
+def register_self_sync(
+    engine: Engine, settings: Settings, service: str, instance_id: str, now: float
+) -> identity.Identity:
+    """Take a slot, end its dead predecessor, note a deploy, register. Returns the identity."""
+    ident = identity.resolve(
+        service, settings.region, settings.slot, settings.data_dir / "run" / "slots"
+    )
+    pred = _end_predecessor(engine, ident, instance_id, now)
+    config = config_snapshot(settings)
+    instances.register(
         engine,
         instance_id=instance_id,
         service=service,
@@ -33,8 +143,104 @@ async def register_self(
         pid=os.getpid(),
         version=__version__,
         now=now,
-        slot=settings.slot or slot,
+        slot=ident.slot,
+        proc=identity.process_key(),
+        identity=ident.source,
+        config=config,
     )
+    _note_deploy(engine, settings, service, pred, config, now)
+    log.info(
+        "event=registered service=%s instance=%s slot=%s identity=%s",
+        service,
+        instance_id,
+        ident.slot,
+        ident.source,
+    )
+    return ident
+
+
+async def register_self(
+    engine: Engine, settings: Settings, service: str, instance_id: str, now: float
+) -> identity.Identity:
+    """Announce this process in the registry (off the event loop)."""
+    return await asyncio.to_thread(register_self_sync, engine, settings, service, instance_id, now)
+
+
+class PeerWatch:
+    """Finds processes of this host (same boot, same PID namespace) that ended without a word:
+    records their end and lapses their leases, within a check interval of their death."""
+
+    def __init__(self, engine: Engine, clock: Clock, instance_id: str) -> None:
+        self._engine, self._clock, self._me = engine, clock, instance_id
+        self._handled: set[str] = set()
+
+    def check(self) -> list[str]:
+        """One look; returns the instances found gone now."""
+        now = self._clock.now()
+        found = []
+        for row in instances.on_host(self._engine, socket.gethostname(), now - _PEER_HORIZON):
+            iid = str(row["instance_id"])
+            if iid == self._me or iid in self._handled or not identity.same_pid_space(row["proc"]):
+                continue
+            if identity.process_gone(int(row["pid"]), row["proc"]):
+                self._handled.add(iid)
+                instances.record_end(
+                    self._engine,
+                    iid,
+                    gone_reason(int(row["pid"])),
+                    now,
+                    expire_leases=True,
+                    seen_by=self._me,
+                )
+                found.append(iid)
+                log.warning("event=peer_gone instance=%s pid=%s", iid, row["pid"])
+        return found
+
+    async def run(self, interval: float) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.check)
+            except Exception as e:
+                log.warning("event=peer_watch_failed error=%r", str(e))
+            await asyncio.sleep(interval)
+
+
+def leave_last_words(engine: Engine, clock: Clock, instance_id: str, exc: BaseException) -> None:
+    """Write down why this process is dying (synchronously: it may be gone a moment later)."""
+    try:
+        instances.record_end(
+            engine,
+            instance_id,
+            lastwords.describe(exc),
+            clock.now(),
+            last_words=lastwords.full(exc),
+            seen_by="itself",
+        )
+        log.error("event=last_words instance=%s %s", instance_id, lastwords.full(exc))
+    except Exception as e:  # the database may be what failed: say it in the log at least
+        log.error("event=last_words_failed instance=%s error=%r", instance_id, str(e))
+
+
+def leave_exit_note(engine: Engine, clock: Clock, instance_id: str, why: str) -> None:
+    """Last words for a deliberate exit (fault injection): no exception, just the reason."""
+    try:
+        instances.record_end(
+            engine, instance_id, why, clock.now(), last_words=why, seen_by="itself"
+        )
+    except Exception as e:
+        log.error("event=exit_note_failed instance=%s error=%r", instance_id, str(e))
+
+
+def arm_excepthook(engine: Engine, clock: Clock, instance_id: str) -> None:
+    """Any uncaught exception in this process leaves last words before the process ends."""
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if not isinstance(exc, KeyboardInterrupt | SystemExit):
+            leave_last_words(engine, clock, instance_id, exc)
+        previous(kind, exc, tb)
+
+    sys.excepthook = hook
 
 
 class ServicePresence:
@@ -43,30 +249,35 @@ class ServicePresence:
     def __init__(self, engine: Engine, clock: Clock, settings: Settings, service: str) -> None:
         self._engine, self._clock, self._settings, self._service = engine, clock, settings, service
         self.instance_id = new_instance_id(service)
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ready = False
 
     async def start(self) -> None:
         await register_self(
-            self._engine,
-            self._settings,
-            self._service,
-            self.instance_id,
-            self._clock.now(),
-            slot=self._service,
+            self._engine, self._settings, self._service, self.instance_id, self._clock.now()
         )
-        self._task = asyncio.create_task(self._beat())
+        arm_excepthook(self._engine, self._clock, self.instance_id)
+        self.ready = True
+        peers = PeerWatch(self._engine, self._clock, self.instance_id)
+        self._tasks = [
+            asyncio.create_task(self._beat()),
+            asyncio.create_task(peers.run(self._settings.peer_check_interval)),
+        ]
 
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(self._settings.resolved_heartbeat_interval())
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.to_thread(
                     instances.heartbeat, self._engine, self.instance_id, self._clock.now()
                 )
+            except Exception as e:
+                log.warning("event=heartbeat_failed service=%s error=%r", self._service, str(e))
 
     async def stop(self, reason: str) -> None:
-        if self._task:
-            self._task.cancel()
-        await asyncio.to_thread(
-            instances.stopped, self._engine, self.instance_id, reason, self._clock.now()
-        )
+        for task in self._tasks:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(
+                instances.stopped, self._engine, self.instance_id, reason, self._clock.now()
+            )

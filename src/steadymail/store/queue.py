@@ -133,6 +133,22 @@ def extend_leases(conn: Connection, owner: str, ttl: float, now: float) -> int:
     return int(result.rowcount)
 
 
+def expire_leases_of(conn: Connection, owner: str, now: float) -> int:
+    """The owner is known to be dead (its PID is gone, or its slot's lock was freed): lapse its
+    leases now instead of after their TTL. The next claim reclaims them as from any dead holder
+    (epoch bumped, in-flight messages counted at risk), so nothing about fencing changes."""
+    result = conn.execute(
+        update(batches)
+        .where(
+            batches.c.lease_owner == owner,
+            batches.c.state == BatchState.LEASED.value,
+            batches.c.lease_expires_at >= now,
+        )
+        .values(lease_expires_at=now - 0.001)
+    )
+    return int(result.rowcount)
+
+
 def load_messages(engine: Engine, claim: Claim, now: float) -> list[QueuedMessage]:
     """The due messages of a claimed batch; those a dead holder left in flight are counted."""
     due = (

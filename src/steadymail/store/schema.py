@@ -146,8 +146,18 @@ instances = Table(
     Column("exit_reason", String(200), nullable=True),
     # The flag values the process ran with at its last heartbeat (workers).
     Column("flags", JSON, nullable=True),
+    # Which OS process it is (`boot:pidns:starttime`), so a host peer can tell that it is gone.
+    Column("proc", String(120), nullable=True),
+    # Where the slot came from: setting, systemd, kubernetes, container or host.
+    Column("identity", String(20), nullable=True),
+    # The settings it ran with, secrets masked: a difference from its predecessor is a deploy.
+    Column("config", JSON, nullable=True),
+    # An uncaught exception's type, message and innermost frames of our code.
+    Column("last_words", Text, nullable=True),
     Index("ix_instances_service", "service", "heartbeat_at"),
     Index("ix_instances_started", "started_at"),
+    Index("ix_instances_slot", "slot", "started_at"),
+    Index("ix_instances_host", "host", "stopped_at"),
 )
 
 relay_windows = Table(
@@ -296,6 +306,23 @@ flags = Table(
     Column("value", JSON, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("updated_by", String(200), nullable=False),
+)
+
+# Every change made in the region: flag values and deploys (a process running a version or a
+# configuration its predecessor did not). Alerts name the ones made shortly before they fired.
+changes = Table(
+    "changes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("region", String(40), nullable=False),
+    Column("kind", String(20), nullable=False),  # flag | deploy
+    Column("subject", String(200), nullable=False),  # the flag's or the service's name
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Column("by", String(200), nullable=False, server_default=""),
+    Column("detail", Text, nullable=False, server_default=""),
+    Index("ix_changes_at", "at"),
 )
 
 flag_history = Table(

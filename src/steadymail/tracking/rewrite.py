@@ -57,5 +57,20 @@ def rewrite_text(text: str, track: Track) -> str:
     return _TEXT_URL.sub(swap, text)
 
 
+class RewriterCrash(BaseException):
+    """The link rewriter's crash, injected by the ``fault.tracking_crash`` drill.
+
+    A BaseException, as a crash below Python would be: no per-message guard (they catch
+    Exception) keeps the worker alive through it, which is the outage the drill replays."""
+
+
+def crash_if_chosen(message_id: int, one_in: int) -> None:
+    """The drill's fault: one message in ``one_in`` (by id, so the same message every time)."""
+    if one_in > 0 and message_id % one_in == 0:
+        raise RewriterCrash(
+            f"link rewriter crashed on message {message_id} (fault.tracking_crash 1 in {one_in})"
+        )
+
+
 def is_http(url: str) -> bool:
     return url[:7].lower() == "http://" or url[:8].lower() == "https://"

@@ -2,7 +2,7 @@
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from steadymail.tracking.rewrite import is_http, rewrite_html, rewrite_text
+from steadymail.tracking.rewrite import crash_if_chosen, is_http, rewrite_html, rewrite_text
 from steadymail.tracking.tokens import Kind, TokenData, TokenSigner
 
 VERSIONS = ("off", "v1", "v2")
@@ -48,11 +48,19 @@ class Tracker:
         }
 
     def rewrite(
-        self, version: str, send_id: int, message_id: int, html: str, text: str
+        self,
+        version: str,
+        send_id: int,
+        message_id: int,
+        html: str,
+        text: str,
+        crash_one_in: int = 0,
     ) -> tuple[str, str]:
-        """Rewrite both parts of one message; each distinct URL gets one link number."""
+        """Rewrite both parts of one message; each distinct URL gets one link number.
+        ``crash_one_in`` is the ``fault.tracking_crash`` drill (0: off)."""
         if version == "off":
             return html, text
+        crash_if_chosen(message_id, crash_one_in)
         if version not in VERSIONS:
             raise ValueError(f"unknown tracking version {version!r}")
         links: dict[str, str] = {}

@@ -40,7 +40,7 @@ def test_flags_are_typed_validated_and_kept_in_history(live_api: LiveApi) -> Non
     httpx.put(url + "/fault.worker_exit", json={"value": None, "by": "bob"}, headers=auth)
     listed = httpx.get(url, headers=auth).json()
     assert listed["flags"] == {"tracking.version": "v2"}
-    assert set(listed["known"]) == {"tracking.version", "fault.worker_exit"}
+    assert set(listed["known"]) == {"tracking.version", "fault.worker_exit", "fault.tracking_crash"}
     history = httpx.get(url + "/history", headers=auth).json()
     assert [(h["name"], h["value"], h["by"]) for h in history] == [
         ("fault.worker_exit", None, "bob"),

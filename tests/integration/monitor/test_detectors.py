@@ -164,5 +164,5 @@ def test_a_worker_seen_exiting_is_not_live_even_with_a_fresh_heartbeat(
     assert det.tick(now) == []
     instances.heartbeat(engine, "w1", now + 3.1)
     assert det.tick(now + 3.1) == []  # past the start-up grace, w1 beating: all is well
-    instances.record_exit(engine, 1, "h", "signal SIGKILL")  # what the supervisor reports
+    instances.record_end(engine, "w1", "signal SIGKILL", now + 3.2, overwrite=True)  # supervisor
     assert [x.name for x in det.tick(now + 3.2)] == ["no_live_worker"]

@@ -1,0 +1,179 @@
+"""Which service slot a process fills, under any supervisor, and whether a host peer still runs.
+
+A slot is the place a process fills (`worker-1`, `steadymail-worker@2`, `worker@pod-0`): a new
+process in the slot of one that ended is a restart. It resolves, in order, from:
+
+1. the `slot` setting (`STEADYMAIL_SLOT`; `steadymail up` sets it for its children);
+2. systemd: the unit the process runs in (`INVOCATION_ID` set, unit read from /proc/self/cgroup);
+3. Kubernetes (`KUBERNETES_SERVICE_HOST` set) or a container (/.dockerenv, /run/.containerenv,
+   `container=`): `<service>@<hostname>`, the pod or container name, which survives a restart
+   of the container;
+4. the host: `<service>@<hostname>`.
+
+For 2 to 4 several processes of one service may share the name (two `while true; do steadymail
+worker; done` loops on one host), so each also takes the first free numbered lock file
+(`…#2`, `…#3`) and holds it while it lives. The kernel drops the lock the moment the process
+dies, SIGKILL included: a process that gets a lock knows its predecessor in that slot is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+_UNIT = re.compile(r"([A-Za-z0-9:_.\\@-]+\.service)$")
+MAX_SLOTS = 256
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Where a process's slot came from; ``certain_successor`` when the slot's lock (or its
+    systemd unit) guarantees that any earlier holder has ended."""
+
+    slot: str
+    source: str  # setting | systemd | kubernetes | container | host
+    certain_successor: bool
+
+
+def systemd_unit(environ: dict[str, str], cgroup_text: str) -> str | None:
+    """The service unit this process runs in, when systemd started it."""
+    if not environ.get("INVOCATION_ID"):
+        return None
+    for line in cgroup_text.splitlines():
+        path = line.rsplit(":", 1)[-1]
+        for part in reversed(path.split("/")):
+            m = _UNIT.match(part)
+            if m:
+                return m.group(1)
+    return None
+
+
+def container_kind(environ: dict[str, str], root: Path = Path("/")) -> str | None:
+    if environ.get("KUBERNETES_SERVICE_HOST"):
+        return "kubernetes"
+    if (
+        environ.get("container")
+        or (root / ".dockerenv").exists()
+        or (root / "run/.containerenv").exists()
+    ):
+        return "container"
+    return None
+
+
+def base_slot(
+    service: str,
+    environ: dict[str, str],
+    cgroup_text: str,
+    hostname: str,
+    root: Path = Path("/"),
+) -> tuple[str, str]:
+    """(slot name before numbering, its source) from what the supervisor provides."""
+    unit = systemd_unit(environ, cgroup_text)
+    if unit is not None:
+        return unit.removesuffix(".service"), "systemd"
+    kind = container_kind(environ, root)
+    return f"{service}@{hostname}", kind or "host"
+
+
+_held: list[IO[bytes]] = []  # the slot locks this process holds, for its whole life
+
+
+def _take_lock(path: Path) -> bool:
+    f = open(path, "ab")  # noqa: SIM115 - held open until the process ends
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        return False
+    _held.append(f)
+    return True
+
+
+def numbered_slot(base: str, region: str, lock_dir: Path) -> tuple[str, bool]:
+    """The first of ``base``, ``base#2``, … whose lock is free, and whether a lock was taken."""
+    safe = re.sub(r"[^A-Za-z0-9_.@-]", "_", f"{region}.{base}")
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        for n in range(1, MAX_SLOTS + 1):
+            if _take_lock(lock_dir / f"{safe}.{n}.lock"):
+                return (base if n == 1 else f"{base}#{n}"), True
+    except OSError:
+        pass
+    # No lock directory we can write to: the name alone, and no certainty about predecessors.
+    return base, False
+
+
+def resolve(
+    service: str,
+    region: str,
+    explicit: str,
+    lock_dir: Path,
+    environ: dict[str, str] | None = None,
+) -> Identity:
+    """This process's slot (see the module docstring for the order)."""
+    if explicit:
+        return Identity(explicit, "setting", False)
+    env = dict(os.environ if environ is None else environ)
+    cgroup = ""
+    with contextlib.suppress(OSError):
+        cgroup = Path("/proc/self/cgroup").read_text()
+    base, source = base_slot(service, env, cgroup, socket.gethostname())
+    slot, locked = numbered_slot(base, region, lock_dir)
+    return Identity(slot, source, locked)
+
+
+def _boot_and_pidns() -> str:
+    boot = ""
+    with contextlib.suppress(OSError):
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    ns = ""
+    with contextlib.suppress(OSError):
+        ns = str(os.stat("/proc/self/ns/pid").st_ino)
+    return f"{boot}:{ns}"
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: the fields start after the last ')'.
+    return text[text.rfind(")") + 2 :].split()
+
+
+def process_key(pid: int | None = None) -> str | None:
+    """`boot:pidns:starttime` of a process (this one by default): the same only for the same
+    process, never for a later one that reuses its PID. None where /proc is missing."""
+    fields = _stat_fields(os.getpid() if pid is None else pid)
+    if fields is None or len(fields) < 20:
+        return None
+    return f"{_boot_and_pidns()}:{fields[19]}"
+
+
+def same_pid_space(key: str | None) -> bool:
+    """Whether a process with this key ran in this process's boot and PID namespace."""
+    mine = process_key()
+    return bool(key and mine) and key.rsplit(":", 1)[0] == mine.rsplit(":", 1)[0]  # type: ignore[union-attr]
+
+
+def process_gone(pid: int, key: str | None) -> bool:
+    """True when the process is certainly no longer running: no such PID, a zombie (it ended
+    and only waits to be reaped), or another process that reused the PID."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    if fields[0] in ("Z", "X"):
+        return True
+    return key is not None and process_key(pid) != key
