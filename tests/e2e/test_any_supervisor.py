@@ -34,6 +34,7 @@ SETTINGS = {
     "inflight_window": 8,
     "batch_size": 50,
     "crash_loop_restarts": 3,
+    "stall_floor": 6.0,
 }
 
 
@@ -198,3 +199,80 @@ def test_a_worker_that_dies_of_an_exception_leaves_last_words_on_the_restart_ale
     rows = sends.message_rows(engine, send_id, 1000)
     assert {m["state"] for m in rows} == {"sent"}, {m["state"] for m in rows}
     assert len({m.rcpt for m in recorder.messages}) == 600
+
+
+def _stall_after(engine: Engine, send_id: int) -> tuple[dict[str, Any], float]:
+    """The send_stalled alert, and how long after the send's last progress it fired."""
+    wait_for(
+        lambda: any(a["name"] == "send_stalled" for a in alerts.listing(engine, "firing")),
+        timeout=40,
+    )
+    stall = next(a for a in alerts.listing(engine, "firing") if a["name"] == "send_stalled")
+    row = sends.get_send(engine, send_id)
+    last = float(row["last_progress_at"] or row["started_at"])
+    assert f"send {send_id}" in stall["summary"]
+    return stall, stall["started_at"] - last
+
+
+def test_when_every_worker_crash_loops_the_send_stalled_alert_fires_within_the_floor(
+    engine: Engine,
+    db_url: str,
+    smtp_server: tuple[Recorder, int],
+    settings_for: Any,
+    loops: PlainLoops,
+) -> None:
+    recorder, port = smtp_server
+    send_id = make_campaign(
+        engine, settings_for(db_url, port, batch_size=50), 500, html="", text="Hi {{ first_name }}"
+    )
+    # Every message crashes the rewriter, and nothing is set aside: every worker crash-loops.
+    flag_service.set_flag(engine, CLOCK, "fault.tracking_crash", {"one_in": 1}, "t", "", "R1")
+    loops.env["STEADYMAIL_QUARANTINE_AFTER"] = "1000000"
+    loops.monitor()
+    loops.worker_loop("loop-a")
+    loops.worker_loop("loop-b")
+    stall, waited = _stall_after(engine, send_id)
+    print(f"\nevery worker crash-looping: send_stalled {waited:.1f}s after the last progress")
+    assert waited <= SETTINGS["stall_floor"] + 2.0, waited
+    assert any(a["name"] == "crash_loop" for a in alerts.listing(engine, limit=500))
+    # The fault taken away, the same workers finish the send and the stall resolves.
+    flag_service.set_flag(engine, CLOCK, "fault.tracking_crash", None, "t", "", "R1")
+    wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=120)
+    wait_for(lambda: alerts.get(engine, stall["id"])["state"] == "resolved", timeout=30)
+    assert len({m.rcpt for m in recorder.messages}) == 500
+
+
+def test_when_every_worker_is_frozen_the_send_stalled_alert_fires_within_the_floor(
+    engine: Engine,
+    db_url: str,
+    smtp_server: tuple[Recorder, int],
+    settings_for: Any,
+    loops: PlainLoops,
+) -> None:
+    if db_url.startswith("sqlite"):
+        # SQLite has one writer: a process frozen inside its write transaction holds every
+        # other process of the region, the monitor included, until it thaws (README, "SQLite").
+        pytest.skip("a frozen writer holds a SQLite region; PostgreSQL is the multi-process store")
+    recorder, port = smtp_server
+    send_id = make_campaign(
+        engine, settings_for(db_url, port, batch_size=50), 3000, html="", text="Hi {{ first_name }}"
+    )
+    loops.monitor()
+    loops.worker_loop("loop-a")
+    loops.worker_loop("loop-b")
+    wait_for(lambda: len(live_workers(engine)) == 2, timeout=60)
+    wait_for(lambda: recorder.count() >= 300, timeout=60)
+    frozen = [int(w["pid"]) for w in live_workers(engine).values()]
+    for pid in frozen:  # a paused VM, a long GC: alive, holding its leases, doing nothing
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        stall, waited = _stall_after(engine, send_id)
+        print(f"\nevery worker frozen: send_stalled {waited:.1f}s after the last progress")
+        assert waited <= SETTINGS["stall_floor"] + 2.0, waited
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    # Thawed: the send completes and the stall resolves.
+    wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=120)
+    wait_for(lambda: alerts.get(engine, stall["id"])["state"] == "resolved", timeout=30)
+    assert len({m.rcpt for m in recorder.messages}) == 3000

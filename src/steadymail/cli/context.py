@@ -44,3 +44,5 @@ def setup_logging(level: str = "INFO") -> None:
     )
     # aiosmtpd logs every SMTP line, bodies' sizes and addresses included: keep it quiet.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    # httpx logs every request at INFO: the control plane polls regions several times a second.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

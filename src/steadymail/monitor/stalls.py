@@ -2,7 +2,10 @@
 
 Each send's usual gap between progress is learned from its own history (an exponentially
 weighted mean of the gaps the detector has observed), so a throttled send that moves slowly
-but steadily is not stalled, while a fast send that stops is caught quickly. Paused and
+but steadily is not stalled, while a fast send that stops is caught quickly. Progress seen at
+two ticks in a row says only that the gap is shorter than a tick, so it counts as no gap: a
+monitor slowed down by a busy database must not learn its own tick length as the send's rhythm
+(that once put a frozen region's stall alert at 13 s instead of the 6 s floor). Paused and
 scheduled sends are not running; deferred work is not due; neither can stall.
 """
 
@@ -20,6 +23,8 @@ class _Learned:
     last_progress: float
     gap: float | None = None
     stalled: bool = False
+    # Ticks since progress was last seen: 0 when the previous tick saw progress too.
+    quiet_ticks: int = 0
 
 
 class StallDetector:
@@ -52,9 +57,11 @@ class StallDetector:
             last = send["last_progress_at"] or send["started_at"] or now
             learned = self._sends.setdefault(sid, _Learned(last))
             if last > learned.last_progress:
-                gap = last - learned.last_progress
-                learned.gap = gap if learned.gap is None else 0.8 * learned.gap + 0.2 * gap
+                gap = last - learned.last_progress if learned.quiet_ticks else 0.0
+                if not learned.stalled:  # a stall is not the send's usual rhythm
+                    learned.gap = gap if learned.gap is None else 0.8 * learned.gap + 0.2 * gap
                 learned.last_progress = last
+                learned.quiet_ticks = 0
                 if learned.stalled:
                     learned.stalled = False
                     out.append(
@@ -65,6 +72,8 @@ class StallDetector:
                             detail=f"send {sid} resumed: progress at {last:.3f}",
                         )
                     )
+            else:
+                learned.quiet_ticks += 1
             work = monitoring.due_work(self._engine, sid, now)
             any_due |= work["due"] > 0
             due_batches += work["due"]

@@ -75,6 +75,44 @@ def test_a_send_that_stops_moving_is_stalled_then_resumed(
     assert back.resolve and back.fingerprint == stall.fingerprint
 
 
+def test_a_slow_rhythm_is_learned_but_neither_the_tick_nor_a_stall_is(
+    engine: Engine, db_url: str, settings_for: Any
+) -> None:
+    s = settings(db_url)
+    send_id = make_campaign(engine, settings_for(db_url, 25), 30)
+    det = StallDetector(engine, s)
+    live_worker(engine, "w1", "worker-1", T0)
+    progress(engine, send_id, T0)
+    t = T0
+    # A throttled send moving every 5 s, watched by a monitor ticking every second: the gaps
+    # seen across quiet ticks are the send's rhythm (10 x 5 s = 50 s, over the 30 s floor).
+    for _ in range(30):
+        t += 1
+        if (t - T0) % 5 == 0:
+            progress(engine, send_id, t)
+        instances.heartbeat(engine, "w1", t)
+        assert det.tick(t) == []
+    last = t - (t - T0) % 5
+    assert det.threshold(det._sends[send_id]) > 40
+    instances.heartbeat(engine, "w1", last + 52)
+    assert [x.name for x in det.tick(last + 52)] == ["send_stalled"]
+    # Back after the stall: the 52 s it stood still is not learned as its rhythm.
+    progress(engine, send_id, last + 53)
+    instances.heartbeat(engine, "w1", last + 53)
+    [back] = det.tick(last + 53)
+    assert back.resolve
+    assert det.threshold(det._sends[send_id]) < 52
+
+    # A fast send seen progressing at every tick, however slow the ticks, learns no gap.
+    fast = make_campaign(engine, settings_for(db_url, 25), 30, list_name="fast")
+    progress(engine, fast, t)
+    for i in range(1, 20):
+        progress(engine, fast, t + 5 * i - 0.01)  # ticks 5 s apart (a slow monitor)
+        instances.heartbeat(engine, "w1", t + 5 * i)
+        det.tick(t + 5 * i)
+    assert det.threshold(det._sends[fast]) == s.stall_floor
+
+
 def test_paused_and_backing_off_sends_never_stall(
     engine: Engine, db_url: str, settings_for: Any
 ) -> None:

@@ -162,3 +162,56 @@ def test_unreachable_region_is_never_promoted() -> None:
     regions.down.add("R3")
     _run(c, r, 1001, 1300)
     assert list(r.applied) == ["R3"] and r.state == "running"
+
+
+def _completed_in_r3(regions: InMemoryRegions) -> tuple[Controller, Rollout]:
+    """A rollout of R3 alone that passed its bake and guard."""
+    _traffic(regions)
+    plan = Plan("tracking.version", "v2", parse_waves("R3"), 60, 60)
+    c, r = Controller(regions, ["R1", "R2", "R3"]), Rollout.start(1, plan, "alice", 1000.0)
+    _run(c, r, 1000, 1300)
+    assert r.state == "completed" and r.completed_at > 0
+    return c, r
+
+
+def _restart(region: str, at: float, alert_id: int, planned: bool = False) -> dict[str, Any]:
+    return {
+        "id": alert_id,
+        "name": "service_restarted",
+        "started_at": at,
+        "summary": f"worker-1 restarted in {region}",
+        "labels": {"planned": planned},
+    }
+
+
+def test_after_the_guard_a_restart_only_where_the_value_is_reverts_it() -> None:
+    regions = InMemoryRegions()
+    c, r = _completed_in_r3(regions)
+    assert c.watch_after(r, r.completed_at + 60, 3600) == []  # nothing yet
+    regions.alerts["R3"] = [_restart("R3", r.completed_at + 100, 9)]
+    events = c.watch_after(r, r.completed_at + 101, 3600)
+    assert r.state == "rolled_back" and r.decision.startswith("rolled back by revert_window")
+    assert "regions on the old value (R1, R2) show none" in r.decision
+    assert events[0].kind == "rollback_decided"
+    assert regions.flags["R3"]["tracking.version"] is None
+    assert regions.notes and regions.notes[0][:2] == ("R3", 9)
+
+
+def test_a_symptom_the_old_regions_share_or_a_planned_restart_reverts_nothing() -> None:
+    regions = InMemoryRegions()
+    c, r = _completed_in_r3(regions)
+    at = r.completed_at + 100
+    regions.alerts["R3"] = [_restart("R3", at, 9), _restart("R3", at + 1, 10, planned=True)]
+    regions.alerts["R1"] = [_restart("R1", at + 5, 3)]
+    events = c.watch_after(r, at + 10, 3600)
+    assert [e.kind for e in events] == ["revert_withheld"]
+    assert c.watch_after(r, at + 12, 3600) == []  # judged once
+    assert r.state == "completed" and regions.flags["R3"]["tracking.version"] == "v2"
+
+
+def test_outside_the_revert_window_nothing_is_watched() -> None:
+    regions = InMemoryRegions()
+    c, r = _completed_in_r3(regions)
+    regions.alerts["R3"] = [_restart("R3", r.completed_at + 7200, 9)]
+    assert c.watch_after(r, r.completed_at + 7201, 3600) == []
+    assert r.state == "completed"

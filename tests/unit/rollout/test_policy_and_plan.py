@@ -82,3 +82,12 @@ def test_freeze_windows(tmp_path: Path) -> None:
     friday_morning = datetime(2026, 12, 4, 9, tzinfo=UTC)
     assert _rules(text, _plan(), tmp_path, friday_evening) == ["freeze_window"]
     assert _rules(text, _plan(), tmp_path, friday_morning) == []
+
+
+def test_revert_window(tmp_path: Path) -> None:
+    assert load_policy(tmp_path / "missing.toml").revert_window == 24 * 3600
+    path = tmp_path / "p.toml"
+    path.write_text('revert_window = "2h"\n')
+    assert load_policy(path).revert_window == 7200
+    path.write_text('revert_window = "0"\n')
+    assert load_policy(path).revert_window == 0

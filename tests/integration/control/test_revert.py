@@ -1,0 +1,102 @@
+"""A person's revert through the control plane: every region back to its previous value at
+once, inside a freeze window and without bake rules, audited with who and why; a rollout of the
+flag still in progress is rolled back instead."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from steadymail.clock import FakeClock
+from steadymail.config import Settings
+from steadymail.control import store
+from steadymail.control.service import ControlPlane, PolicyViolation
+from steadymail.errors import ValidationError
+from steadymail.rollout.controller import Controller
+from steadymail.store.db import make_engine
+from tests.unit.rollout.test_controller import InMemoryRegions
+
+FREEZE_ALWAYS = """
+canary = "R3"
+min_bake = "1s"
+min_guard = "1s"
+[[freeze]]
+reason = "year-end freeze"
+days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+"""
+
+
+@dataclass
+class Regions(InMemoryRegions):
+    """In-memory regions that keep each flag's history, newest first, as the region API does."""
+
+    history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return ["R1", "R2", "R3"]
+
+    def set_flag(self, region: str, flag: str, value: Any, by: str, reason: str) -> None:
+        previous = self.get_flag(region, flag)
+        super().set_flag(region, flag, value, by, reason)
+        self.history.setdefault(region, []).insert(
+            0, {"name": flag, "value": value, "previous": previous, "by": by}
+        )
+
+    def flag_history(self, region: str, flag: str) -> list[dict[str, Any]]:
+        return [h for h in self.history.get(region, []) if h["name"] == flag]
+
+
+def _plane(tmp_path: Path) -> tuple[ControlPlane, Regions]:
+    (tmp_path / "policy.toml").write_text(FREEZE_ALWAYS)
+    settings = Settings(
+        data_dir=tmp_path, control_db=tmp_path / "control.db", policy_file=tmp_path / "policy.toml"
+    )
+    engine = make_engine(f"sqlite:///{tmp_path / 'control.db'}")
+    store.create_schema(engine)
+    plane = ControlPlane(settings, engine, FakeClock(1_800_000_000.0))
+    regions = Regions()
+    plane.regions = regions  # type: ignore[assignment]
+    plane.controller = Controller(regions, regions.names)
+    return plane, regions
+
+
+def test_a_revert_restores_every_region_in_a_freeze_and_is_audited(tmp_path: Path) -> None:
+    plane, regions = _plane(tmp_path)
+    for r in ("R3", "R1"):
+        regions.set_flag(r, "tracking.version", "v1", "ops", "")
+        regions.set_flag(r, "tracking.version", "v2", "rollout 1", "")
+    # A new rollout is refused in the freeze ...
+    with pytest.raises(PolicyViolation, match="freeze_window"):
+        plane.start(plane.plan("tracking.version", "off", "R3,R1,R2", 1, 1), "bob")
+    # ... a revert is not: R3 and R1 go back to v1, R2 (never changed) is left alone.
+    r = plane.revert("tracking.version", "alice", "clicks 404 since v2")
+    assert r.kind == "revert" and r.state == "rolled_back"
+    assert regions.flags["R3"]["tracking.version"] == "v1"
+    assert regions.flags["R1"]["tracking.version"] == "v1"
+    assert "tracking.version" not in regions.flags.get("R2", {})
+    trail = store.events(plane.engine, r.id)
+    asked = trail[0]
+    assert (asked["kind"], asked["actor"], asked["detail"]) == (
+        "revert_asked",
+        "alice",
+        "clicks 404 since v2",
+    )
+    assert {e["region"] for e in trail if e["kind"] == "rolled_back"} == {"R1", "R3"}
+    # Each region that had the value gets an incident saying who and why.
+    assert {(reg, fp) for reg, fp, _ in regions.raised} == {
+        ("R1", f"rollout:{r.id}"),
+        ("R3", f"rollout:{r.id}"),
+    }
+    assert all("alice" in summary for _, _, summary in regions.raised)
+
+
+def test_a_revert_needs_a_known_flag_a_person_and_a_reason(tmp_path: Path) -> None:
+    plane, _ = _plane(tmp_path)
+    with pytest.raises(ValidationError, match="unknown flag"):
+        plane.revert("no.such", "alice", "x")
+    with pytest.raises(ValidationError, match="who asks"):
+        plane.revert("tracking.version", "alice", " ")
+    with pytest.raises(ValidationError, match="nothing to revert"):
+        plane.revert("tracking.version", "alice", "why not")
