@@ -196,7 +196,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         wait_for(up_and_running, timeout=90, interval=0.5)
         for r in REGIONS:  # steady traffic everywhere, so rate gates have evidence
             _campaign(s, r, "steady", 20000)
-        time.sleep(8)  # a baseline of rate points before any change
+        # A baseline of rate points in every region before any change (the rate gate needs 5).
+        wait_for(
+            lambda: all(
+                len(s.region(r, "GET", "/v1/metrics/series/deferral_rate")["points"]) >= 7
+                for r in REGIONS
+            ),
+            timeout=90,
+            interval=0.5,
+        )
         yield s
     finally:
         up.send_signal(signal.SIGINT)
@@ -246,6 +254,22 @@ def test_a_healthy_value_promotes_through_every_wave(stack: Stack) -> None:
         ),
         timeout=10,
     )
+    # A person reverts it everywhere at once, no bake, audited with who and why.
+    out = stack.cli(
+        "rollout", "revert", "tracking.version", "--reason", "clicks look off", "--by", "alice"
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    revert_id = int(out.stdout.split()[1].rstrip(":"))
+    wait_for(lambda: all(stack.flag(r, "tracking.version") is None for r in REGIONS), timeout=10)
+    revert = stack.rollout(revert_id)
+    assert revert["kind"] == "revert" and revert["state"] == "rolled_back"
+    asked = revert["events"][0]
+    assert (asked["kind"], asked["actor"], asked["detail"]) == (
+        "revert_asked",
+        "alice",
+        "clicks look off",
+    )
+    assert stack.rollout(rid)["state"] == "rolled_back"  # the rollout it undid says so
 
 
 def _first_exit(root: Path, region: str, since: float) -> float:
@@ -292,6 +316,18 @@ def test_a_value_that_crashes_workers_halts_in_the_canary_and_rolls_back(stack: 
         )
     ]
     assert noted, "the rollback decision is on the alert's timeline"
+    # The alert names the change, and the control plane says the other regions, without it,
+    # show no such symptom.
+    assert "suspect: fault.worker_exit" in noted[0]["summary"], noted[0]["summary"]
+
+    def compared() -> bool:
+        for a in stack.region("R3", "GET", "/v1/alerts", params={"since": started}):
+            timeline = stack.region("R3", "GET", f"/v1/alerts/{a['id']}")["timeline"]
+            if any("cross-region:" in e["detail"] and "R1, R2" in e["detail"] for e in timeline):
+                return True
+        return False
+
+    wait_for(compared, timeout=15, interval=0.5)
     # And R3 has an incident of its own for the rollback, resolved once the value was restored.
     wait_for(
         lambda: (

@@ -104,6 +104,17 @@ class Event:
     actor: str = "controller"
 
 
+def _later_change(alert: dict[str, Any], flag: str) -> str:
+    """The newest change the alert names, when it is not ``flag``'s: a later flag change or
+    deploy in the region is the likelier cause of a symptom than an older change."""
+    suspects = (alert.get("labels") or {}).get("suspects") or []
+    for s in suspects:  # newest first
+        if s.get("kind") == "flag" and s.get("subject") == flag:
+            return ""
+        return str(s.get("text") or s.get("subject"))
+    return ""
+
+
 class Controller:
     def __init__(self, regions: RegionPort, all_regions: list[str]) -> None:
         self._regions = regions
@@ -281,13 +292,18 @@ class Controller:
                         )
                     }
                 name = str(alert.get("name"))
-                if name in old_names:
+                later = _later_change(alert, r.flag)
+                if name in old_names or later:
                     r.cleared_alerts.append(key)
+                    why = (
+                        f"a later change is the likelier cause ({later})"
+                        if later
+                        else f"regions on the old value show {name} too"
+                    )
                     return [
                         Event(
                             "revert_withheld",
-                            f"{alert.get('summary')}: regions on the old value show "
-                            f"{name} too, so it is not this change's",
+                            f"{alert.get('summary')}: {why}, so it is not this change's",
                             region,
                         )
                     ]

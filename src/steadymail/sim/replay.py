@@ -380,6 +380,16 @@ class Replay:
             f"{s.baseline:.0f}s"
         )
         time.sleep(s.baseline)
+        # The rate gate compares with a baseline of at least 5 intervals: have them everywhere.
+        _wait(
+            lambda: all(
+                len(stack.call(r, "GET", "/v1/metrics/series/deferral_rate")["points"]) >= 6
+                for r in REGIONS
+            ),
+            60,
+            "a baseline of rate points in every region",
+            interval=0.5,
+        )
         body = {
             "flag": FAULT,
             "value": {"one_in": self.one_in, "after": s.fault_after},

@@ -168,19 +168,37 @@ async def register_self(
 
 class PeerWatch:
     """Finds processes of this host (same boot, same PID namespace) that ended without a word:
-    records their end and lapses their leases, within a check interval of their death."""
+    records their end and lapses their leases, within a check interval of their death.
 
-    def __init__(self, engine: Engine, clock: Clock, instance_id: str) -> None:
+    The PIDs are checked on every call (a read of /proc, no database); the list of peers is
+    read from the database only every ``refresh_every`` calls, since on SQLite every read takes
+    the write lock. A peer that dies before it is on the list is found by its successor."""
+
+    def __init__(
+        self, engine: Engine, clock: Clock, instance_id: str, refresh_every: int = 10
+    ) -> None:
         self._engine, self._clock, self._me = engine, clock, instance_id
         self._handled: set[str] = set()
+        self._peers: list[dict[str, Any]] = []
+        self._calls = 0
+        self._refresh_every = refresh_every
 
     def check(self) -> list[str]:
         """One look; returns the instances found gone now."""
         now = self._clock.now()
+        if self._calls % self._refresh_every == 0:
+            self._peers = [
+                row
+                for row in instances.on_host(
+                    self._engine, socket.gethostname(), now - _PEER_HORIZON
+                )
+                if str(row["instance_id"]) != self._me and identity.same_pid_space(row["proc"])
+            ]
+        self._calls += 1
         found = []
-        for row in instances.on_host(self._engine, socket.gethostname(), now - _PEER_HORIZON):
+        for row in self._peers:
             iid = str(row["instance_id"])
-            if iid == self._me or iid in self._handled or not identity.same_pid_space(row["proc"]):
+            if iid in self._handled:
                 continue
             if identity.process_gone(int(row["pid"]), row["proc"]):
                 self._handled.add(iid)

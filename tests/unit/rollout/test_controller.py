@@ -215,3 +215,22 @@ def test_outside_the_revert_window_nothing_is_watched() -> None:
     regions.alerts["R3"] = [_restart("R3", r.completed_at + 7200, 9)]
     assert c.watch_after(r, r.completed_at + 7201, 3600) == []
     assert r.state == "completed"
+
+
+def test_a_later_change_named_on_the_alert_takes_the_blame() -> None:
+    regions = InMemoryRegions()
+    c, r = _completed_in_r3(regions)
+    later = {"kind": "flag", "subject": "fault.worker_exit", "text": "fault.worker_exit set"}
+    mine = {"kind": "flag", "subject": "tracking.version", "text": "tracking.version v1→v2"}
+    alert = _restart("R3", r.completed_at + 100, 9)
+    alert["labels"]["suspects"] = [later, mine]
+    regions.alerts["R3"] = [alert]
+    events = c.watch_after(r, r.completed_at + 101, 3600)
+    assert [e.kind for e in events] == ["revert_withheld"] and "later change" in events[0].detail
+    assert r.state == "completed"
+    # Named first, it is this change's.
+    alert2 = _restart("R3", r.completed_at + 200, 10)
+    alert2["labels"]["suspects"] = [mine, later]
+    regions.alerts["R3"].append(alert2)
+    c.watch_after(r, r.completed_at + 201, 3600)
+    assert r.state == "rolled_back"
