@@ -119,8 +119,8 @@ class Settings(BaseSettings):
     peer_check_interval: float = 1.0
     # Workers and the monitor serve /livez and /readyz on this port (0: off), for probes.
     health_port: int = 0
-    # All interfaces: kubelets probe the pod's address; the probes say only ok or failing.
-    health_host: str = "0.0.0.0"
+    # Loopback by default; a pod sets 0.0.0.0 so that the kubelet can reach the probes.
+    health_host: str = "127.0.0.1"
     # Changes (flags, deploys) made this long before an alert are named on it as suspects.
     suspect_window: float = 3600.0
     # A message whose holders died this many times with it in flight is quarantined.

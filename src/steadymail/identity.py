@@ -4,7 +4,8 @@ A slot is the place a process fills (`worker-1`, `steadymail-worker@2`, `worker@
 process in the slot of one that ended is a restart. It resolves, in order, from:
 
 1. the `slot` setting (`STEADYMAIL_SLOT`; `steadymail up` sets it for its children);
-2. systemd: the unit the process runs in (`INVOCATION_ID` set, unit read from /proc/self/cgroup);
+2. systemd: the unit the process runs in and the host (`steadymail-worker@2 on box`;
+   `INVOCATION_ID` set, unit read from /proc/self/cgroup);
 3. Kubernetes (`KUBERNETES_SERVICE_HOST` set) or a container (/.dockerenv, /run/.containerenv,
    `container=`): `<service>@<hostname>`, the pod or container name, which survives a restart
    of the container;
@@ -13,7 +14,10 @@ process in the slot of one that ended is a restart. It resolves, in order, from:
 For 2 to 4 several processes of one service may share the name (two `while true; do steadymail
 worker; done` loops on one host), so each also takes the first free numbered lock file
 (`…#2`, `…#3`) and holds it while it lives. The kernel drops the lock the moment the process
-dies, SIGKILL included: a process that gets a lock knows its predecessor in that slot is gone.
+dies, SIGKILL included: a process that gets a lock knows that the previous holder *of that lock
+file* is gone. Two hosts (or pods on one node's network) can share a hostname, so the lock
+file's identity (boot, device, inode) goes with the instance, and only a predecessor that held
+the same file counts as certainly gone.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class Identity:
     slot: str
     source: str  # setting | systemd | kubernetes | container | host
     certain_successor: bool
+    # `boot:device:inode` of the lock file held, so a successor can tell it is the same file.
+    lock: str | None = None
 
 
 def systemd_unit(environ: dict[str, str], cgroup_text: str) -> str | None:
@@ -76,7 +82,8 @@ def base_slot(
     """(slot name before numbering, its source) from what the supervisor provides."""
     unit = systemd_unit(environ, cgroup_text)
     if unit is not None:
-        return unit.removesuffix(".service"), "systemd"
+        # Unit names repeat on every host of a fleet: the host makes the slot one place.
+        return f"{unit.removesuffix('.service')} on {hostname}", "systemd"
     kind = container_kind(environ, root)
     return f"{service}@{hostname}", kind or "host"
 
@@ -84,29 +91,32 @@ def base_slot(
 _held: list[IO[bytes]] = []  # the slot locks this process holds, for its whole life
 
 
-def _take_lock(path: Path) -> bool:
+def _take_lock(path: Path) -> str | None:
+    """The lock file's identity when this process now holds it, else None."""
     f = open(path, "ab")  # noqa: SIM115 - held open until the process ends
     try:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         f.close()
-        return False
+        return None
     _held.append(f)
-    return True
+    st = os.fstat(f.fileno())
+    return f"{_boot_id()}:{st.st_dev}:{st.st_ino}"
 
 
-def numbered_slot(base: str, region: str, lock_dir: Path) -> tuple[str, bool]:
-    """The first of ``base``, ``base#2``, … whose lock is free, and whether a lock was taken."""
+def numbered_slot(base: str, region: str, lock_dir: Path) -> tuple[str, str | None]:
+    """The first of ``base``, ``base#2``, … whose lock is free, and the held lock's identity."""
     safe = re.sub(r"[^A-Za-z0-9_.@-]", "_", f"{region}.{base}")
     try:
         lock_dir.mkdir(parents=True, exist_ok=True)
         for n in range(1, MAX_SLOTS + 1):
-            if _take_lock(lock_dir / f"{safe}.{n}.lock"):
-                return (base if n == 1 else f"{base}#{n}"), True
+            lock = _take_lock(lock_dir / f"{safe}.{n}.lock")
+            if lock is not None:
+                return (base if n == 1 else f"{base}#{n}"), lock
     except OSError:
         pass
     # No lock directory we can write to: the name alone, and no certainty about predecessors.
-    return base, False
+    return base, None
 
 
 def resolve(
@@ -124,14 +134,18 @@ def resolve(
     with contextlib.suppress(OSError):
         cgroup = Path("/proc/self/cgroup").read_text()
     base, source = base_slot(service, env, cgroup, socket.gethostname())
-    slot, locked = numbered_slot(base, region, lock_dir)
-    return Identity(slot, source, locked)
+    slot, lock = numbered_slot(base, region, lock_dir)
+    return Identity(slot, source, lock is not None, lock)
+
+
+def _boot_id() -> str:
+    with contextlib.suppress(OSError):
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    return ""
 
 
 def _boot_and_pidns() -> str:
-    boot = ""
-    with contextlib.suppress(OSError):
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    boot = _boot_id()
     ns = ""
     with contextlib.suppress(OSError):
         ns = str(os.stat("/proc/self/ns/pid").st_ino)

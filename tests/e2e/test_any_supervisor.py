@@ -74,6 +74,12 @@ class PlainLoops:
     def monitor(self) -> None:
         self._start(f'exec "{sys.executable}" -m steadymail monitor', "monitor")
 
+    def start(self, workers: int) -> None:
+        """The monitor and ``workers`` restart loops."""
+        self.monitor()
+        for i in range(workers):
+            self.worker_loop(f"loop-{i + 1}")
+
     def close(self) -> None:
         for p in self.groups:
             # SIGTERM to the whole group: the worker stops gracefully, the loop ends with it.
@@ -91,6 +97,10 @@ def loops(tmp_path: Path, db_url: str, smtp_server: tuple[Recorder, int]) -> Ite
     made = PlainLoops(db_url, smtp_server[1], tmp_path)
     yield made
     made.close()
+
+
+def text_campaign(engine: Engine, settings: Any, n: int) -> int:
+    return make_campaign(engine, settings, n, html="", text="Hi {{ first_name }}")
 
 
 def live_workers(engine: Engine) -> dict[str, dict[str, Any]]:
@@ -114,12 +124,8 @@ def test_a_killed_worker_under_a_plain_loop_is_a_restart_of_its_slot(
     loops: PlainLoops,
 ) -> None:
     recorder, port = smtp_server
-    send_id = make_campaign(
-        engine, settings_for(db_url, port, batch_size=50), 3000, html="", text="Hi {{ first_name }}"
-    )
-    loops.monitor()
-    loops.worker_loop("loop-a")
-    loops.worker_loop("loop-b")
+    send_id = text_campaign(engine, settings_for(db_url, port, batch_size=50), 3000)
+    loops.start(2)
     wait_for(lambda: len(live_workers(engine)) == 2, timeout=60)
     slots = set(live_workers(engine))
     # Both resolved from the host: one `worker@<host>`, the other `worker@<host>#2`.
@@ -176,8 +182,7 @@ def test_a_worker_that_dies_of_an_exception_leaves_last_words_on_the_restart_ale
     flag_service.set_flag(
         engine, CLOCK, "fault.tracking_crash", {"one_in": 250}, "test", "drill", "R1"
     )
-    loops.monitor()
-    loops.worker_loop("loop-a")
+    loops.start(1)
     wait_for(
         lambda: any(a["name"] == "service_restarted" for a in alerts.listing(engine, limit=500)),
         timeout=60,
@@ -222,15 +227,11 @@ def test_when_every_worker_crash_loops_the_send_stalled_alert_fires_within_the_f
     loops: PlainLoops,
 ) -> None:
     recorder, port = smtp_server
-    send_id = make_campaign(
-        engine, settings_for(db_url, port, batch_size=50), 500, html="", text="Hi {{ first_name }}"
-    )
+    send_id = text_campaign(engine, settings_for(db_url, port, batch_size=50), 500)
     # Every message crashes the rewriter, and nothing is set aside: every worker crash-loops.
     flag_service.set_flag(engine, CLOCK, "fault.tracking_crash", {"one_in": 1}, "t", "", "R1")
     loops.env["STEADYMAIL_QUARANTINE_AFTER"] = "1000000"
-    loops.monitor()
-    loops.worker_loop("loop-a")
-    loops.worker_loop("loop-b")
+    loops.start(2)
     stall, waited = _stall_after(engine, send_id)
     print(f"\nevery worker crash-looping: send_stalled {waited:.1f}s after the last progress")
     assert waited <= SETTINGS["stall_floor"] + 2.0, waited
@@ -254,12 +255,8 @@ def test_when_every_worker_is_frozen_the_send_stalled_alert_fires_within_the_flo
         # other process of the region, the monitor included, until it thaws (README, "SQLite").
         pytest.skip("a frozen writer holds a SQLite region; PostgreSQL is the multi-process store")
     recorder, port = smtp_server
-    send_id = make_campaign(
-        engine, settings_for(db_url, port, batch_size=50), 3000, html="", text="Hi {{ first_name }}"
-    )
-    loops.monitor()
-    loops.worker_loop("loop-a")
-    loops.worker_loop("loop-b")
+    send_id = text_campaign(engine, settings_for(db_url, port, batch_size=50), 3000)
+    loops.start(2)
     wait_for(lambda: len(live_workers(engine)) == 2, timeout=60)
     wait_for(lambda: recorder.count() >= 300, timeout=60)
     frozen = [int(w["pid"]) for w in live_workers(engine).values()]

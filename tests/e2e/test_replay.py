@@ -36,7 +36,7 @@ def test_the_fault_in_the_canary_is_stopped_there_and_every_send_heals(tmp_path:
         r["first_alert"]
     )
     assert r["rolled_back_s"] is not None and r["resumed_s"] is not None
-    assert r["lost"] == 0 and r["undelivered"] == 0
+    assert r["lost"] == 0 and r["undelivered"] == 0 and r["quarantined"] == 0
     # Duplicates are bounded by what the platform counted as at risk.
     assert 0 <= int(str(r["duplicates"])) <= int(str(r["duplicates_counted"]))
     report = Path(str(r["incident_file"])).read_text()
@@ -55,5 +55,5 @@ def test_a_fault_after_the_guard_is_reverted_by_the_revert_window_on_postgresql(
     assert r["database"] == "postgresql"
     assert "revert_window" in str(r["decision"]), r["decision"]
     assert r["rolled_back_s"] is not None and r["resumed_s"] is not None
-    assert r["lost"] == 0 and r["undelivered"] == 0
+    assert r["lost"] == 0 and r["undelivered"] == 0 and r["quarantined"] == 0
     assert 0 <= int(str(r["duplicates"])) <= int(str(r["duplicates_counted"]))

@@ -259,17 +259,15 @@ def test_a_healthy_value_promotes_through_every_wave(stack: Stack) -> None:
         "rollout", "revert", "tracking.version", "--reason", "clicks look off", "--by", "alice"
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    revert_id = int(out.stdout.split()[1].rstrip(":"))
+    assert int(out.stdout.split()[1].rstrip(":")) == rid  # it undid the latest rollout
     wait_for(lambda: all(stack.flag(r, "tracking.version") is None for r in REGIONS), timeout=10)
-    revert = stack.rollout(revert_id)
-    assert revert["kind"] == "revert" and revert["state"] == "rolled_back"
-    asked = revert["events"][0]
-    assert (asked["kind"], asked["actor"], asked["detail"]) == (
-        "revert_asked",
-        "alice",
-        "clicks look off",
-    )
-    assert stack.rollout(rid)["state"] == "rolled_back"  # the rollout it undid says so
+    reverted = stack.rollout(rid)
+    assert reverted["state"] == "rolled_back" and "reverted by alice" in reverted["decision"]
+    asked = next(e for e in reverted["events"] if e["kind"] == "revert_asked")
+    assert (asked["actor"], asked["detail"]) == ("alice", "clicks look off")
+    # Nothing left to undo: a second revert is refused rather than re-applying v2.
+    again = stack.cli("rollout", "revert", "tracking.version", "--reason", "again")
+    assert again.returncode == 2 and "nothing to revert" in again.stderr + again.stdout
 
 
 def _first_exit(root: Path, region: str, since: float) -> float:

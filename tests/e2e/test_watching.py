@@ -79,7 +79,7 @@ class Region:
     def supervise(self, engine: Engine, workers: int) -> None:
         children = [Child(f"worker-{i + 1}", steadymail_argv("worker")) for i in range(workers)]
         self.supervisor = Supervisor(
-            children, env=self.env, on_exit=exit_reporter(engine, "R1", SystemClock())
+            children, env=self.env, on_exit=exit_reporter(engine, SystemClock())
         )
         self.supervisor.start_all()
 

@@ -242,7 +242,7 @@ def up_cmd(
     )
     time.sleep(0.1)
 
-    Supervisor(children, on_exit=exit_reporter(ctx.engine, s.region, ctx.clock)).run_forever()
+    Supervisor(children, on_exit=exit_reporter(ctx.engine, ctx.clock)).run_forever()
 
 
 def main() -> None:

@@ -151,7 +151,7 @@ def steadymail_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "steadymail", *args]
 
 
-def exit_reporter(engine: Engine, region: str, clock: Clock) -> Callable[[Child, int, str], None]:
+def exit_reporter(engine: Engine, clock: Clock) -> Callable[[Child, int, str], None]:
     """Record a child's end (exit code or signal) on its instance for the monitor, and lapse its
     leases at once: the supervisor saw the process end, so its batches can resume now."""
 

@@ -98,7 +98,7 @@ def up_regions(
             for w in range(workers)
         ]
         for c in region_children:
-            reporters[c.name] = exit_reporter(engine, name, clock)
+            reporters[c.name] = exit_reporter(engine, clock)
         children += region_children
         refs.append({"name": name, "url": api, "api_key": key})
         lines.append(

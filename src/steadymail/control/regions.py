@@ -59,7 +59,7 @@ class HttpRegions:
         """The region's changes of ``flag``, newest first."""
         return list(self._call(region, "GET", "/v1/flags/history", params={"name": flag}))
 
-    def flags(self, region: str) -> dict[str, Any]:
+    def flag_values(self, region: str) -> dict[str, Any]:
         return dict(self._call(region, "GET", "/v1/flags")["flags"])
 
     def firing(self, region: str) -> list[dict[str, Any]]:
@@ -80,8 +80,10 @@ class HttpRegions:
         body = {"fingerprint": fingerprint, "detail": detail, "resolve": True}
         self._call(region, "POST", "/v1/alerts", json=body)
 
-    def evidence(self, region: str, since: float, until: float) -> Evidence:
-        """Alerts that started in [since, until] and rate points in that span."""
+    def evidence(
+        self, region: str, since: float, until: float, with_rates: bool = True
+    ) -> Evidence:
+        """Alerts that started in [since, until] and (``with_rates``) rate points in that span."""
         try:
             alerts = [
                 a
@@ -90,7 +92,7 @@ class HttpRegions:
             ]
             minutes = max(1, math.ceil((time.time() - since) / 60) + 1)
             rates = {}
-            for series in RATE_SERIES:
+            for series in RATE_SERIES if with_rates else ():
                 body = self._call(
                     region, "GET", f"/v1/metrics/series/{series}", params={"minutes": minutes}
                 )

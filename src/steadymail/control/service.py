@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,7 @@ log = logging.getLogger("steadymail.control")
 
 
 WATCH_INTERVAL = 2.0
+_UNREACHABLE = object()
 
 
 def json_key(value: Any) -> Any:
@@ -174,70 +176,109 @@ class ControlPlane:
             )
 
     def watch_completed(self, now: float) -> None:
-        """Completed rollouts inside the policy's revert window: revert on a fault that only
-        regions with the new value show."""
+        """The newest completed rollout of each flag, inside the policy's revert window: revert
+        it on a fault tied to it (``Controller.watch_after``). A rollout that a newer one of the
+        same flag superseded is no longer watched."""
         window = load_policy(self.settings.policy_file).revert_window
         if window <= 0:
             return
         with self._lock:
-            for rollout in store.active(self.engine, ("completed",)):
-                if rollout.kind != "rollout" or now > rollout.completed_at + window:
+            newest: dict[str, Rollout] = {}
+            for r in store.listing(self.engine, limit=200):  # newest first
+                newest.setdefault(r.flag, r)
+            for rollout in newest.values():
+                if rollout.state != "completed" or rollout.kind != "rollout":
+                    continue
+                if now > rollout.completed_at + window:
                     continue
                 self._record(rollout, self.controller.watch_after(rollout, now, window), now)
 
     def revert(self, flag: str, by: str, reason: str) -> Rollout:
-        """Every region back to the value it had before its latest change of ``flag``, in
-        parallel and at once: no policy check (freeze windows, bakes), audited with who and
-        why. A rollout of the flag still in progress is rolled back instead."""
+        """Undo the latest change of ``flag`` everywhere, in parallel and at once: no policy
+        check (freeze windows, bakes), audited with who and why.
+
+        - a rollout of the flag in progress, or completed, is rolled back: each region it gave
+          the value to, and that still has it, gets its previous value (a region that does not
+          answer is retried by the driver until it does);
+        - the latest rollout already rolled back (or reverted): refused, nothing to undo;
+        - no rollout of the flag: each region's own latest change (made by hand) is undone."""
         if flag not in FLAGS:
             raise ValidationError(f"unknown flag {flag!r}; known: {', '.join(sorted(FLAGS))}")
         if not by.strip() or not reason.strip():
             raise ValidationError("a revert says who asks ('by') and why ('reason')")
         why = f"reverted by {by}: {reason}"
+        asked = Event("revert_asked", reason, actor=by)
         with self._lock:
             now = self.clock.now()
-            for r in store.active(self.engine, (*ACTIVE, "paused")):
-                if r.flag == flag and r.state != "rolling_back":
-                    asked = Event("revert_asked", reason, actor=by)
-                    self._record(r, [asked, *self.controller.roll_back(r, now, why, by)], now)
-                    return r
-            names = self.regions.names
-            with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
-                read = pool.map(lambda n: self._history(n, flag), names)
-                histories = dict(zip(names, read, strict=True))
-            previous = {n: h[0]["previous"] for n, h in histories.items() if h}
-            current = [json_key(h[0]["value"]) for h in histories.values() if h]
-            if not previous:
-                raise ValidationError(f"no region has changed {flag}: nothing to revert")
-            r = Rollout(
-                store.next_id(self.engine),
-                flag,
-                Counter(current).most_common(1)[0][0] if current else None,
-                [list(previous)],
-                0.0,
-                0.0,
-                [],
-                by,
-                now,
-                phase="guard",
-                kind="revert",
-                applied=dict.fromkeys(previous, now),
-                previous=previous,
+            latest = next((r for r in store.listing(self.engine, 200) if r.flag == flag), None)
+            if latest is not None:
+                return self._revert_rollout(latest, now, why, by, asked)
+            return self._revert_by_hand(flag, now, why, by, asked)
+
+    def _revert_rollout(self, r: Rollout, now: float, why: str, by: str, asked: Event) -> Rollout:
+        if r.state in ("rolled_back", "rolling_back"):
+            raise ValidationError(
+                f"the latest change of {r.flag} ({r.kind} {r.id}) is already {r.state}: "
+                "nothing to revert"
             )
-            store.insert_rollout(self.engine, r, now)
-            events = [Event("revert_asked", reason, actor=by)]
-            events += [
-                Event("revert_unreachable", "its history could not be read: not reverted", n)
-                for n, h in histories.items()
-                if h is None
-            ]
-            events += self.controller.roll_back(r, now, why, by)
-            self._record(r, events, now)
-            for done in store.active(self.engine, ("completed",)):
-                if done.flag == flag and done.kind == "rollout":
-                    done.state, done.decision = "rolled_back", f"{why} (revert {r.id})"
-                    note = Event("reverted", f"by revert {r.id}: {reason}", actor=by)
-                    self._record(done, [note], now)
+        names = list(r.applied)
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+            values = dict(zip(names, pool.map(self._value_of(r.flag), names), strict=True))
+        # A region whose value changed since (by hand, or another change) keeps it.
+        moved = [n for n, v in values.items() if v is not _UNREACHABLE and v != r.value]
+        targets = [n for n in names if n not in moved]
+        events = [asked] + [
+            Event("revert_skipped", f"has {values[n]!r} now, not {r.value!r}", n) for n in moved
+        ]
+        if not targets:
+            raise ValidationError(f"no region still has {r.flag}={r.value!r}: nothing to revert")
+        events += self.controller.roll_back(r, now, why, by, regions=targets)
+        self._record(r, events, now)
+        log.info("event=flag_reverted flag=%s by=%s rollout=%d", r.flag, by, r.id)
+        return r
+
+    def _value_of(self, flag: str) -> Callable[[str], Any]:
+        def read(region: str) -> Any:
+            try:
+                return self.regions.flag_values(region).get(flag)
+            except RegionUnreachable:
+                return _UNREACHABLE  # rolled back anyway: the driver retries it
+
+        return read
+
+    def _revert_by_hand(self, flag: str, now: float, why: str, by: str, asked: Event) -> Rollout:
+        names = self.regions.names
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+            read = pool.map(lambda n: self._history(n, flag), names)
+            histories = dict(zip(names, read, strict=True))
+        previous = {n: h[0]["previous"] for n, h in histories.items() if h}
+        current = [json_key(h[0]["value"]) for h in histories.values() if h]
+        if not previous:
+            raise ValidationError(f"no region has changed {flag}: nothing to revert")
+        r = Rollout(
+            store.next_id(self.engine),
+            flag,
+            Counter(current).most_common(1)[0][0] if current else None,
+            [list(previous)],
+            0.0,
+            0.0,
+            [],
+            by,
+            now,
+            phase="guard",
+            kind="revert",
+            applied=dict.fromkeys(previous, now),
+            previous=previous,
+        )
+        store.insert_rollout(self.engine, r, now)
+        events = [asked]
+        events += [
+            Event("revert_unreachable", "its history could not be read: not reverted", n)
+            for n, h in histories.items()
+            if h is None
+        ]
+        events += self.controller.roll_back(r, now, why, by)
+        self._record(r, events, now)
         log.info("event=flag_reverted flag=%s by=%s revert=%d", flag, by, r.id)
         return r
 
@@ -255,7 +296,7 @@ class ControlPlane:
         for name in self.regions.names:
             try:
                 firing[name] = self.regions.firing(name)
-                values[name] = self.regions.flags(name)
+                values[name] = self.regions.flag_values(name)
             except RegionUnreachable:
                 continue
         for region, alerts in firing.items():

@@ -123,8 +123,9 @@ class Monitor:
             probes = await serve_probes(
                 self.settings.health_host,
                 self.settings.health_port,
+                # Live when its loop answers; ready while its ticks go through.
+                lambda: True,
                 lambda: self.clock.now() - self._last_tick < 5 * self.settings.monitor_interval + 5,
-                lambda: self._last_tick > 0,
             )
         log.info("event=monitor_started instance=%s", self.instance_id)
         try:

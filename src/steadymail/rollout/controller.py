@@ -33,7 +33,9 @@ class RegionPort(Protocol):
 
     def set_flag(self, region: str, flag: str, value: Any, by: str, reason: str) -> None: ...
 
-    def evidence(self, region: str, since: float, until: float) -> Evidence: ...
+    def evidence(
+        self, region: str, since: float, until: float, with_rates: bool = True
+    ) -> Evidence: ...
 
     def note(self, region: str, alert_id: int, text: str) -> None: ...
 
@@ -102,17 +104,6 @@ class Event:
     detail: str
     region: str = ""
     actor: str = "controller"
-
-
-def _later_change(alert: dict[str, Any], flag: str) -> str:
-    """The newest change the alert names, when it is not ``flag``'s: a later flag change or
-    deploy in the region is the likelier cause of a symptom than an older change."""
-    suspects = (alert.get("labels") or {}).get("suspects") or []
-    for s in suspects:  # newest first
-        if s.get("kind") == "flag" and s.get("subject") == flag:
-            return ""
-        return str(s.get("text") or s.get("subject"))
-    return ""
 
 
 class Controller:
@@ -208,9 +199,12 @@ class Controller:
         why: str,
         decided_by: str,
         verdicts: list[Verdict] | None = None,
+        regions: list[str] | None = None,
     ) -> list[Event]:
-        """Restore the previous value in every region that has the new one, in parallel."""
-        r.state, r.pending_rollback = "rolling_back", list(r.applied)
+        """Restore the previous value in every region that has the new one (or in ``regions``
+        of them), in parallel."""
+        r.state = "rolling_back"
+        r.pending_rollback = list(r.applied) if regions is None else list(regions)
         r.decision = f"rolled back by {decided_by}: {why}"
         out = [Event("rollback_decided", why, actor=decided_by)]
         for v in verdicts or []:
@@ -221,7 +215,7 @@ class Controller:
             f"{region} got {r.flag}={r.value!r} at {at:.3f} (wave {self._wave_of(r, region)})"
             for region, at in r.applied.items()
         )
-        for region in r.applied:
+        for region in r.pending_rollback:
             with contextlib.suppress(Exception):
                 self._regions.alert(
                     region,
@@ -270,15 +264,21 @@ class Controller:
         return out
 
     def watch_after(self, r: Rollout, now: float, window: float) -> list[Event]:
-        """Within ``window`` after completion: a restart, crash loop or stall that started in a
-        region with the new value since then, with no alert of the same kind in the regions
-        that kept the old value, reverts the value everywhere."""
+        """Within ``window`` after completion, tie new restarts, crash loops and stalls to the
+        change and revert it everywhere when the evidence says it is the cause:
+
+        - regions that kept the old value exist and show no alert of that kind; or
+        - every region has the value, and the alert names this change as the latest one made
+          in its region before it fired (its suspects).
+
+        An alert whose latest suspect is another change, or whose kind the old-value regions
+        show too, is recorded once as ``revert_withheld``."""
         if r.state != "completed" or r.kind != "rollout" or now > r.completed_at + window:
             return []
         old = [x for x in self._all if x not in r.applied]
         old_names: set[str] | None = None
         for region in r.applied:
-            ev = self._regions.evidence(region, r.completed_at, now)
+            ev = self._regions.evidence(region, r.completed_at, now, with_rates=False)
             for alert in hard_alerts(AFTER_GATES, ev):
                 key = f"{region}:{alert.get('id')}"
                 if key in r.cleared_alerts:
@@ -288,38 +288,53 @@ class Controller:
                         str(a.get("name"))
                         for c in old
                         for a in hard_alerts(
-                            AFTER_GATES, self._regions.evidence(c, r.completed_at, now)
+                            AFTER_GATES,
+                            self._regions.evidence(c, r.completed_at, now, with_rates=False),
                         )
                     }
-                name = str(alert.get("name"))
-                later = _later_change(alert, r.flag)
-                if name in old_names or later:
-                    r.cleared_alerts.append(key)
-                    why = (
-                        f"a later change is the likelier cause ({later})"
-                        if later
-                        else f"regions on the old value show {name} too"
-                    )
-                    return [
-                        Event(
-                            "revert_withheld",
-                            f"{alert.get('summary')}: {why}, so it is not this change's",
-                            region,
-                        )
-                    ]
-                others = (
-                    f"regions on the old value ({', '.join(old)}) show none"
-                    if old
-                    else ("every region has the value")
-                )
-                age = now - r.completed_at
-                why = (
-                    f"{name} in {region} {age:.0f}s after the rollout completed "
-                    f"({alert.get('summary')}); {others}"
-                )
-                verdict = Verdict("revert_window", region, "fail", why, alert.get("id"))
-                return self.roll_back(r, now, why, "revert_window", [verdict])
+                verdict = self._attribute(r, alert, region, old, old_names, now)
+                if verdict.status == "fail":
+                    return self.roll_back(r, now, verdict.reason, "revert_window", [verdict])
+                r.cleared_alerts.append(key)
+                return [Event("revert_withheld", verdict.reason, region)]
         return []
+
+    @staticmethod
+    def _attribute(
+        r: Rollout,
+        alert: dict[str, Any],
+        region: str,
+        old: list[str],
+        old_names: set[str],
+        now: float,
+    ) -> Verdict:
+        name, summary = str(alert.get("name")), str(alert.get("summary"))
+        suspects = (alert.get("labels") or {}).get("suspects") or []
+        newest = suspects[0] if suspects else None
+        names_this = (
+            newest is not None and newest.get("kind") == "flag" and newest.get("subject") == r.flag
+        )
+        age = f"{now - r.completed_at:.0f}s after the rollout completed"
+        if newest is not None and not names_this:
+            later = newest.get("text") or newest.get("subject")
+            return Verdict("revert_window", region, "pass", f"{summary}: a later change ({later})")
+        if old:
+            if name in old_names:
+                why = f"{summary}: regions on the old value show {name} too"
+                return Verdict("revert_window", region, "pass", why)
+            why = (
+                f"{name} in {region} {age} ({summary}); regions on the old value "
+                f"({', '.join(old)}) show none"
+            )
+            return Verdict("revert_window", region, "fail", why, alert.get("id"))
+        if not names_this:
+            why = f"{summary}: every region has the value and the alert does not name the change"
+            return Verdict("revert_window", region, "pass", why)
+        why = (
+            f"{name} in {region} {age} ({summary}); the alert names {r.flag} as the latest "
+            f"change, and every region has the value"
+        )
+        return Verdict("revert_window", region, "fail", why, alert.get("id"))
 
     def pause(self, r: Rollout, now: float, by: str) -> list[Event]:
         if r.state != "running":

@@ -128,10 +128,10 @@ class Worker:
             probes = await serve_probes(
                 self.settings.health_host,
                 self.settings.health_port,
-                # Live while heartbeats go through: a worker whose beats fail for a lease TTL
-                # may have lost its leases and should be restarted.
-                lambda: self.clock.now() < self._leases_valid_until,
-                lambda: not self._stopping.is_set(),
+                # Live when its event loop answers: a database outage must not have every
+                # worker restarted. Ready while its heartbeats go through and it is not stopping.
+                lambda: True,
+                lambda: not self._stopping.is_set() and self.clock.now() < self._leases_valid_until,
             )
         slots = [asyncio.create_task(self._slot()) for _ in range(self.settings.worker_concurrency)]
         # One more slot that only takes over lapsed leases, so a dead worker's batches resume

@@ -54,7 +54,7 @@ def report_exit(
             raise ValidationError(
                 "report-exit runs as systemd's ExecStopPost (or give --slot): no unit found"
             )
-        slot = unit.removesuffix(".service")
+        slot = f"{unit.removesuffix('.service')} on {socket.gethostname()}"
     reason = systemd_reason(
         environ.get("SERVICE_RESULT", ""),
         environ.get("EXIT_CODE", ""),
@@ -62,8 +62,13 @@ def report_exit(
     )
     now = clock.now()
     pred = instances.predecessor(engine, slot, now)
-    if pred is None:
-        return {"slot": slot, "recorded": False, "why": "no instance ever filled this slot"}
+    if pred is None or pred["host"] != socket.gethostname():
+        return {"slot": slot, "recorded": False, "why": "no instance of this host filled it"}
+    if pred["exit_reason"] and "without last words" not in pred["exit_reason"]:
+        # Already told (last words, or a process that ended before it could register and
+        # left its predecessor's record as it was): systemd's word would only repeat it.
+        iid = pred["instance_id"]
+        return {"slot": slot, "recorded": False, "why": "already recorded", "instance": iid}
     if reason is None:
         return {
             "slot": slot,
@@ -77,7 +82,7 @@ def report_exit(
         reason,
         now,
         overwrite=True,
-        expire_leases=pred["host"] == socket.gethostname(),
+        expire_leases=True,
         seen_by=f"systemd pid {os.getpid()}",
     )
     return {"slot": slot, "recorded": recorded, "reason": reason, "instance": pred["instance_id"]}

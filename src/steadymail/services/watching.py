@@ -41,6 +41,9 @@ def workers(engine: Engine, clock: Clock, settings: Settings) -> list[dict[str, 
     rows = instances.all_live(engine, now, max_age)
     for r in rows:
         r["heartbeat_age"] = round(now - r["heartbeat_at"], 1)
+        # Digests of its settings and its lock's inode: internal, and no help to a reader.
+        r.pop("config", None)
+        r.pop("lock", None)
     return rows
 
 

@@ -477,12 +477,33 @@ class Replay:
         if status["state"] == "rolled_back" and rolled:
             back = float(max(rolled))
             result.rolled_back_s = round(back - t0, 2)
+            # Resumed: each hit region delivering again after the rollback, and every message
+            # that was in a crashed worker's hands (crashes > 0) delivered since.
             resumed = [self._first_delivery_after(region, back) for region in result.regions_hit]
-            if resumed and all(x is not None for x in resumed):
-                result.resumed_s = round(max(x for x in resumed if x is not None) - t0, 2)
+            hit = [
+                self._hit_messages_delivered(engines[region], sends[region])
+                for region in result.regions_hit
+            ]
+            marks = resumed + hit
+            if marks and all(x is not None for x in marks):
+                result.resumed_s = round(max(x for x in marks if x is not None) - t0, 2)
         self._count(result, sends, engines)
         result.incident_file = self._export_incident(engines, result.regions_hit)
         return result
+
+    @staticmethod
+    def _hit_messages_delivered(engine: Engine, send_id: int) -> float | None:
+        """When the last message that a crash caught in flight was delivered; None while one
+        of them is not."""
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(messages.c.state, messages.c.sent_at).where(
+                    messages.c.send_id == send_id, messages.c.crashes > 0
+                )
+            ).all()
+        if any(state != "sent" for state, _ in rows):
+            return None
+        return max((float(at) for _, at in rows if at is not None), default=0.0)
 
     def _captured(self) -> list[tuple[str, float]]:
         engine = create_engine(f"sqlite:///{self.stack.data / 'capture.db'}")

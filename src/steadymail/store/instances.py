@@ -23,6 +23,7 @@ def register(
     proc: str | None = None,
     identity: str | None = None,
     config: dict[str, Any] | None = None,
+    lock: str | None = None,
 ) -> None:
     """Announce a process; `slot` names the place it fills, so a successor is a restart."""
     with engine.begin() as conn:
@@ -40,16 +41,21 @@ def register(
                 proc=proc,
                 identity=identity,
                 config=config,
+                lock=lock,
             )
         )
 
 
-def predecessor(engine: Engine, slot: str, before: float) -> dict[str, Any] | None:
-    """The latest instance that filled `slot` and started before `before`."""
+def predecessor(
+    engine: Engine, slot: str, before: float, service: str | None = None
+) -> dict[str, Any] | None:
+    """The latest instance that filled `slot` (or, with `service`, that ran the service in any
+    slot) and started before `before`."""
+    where = instances.c.service == service if service is not None else instances.c.slot == slot
     with engine.connect() as conn:
         row = conn.execute(
             select(instances)
-            .where(instances.c.slot == slot, instances.c.started_at <= before)
+            .where(where, instances.c.started_at <= before)
             .order_by(instances.c.started_at.desc())
             .limit(1)
         ).first()

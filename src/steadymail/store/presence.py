@@ -12,7 +12,6 @@ killed process is known dead within a second, not after missed heartbeats.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -43,14 +42,16 @@ def new_instance_id(service: str) -> str:
     return f"{service}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def config_snapshot(settings: Settings) -> dict[str, Any]:
-    """The settings a process runs with, secrets masked (pydantic prints them as stars)."""
+def config_snapshot(settings: Settings) -> dict[str, str]:
+    """A digest of each setting a process runs with: enough to tell which settings changed
+    between two processes, and nothing to read back (database passwords and webhook tokens sit
+    in plain strings, not only in the SecretStr fields)."""
     dumped = settings.model_dump(mode="json")
-    return {k: v for k, v in sorted(dumped.items()) if k not in _PER_PROCESS}
+    return {k: _digest(v) for k, v in sorted(dumped.items()) if k not in _PER_PROCESS}
 
 
-def _digest(config: dict[str, Any] | None) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def gone_reason(pid: int) -> str:
@@ -63,13 +64,15 @@ def gone_reason(pid: int) -> str:
 def _end_predecessor(
     engine: Engine, ident: identity.Identity, instance_id: str, now: float
 ) -> dict[str, Any] | None:
-    """The slot's previous holder; recorded as ended when it certainly is."""
+    """The slot's previous holder; recorded as ended, its leases lapsed, when it certainly is:
+    it ran on this host and held the very lock file this process now holds, or its PID is gone
+    from this host's PID namespace. Anything less is left to missed heartbeats."""
     pred = instances.predecessor(engine, ident.slot, now)
-    if pred is None or pred["stopped_at"] is not None:
+    if pred is None or pred["stopped_at"] is not None or pred["host"] != socket.gethostname():
         return pred
-    certain = ident.certain_successor or (
-        pred["host"] == socket.gethostname()
-        and identity.same_pid_space(pred["proc"])
+    held_the_same_lock = ident.lock is not None and pred.get("lock") == ident.lock
+    certain = held_the_same_lock or (
+        identity.same_pid_space(pred["proc"])
         and identity.process_gone(int(pred["pid"]), pred["proc"])
     )
     if certain:
@@ -92,7 +95,8 @@ def _note_deploy(
     config: dict[str, Any],
     now: float,
 ) -> None:
-    """A process running a version or configuration its predecessor did not is a deploy."""
+    """A process running a version or configuration that the previous process of its slot (or,
+    in a new slot such as a replaced pod, of its service) did not is a deploy."""
     if pred is None:
         return
     before = {"version": pred["version"], "config": _digest(pred["config"])}
@@ -133,6 +137,8 @@ def register_self_sync(
         service, settings.region, settings.slot, settings.data_dir / "run" / "slots"
     )
     pred = _end_predecessor(engine, ident, instance_id, now)
+    # In a new slot (a replaced pod, a new host) the service's latest process is the reference.
+    prior = pred or instances.predecessor(engine, "", now, service=service)
     config = config_snapshot(settings)
     instances.register(
         engine,
@@ -147,8 +153,9 @@ def register_self_sync(
         proc=identity.process_key(),
         identity=ident.source,
         config=config,
+        lock=ident.lock,
     )
-    _note_deploy(engine, settings, service, pred, config, now)
+    _note_deploy(engine, settings, service, prior, config, now)
     log.info(
         "event=registered service=%s instance=%s slot=%s identity=%s",
         service,
@@ -224,7 +231,9 @@ class PeerWatch:
 
 
 def leave_last_words(engine: Engine, clock: Clock, instance_id: str, exc: BaseException) -> None:
-    """Write down why this process is dying (synchronously: it may be gone a moment later)."""
+    """Write down why this process is dying (synchronously: it may be gone a moment later), and
+    lapse its leases: its batches need not wait for a successor or a lease TTL (fencing keeps
+    anything it still writes from counting)."""
     try:
         instances.record_end(
             engine,
@@ -232,6 +241,7 @@ def leave_last_words(engine: Engine, clock: Clock, instance_id: str, exc: BaseEx
             lastwords.describe(exc),
             clock.now(),
             last_words=lastwords.full(exc),
+            expire_leases=True,
             seen_by="itself",
         )
         log.error("event=last_words instance=%s %s", instance_id, lastwords.full(exc))
@@ -295,7 +305,9 @@ class ServicePresence:
     async def stop(self, reason: str) -> None:
         for task in self._tasks:
             task.cancel()
-        with contextlib.suppress(Exception):
+        try:
             await asyncio.to_thread(
                 instances.stopped, self._engine, self.instance_id, reason, self._clock.now()
             )
+        except Exception as e:  # the monitor then sees missed heartbeats instead of a stop
+            log.warning("event=stop_not_recorded service=%s error=%r", self._service, str(e))

@@ -150,6 +150,8 @@ instances = Table(
     Column("proc", String(120), nullable=True),
     # Where the slot came from: setting, systemd, kubernetes, container or host.
     Column("identity", String(20), nullable=True),
+    # `boot:device:inode` of the slot lock file it held (identity.py): same file, same slot.
+    Column("lock", String(120), nullable=True),
     # The settings it ran with, secrets masked: a difference from its predecessor is a deploy.
     Column("config", JSON, nullable=True),
     # An uncaught exception's type, message and innermost frames of our code.

@@ -2,6 +2,7 @@
 workers (and the monitor) serve on `health_port`, over real HTTP."""
 
 import asyncio
+import socket
 import subprocess
 import sys
 from typing import Any
@@ -69,7 +70,7 @@ def test_report_exit_records_what_systemd_saw(engine: Engine, db_url: str) -> No
         instance_id="w2",
         service="worker",
         region="R1",
-        host="h",
+        host=socket.gethostname(),
         pid=4242,
         version="t",
         now=CLOCK.now(),
@@ -80,6 +81,8 @@ def test_report_exit_records_what_systemd_saw(engine: Engine, db_url: str) -> No
     assert out["recorded"] and out["instance"] == "w2"
     [row] = instances.by_ids(engine, ["w2"])
     assert row["exit_reason"] == "signal SIGKILL (systemd: oom-kill)"
+    # Told once: a second report (or one after last words) does not repeat it.
+    assert not exits.report_exit(engine, CLOCK, env, slot="steadymail-worker@2")["recorded"]
     # A clean stop records nothing.
     clean = {"SERVICE_RESULT": "success", "EXIT_CODE": "exited", "EXIT_STATUS": "0"}
     assert not exits.report_exit(engine, CLOCK, clean, slot="steadymail-worker@2")["recorded"]

@@ -11,11 +11,13 @@ import pytest
 from steadymail.clock import FakeClock
 from steadymail.config import Settings
 from steadymail.control import store
+from steadymail.control.regions import RegionUnreachable
 from steadymail.control.service import ControlPlane, PolicyViolation
 from steadymail.errors import ValidationError
-from steadymail.rollout.controller import Controller
+from steadymail.rollout.controller import Controller, Rollout
+from steadymail.rollout.plan import Plan, parse_waves
 from steadymail.store.db import make_engine
-from tests.unit.rollout.test_controller import InMemoryRegions
+from tests.unit.rollout.test_controller import InMemoryRegions, _traffic
 
 FREEZE_ALWAYS = """
 canary = "R3"
@@ -43,6 +45,11 @@ class Regions(InMemoryRegions):
         self.history.setdefault(region, []).insert(
             0, {"name": flag, "value": value, "previous": previous, "by": by}
         )
+
+    def flag_values(self, region: str) -> dict[str, Any]:
+        if region in self.down:
+            raise RegionUnreachable(region)
+        return dict(self.flags.get(region, {}))
 
     def flag_history(self, region: str, flag: str) -> list[dict[str, Any]]:
         return [h for h in self.history.get(region, []) if h["name"] == flag]
@@ -100,3 +107,37 @@ def test_a_revert_needs_a_known_flag_a_person_and_a_reason(tmp_path: Path) -> No
         plane.revert("tracking.version", "alice", " ")
     with pytest.raises(ValidationError, match="nothing to revert"):
         plane.revert("tracking.version", "alice", "why not")
+
+
+def _completed_rollout(plane: ControlPlane, regions: Regions) -> int:
+    """tracking.version v2 rolled out to R3 then R1 (R2 never got it) and completed."""
+    _traffic(regions)
+    plan = Plan("tracking.version", "v2", parse_waves("R3,R1"), 60, 60)
+    r = Rollout.start(store.next_id(plane.engine), plan, "bob", 1000.0)
+    store.insert_rollout(plane.engine, r, 1000.0)
+    t = 1000.0
+    while r.state == "running":
+        plane.controller.step(r, t)
+        t += 1
+    assert r.state == "completed"
+    store.save(plane.engine, r, [], t)
+    return r.id
+
+
+def test_a_revert_undoes_the_latest_rollout_only_where_its_value_still_is(tmp_path: Path) -> None:
+    plane, regions = _plane(tmp_path)
+    rid = _completed_rollout(plane, regions)
+    regions.set_flag("R1", "tracking.version", "off", "carol", "by hand since")
+    regions.down.add("R3")  # R3 does not answer: rolled back as soon as it does
+    r = plane.revert("tracking.version", "alice", "clicks 404")
+    assert r.id == rid and r.state == "rolling_back"
+    kinds = [(e["kind"], e["region"]) for e in store.events(plane.engine, rid)]
+    assert ("revert_skipped", "R1") in kinds and ("rollback_retry", "R3") in kinds
+    assert regions.flags["R1"]["tracking.version"] == "off"  # carol's value stays
+    regions.down.clear()
+    plane.tick()  # the driver retries
+    assert store.load(plane.engine, rid).state == "rolled_back"  # type: ignore[union-attr]
+    assert regions.flags["R3"]["tracking.version"] is None
+    # Nothing left to undo: a second revert is refused instead of re-applying v2.
+    with pytest.raises(ValidationError, match="already rolled_back"):
+        plane.revert("tracking.version", "alice", "again")

@@ -108,3 +108,29 @@ def test_alerts_name_the_changes_made_before_them(engine: Engine, db_url: str) -
     quiet = AlertManager(engine, CLOCK, [], suspect_window=0)
     other, _ = quiet.fire("g", "service_restarted", "critical", "x restarted", {})
     assert "suspects" not in alerts.get(engine, other)["labels"]
+
+
+def test_a_process_of_another_host_in_the_same_slot_is_never_ended_from_here(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    now = CLOCK.now()
+    # Another host that happens to share the slot's name (a cloned VM, pods on one node's
+    # network): alive as far as anyone here can tell.
+    instances.register(
+        engine,
+        instance_id="elsewhere",
+        service="worker",
+        region="R1",
+        host="other-host",
+        pid=os.getpid(),
+        version="t",
+        now=now - 5,
+        slot="worker@shared",
+        proc="other-boot:1:1",
+        lock="other-boot:1:1",
+    )
+    s = _settings(db_url, tmp_path, slot="worker@shared")
+    register_self_sync(engine, s, "worker", "here", now)
+    [row] = instances.by_ids(engine, ["elsewhere"])
+    assert row["exit_reason"] is None
+    assert [e for e in events.after(engine, 0) if e["kind"] == "process_exited"] == []

@@ -28,7 +28,8 @@ def test_systemd_unit_comes_from_the_cgroup_only_under_systemd() -> None:
 
 def test_the_base_slot_follows_the_supervisor(tmp_path: Path) -> None:
     sysd = identity.base_slot("worker", {"INVOCATION_ID": "x"}, CGROUP_V2, "h", tmp_path)
-    assert sysd == ("steadymail-worker@2", "systemd")
+    # Unit names repeat on every host of a fleet: the host is part of the slot.
+    assert sysd == ("steadymail-worker@2 on h", "systemd")
     k8s = identity.base_slot("worker", {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, "", "w-0", tmp_path)
     assert k8s == ("worker@w-0", "kubernetes")
     (tmp_path / ".dockerenv").touch()
@@ -47,8 +48,8 @@ _HOLD = """
 import sys, time
 from pathlib import Path
 from steadymail import identity
-slot, locked = identity.numbered_slot("worker@box", "R1", Path(sys.argv[1]))
-print(slot, locked, flush=True)
+slot, lock = identity.numbered_slot("worker@box", "R1", Path(sys.argv[1]))
+print(slot, lock is not None, flush=True)
 time.sleep(60)
 """
 

@@ -29,7 +29,9 @@ class InMemoryRegions:
             raise ConnectionError(region)
         self.flags.setdefault(region, {})[flag] = value
 
-    def evidence(self, region: str, since: float, until: float) -> Evidence:
+    def evidence(
+        self, region: str, since: float, until: float, with_rates: bool = True
+    ) -> Evidence:
         if region in self.down:
             return Evidence(region, reachable=False)
         alerts = [a for a in self.alerts.get(region, []) if since <= a["started_at"] <= until]
@@ -234,3 +236,22 @@ def test_a_later_change_named_on_the_alert_takes_the_blame() -> None:
     regions.alerts["R3"].append(alert2)
     c.watch_after(r, r.completed_at + 201, 3600)
     assert r.state == "rolled_back"
+
+
+def test_with_every_region_on_the_value_only_an_alert_naming_the_change_reverts_it() -> None:
+    regions = InMemoryRegions()
+    _traffic(regions)
+    c, r = Controller(regions, ["R1", "R2", "R3"]), _rollout(bake=60, guard=60)
+    _run(c, r, 1000, 1400)
+    assert r.state == "completed" and list(r.applied) == ["R3", "R1", "R2"]
+    # An OOM kill a day later names no change: nothing to compare with, nothing reverted.
+    regions.alerts["R1"] = [_restart("R1", r.completed_at + 100, 4)]
+    events = c.watch_after(r, r.completed_at + 101, 86400)
+    assert [e.kind for e in events] == ["revert_withheld"] and r.state == "completed"
+    # A restart whose latest suspect is this change does revert it, in every region.
+    alert = _restart("R2", r.completed_at + 200, 5)
+    alert["labels"]["suspects"] = [{"kind": "flag", "subject": "tracking.version", "text": "t"}]
+    regions.alerts["R2"] = [alert]
+    c.watch_after(r, r.completed_at + 201, 86400)
+    assert r.state == "rolled_back" and "names tracking.version" in r.decision
+    assert all(regions.flags[x]["tracking.version"] is None for x in ("R1", "R2", "R3"))

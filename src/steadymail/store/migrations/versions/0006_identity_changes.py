@@ -22,6 +22,7 @@ def upgrade() -> None:
     with op.batch_alter_table("instances", schema=None) as batch_op:
         batch_op.add_column(sa.Column("proc", sa.String(length=120), nullable=True))
         batch_op.add_column(sa.Column("identity", sa.String(length=20), nullable=True))
+        batch_op.add_column(sa.Column("lock", sa.String(length=120), nullable=True))
         batch_op.add_column(sa.Column("config", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("last_words", sa.Text(), nullable=True))
         batch_op.create_index("ix_instances_slot", ["slot", "started_at"], unique=False)
@@ -49,5 +50,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_instances_slot")
         batch_op.drop_column("last_words")
         batch_op.drop_column("config")
+        batch_op.drop_column("lock")
         batch_op.drop_column("identity")
         batch_op.drop_column("proc")
