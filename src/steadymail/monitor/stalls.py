@@ -1,15 +1,18 @@
 """Stalled sends: due work and no progress for far longer than this send usually takes.
 
-Each send's usual gap between progress is learned from its own history (an exponentially
-weighted mean of the gaps the detector has observed), so a throttled send that moves slowly
-but steadily is not stalled, while a fast send that stops is caught quickly. Progress seen at
-two ticks in a row says only that the gap is shorter than a tick, so it counts as no gap: a
-monitor slowed down by a busy database must not learn its own tick length as the send's rhythm
-(that once put a frozen region's stall alert at 13 s instead of the 6 s floor). Paused and
-scheduled sends are not running; deferred work is not due; neither can stall.
+Each send's usual gap between progress is learned from its own history (the median of the last
+gaps the detector observed: a few slow moments under load must not stretch it), so a throttled
+send that moves slowly but steadily is not stalled, while a fast send that stops is caught
+quickly. Progress seen at two ticks in a row says only that the gap is shorter than a tick, so
+it counts as no gap: a monitor slowed down by a busy database must not learn its own tick
+length as the send's rhythm (that once put a frozen region's stall alert at 13 s instead of the
+6 s floor). A stall is not learned either. Paused and scheduled sends are not running; deferred
+work is not due; neither can stall.
 """
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
+from statistics import median
 
 from sqlalchemy import Engine
 
@@ -17,11 +20,13 @@ from steadymail.config import Settings
 from steadymail.monitor.signals import Signal
 from steadymail.store import instances, monitoring
 
+GAPS_KEPT = 25
+
 
 @dataclass
 class _Learned:
     last_progress: float
-    gap: float | None = None
+    gaps: deque[float] = field(default_factory=lambda: deque(maxlen=GAPS_KEPT))
     stalled: bool = False
     # Ticks since progress was last seen: 0 when the previous tick saw progress too.
     quiet_ticks: int = 0
@@ -42,7 +47,7 @@ class StallDetector:
         return sum(1 for learned in self._sends.values() if learned.stalled)
 
     def threshold(self, learned: _Learned) -> float:
-        gap = learned.gap if learned.gap is not None else 0.0
+        gap = median(learned.gaps) if learned.gaps else 0.0
         return max(self._s.stall_floor, self._s.stall_factor * gap)
 
     def tick(self, now: float) -> list[Signal]:
@@ -59,7 +64,7 @@ class StallDetector:
             if last > learned.last_progress:
                 gap = last - learned.last_progress if learned.quiet_ticks else 0.0
                 if not learned.stalled:  # a stall is not the send's usual rhythm
-                    learned.gap = gap if learned.gap is None else 0.8 * learned.gap + 0.2 * gap
+                    learned.gaps.append(gap)
                 learned.last_progress = last
                 learned.quiet_ticks = 0
                 if learned.stalled:

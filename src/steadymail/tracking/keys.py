@@ -22,13 +22,19 @@ def _generated(path: Path) -> dict[str, str]:
         return data
     data = {"kid": "dev1", "secret": secrets.token_urlsafe(32), "ip": secrets.token_urlsafe(32)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    # O_EXCL: two processes starting together must not write two different keys.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _generated(path)
+    # Written whole to a private file, then linked into place: link() fails if the name exists,
+    # so two processes starting together agree on one key, and neither ever reads a half-written
+    # file (an O_EXCL create left it empty for a moment: a worker once died reading it).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(data, f)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return _generated(path)
+    finally:
+        tmp.unlink()
     return data
 
 
