@@ -133,8 +133,10 @@ def test_alert_within_two_intervals_of_a_real_change(
     assert alert is not None, f"no {series} alert after the change: {trail}"
     labels = alert["labels"]
     change_interval = (changed_at[0] // INTERVAL) * INTERVAL
-    # The interval the change fell in, or the next one: within two intervals of the change.
-    assert change_interval <= labels["window_start"] <= change_interval + INTERVAL, (
+    # The interval the change fell in (partly slowed), or one of the next two full ones. A
+    # change late in its interval shows as a half step first; with this test's ~8 % noise the
+    # first full interval can sit just under the 5-sigma gate (seen in CI), the second does not.
+    assert change_interval <= labels["window_start"] <= change_interval + 2 * INTERVAL, (
         labels,
         changed_at,
     )
