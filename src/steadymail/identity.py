@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import re
 import socket
@@ -144,7 +145,9 @@ def _boot_id() -> str:
     return ""
 
 
+@functools.cache
 def _boot_and_pidns() -> str:
+    """This process's boot and PID namespace: fixed for its life, read once."""
     boot = _boot_id()
     ns = ""
     with contextlib.suppress(OSError):
@@ -172,8 +175,7 @@ def process_key(pid: int | None = None) -> str | None:
 
 def same_pid_space(key: str | None) -> bool:
     """Whether a process with this key ran in this process's boot and PID namespace."""
-    mine = process_key()
-    return bool(key and mine) and key.rsplit(":", 1)[0] == mine.rsplit(":", 1)[0]  # type: ignore[union-attr]
+    return bool(key) and key.rsplit(":", 1)[0] == _boot_and_pidns()  # type: ignore[union-attr]
 
 
 def process_gone(pid: int, key: str | None) -> bool:

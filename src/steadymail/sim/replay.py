@@ -473,13 +473,16 @@ class Replay:
             result.first_alert = f"{first[1]}: {first[2]}"
         if named:
             result.cause_named_s = round(min(named) - t0, 2)
+        captured = self._captured()  # the capture mailbox, read once
         rolled = [e["at"] for e in status["events"] if e["kind"] == "rolled_back"]
         if status["state"] == "rolled_back" and rolled:
             back = float(max(rolled))
             result.rolled_back_s = round(back - t0, 2)
             # Resumed: each hit region delivering again after the rollback, and every message
             # that was in a crashed worker's hands (crashes > 0) delivered since.
-            resumed = [self._first_delivery_after(region, back) for region in result.regions_hit]
+            resumed = [
+                _first_delivery_after(captured, region, back) for region in result.regions_hit
+            ]
             hit = [
                 self._hit_messages_delivered(engines[region], sends[region])
                 for region in result.regions_hit
@@ -487,7 +490,7 @@ class Replay:
             marks = resumed + hit
             if marks and all(x is not None for x in marks):
                 result.resumed_s = round(max(x for x in marks if x is not None) - t0, 2)
-        self._count(result, sends, engines)
+        self._count(result, sends, engines, captured)
         result.incident_file = self._export_incident(engines, result.regions_hit)
         return result
 
@@ -516,15 +519,14 @@ class Replay:
         finally:
             engine.dispose()
 
-    def _first_delivery_after(self, region: str, at: float) -> float | None:
-        domain = f"@{region.lower()}.replay.example"
-        times = [t for rcpt, t in self._captured() if rcpt.endswith(domain) and t > at]
-        return min(times) if times else None
-
     def _count(
-        self, result: ReplayResult, sends: dict[str, int], engines: dict[str, Engine]
+        self,
+        result: ReplayResult,
+        sends: dict[str, int],
+        engines: dict[str, Engine],
+        mailbox: list[tuple[str, float]],
     ) -> None:
-        captured = [rcpt for rcpt, _ in self._captured()]
+        captured = [rcpt for rcpt, _ in mailbox]
         distinct = set(captured)
         result.duplicates = len(captured) - len(distinct)
         result.sent = len(distinct)
@@ -568,6 +570,14 @@ class Replay:
     def cleanup(self) -> None:
         if self._own_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _first_delivery_after(
+    captured: list[tuple[str, float]], region: str, at: float
+) -> float | None:
+    domain = f"@{region.lower()}.replay.example"
+    times = [t for rcpt, t in captured if rcpt.endswith(domain) and t > at]
+    return min(times) if times else None
 
 
 def timeline_rows(result: ReplayResult) -> list[tuple[str, str, str]]:
