@@ -82,6 +82,9 @@ class Settings(BaseSettings):
 
     batch_size: int = 100
     lease_ttl: float = 10.0
+    # PostgreSQL session bounds; 0 derives them from lease_ttl (see resolved_pg_timeouts).
+    pg_idle_in_transaction_timeout: float = 0.0
+    pg_lock_timeout: float = 0.0
     worker_concurrency: int = 4
     inflight_window: int = 8
     checkpoint_interval: float = 0.002
@@ -199,6 +202,15 @@ class Settings(BaseSettings):
 
     def resolved_heartbeat_interval(self) -> float:
         return self.heartbeat_interval or self.lease_ttl / 3
+
+    def resolved_pg_timeouts(self) -> dict[str, float]:
+        """make_engine's keyword arguments: a frozen session is ended well within one lease
+        (half of it), and a lock wait gives up before the waiter's own lease is at risk."""
+        return {
+            "idle_in_transaction_timeout": self.pg_idle_in_transaction_timeout
+            or self.lease_ttl / 2,
+            "lock_timeout": self.pg_lock_timeout or min(2.0, self.lease_ttl / 5),
+        }
 
 
 def load_settings(**overrides: object) -> Settings:

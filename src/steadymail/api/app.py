@@ -108,4 +108,7 @@ def create_app(settings: Settings, engine: Engine, clock: Clock | None = None) -
 def app_from_env() -> FastAPI:
     """uvicorn factory: `uvicorn --factory steadymail.api.app:app_from_env`."""
     settings = load_settings()
-    return create_app(settings, make_engine(settings.resolved_database_url()))
+    return create_app(
+        settings,
+        make_engine(settings.resolved_database_url(), **settings.resolved_pg_timeouts()),
+    )

@@ -24,7 +24,7 @@ class Ctx:
     @cached_property
     def engine(self) -> Engine:
         url = self.settings.resolved_database_url()
-        engine = make_engine(url)
+        engine = make_engine(url, **self.settings.resolved_pg_timeouts())
         # A newcomer's first command may come before `up` or `migrate`: create the schema
         # rather than fail on a missing table. Existing databases are left to `migrate`.
         if not inspect(engine).has_table("alembic_version"):

@@ -202,7 +202,22 @@ class Worker:
             now = self.clock.now()
             self.metrics.observe("claim", perf_counter() - started, now)
             self.metrics.claim(claim.reclaimed, now)
-            await self._process(claim)
+            try:
+                await self._process(claim)
+            except Exception as e:
+                # A database error mid-batch (PostgreSQL ending a session that sat frozen in a
+                # transaction, a failover): the batch goes back, the worker goes on.
+                log.error("event=batch_failed batch=%d error=%r", claim.batch_id, str(e))
+                await self._give_back(claim)
+
+    async def _give_back(self, claim: Claim) -> None:
+        """Lapse a batch this worker cannot finish, so another claim (maybe ours) resumes it at
+        once; were the lease left alone, the heartbeat would keep it held and the batch idle."""
+        try:
+            await asyncio.to_thread(queue.lapse_claim, self.engine, claim, self.clock.now())
+        except Exception as e:
+            # The database is unreachable: so are our heartbeats, and the lease lapses anyway.
+            log.warning("event=give_back_failed batch=%d error=%r", claim.batch_id, str(e))
 
     async def _idle(self) -> None:
         delay = self.settings.poll_interval * (0.5 + self.rng.random())

@@ -22,11 +22,38 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout and write-locking transactions."""
+# PostgreSQL session bounds when the caller names none (seconds). A session frozen inside a
+# transaction (SIGSTOP, a long GC pause, a paused VM) is ended by the server after the first, so
+# its row locks cannot hold other workers past a lease; a statement waiting on a lock gives up
+# after the second, so the waiter's own heartbeat (same writer thread) keeps its leases alive.
+DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT = 5.0
+DEFAULT_LOCK_TIMEOUT = 2.0
+
+
+def pg_session_options(idle_in_transaction_timeout: float, lock_timeout: float) -> str:
+    """The libpq `options` string that sets this platform's session bounds."""
+    idle_ms = max(1, round(idle_in_transaction_timeout * 1000))
+    lock_ms = max(1, round(lock_timeout * 1000))
+    return f"-c idle_in_transaction_session_timeout={idle_ms} -c lock_timeout={lock_ms}"
+
+
+def make_engine(
+    url: str,
+    *,
+    idle_in_transaction_timeout: float = DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> Engine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout and write-locking transactions;
+    PostgreSQL sessions get an idle-in-transaction and a lock-wait bound."""
     url = normalise_url(url)
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        return create_engine(
+            url,
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=True,
+            connect_args={"options": pg_session_options(idle_in_transaction_timeout, lock_timeout)},
+        )
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)

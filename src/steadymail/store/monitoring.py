@@ -2,19 +2,39 @@
 
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import Engine, and_, func, or_, select
 
 from steadymail.store.schema import batches, sends
 
 
 def running_sends(engine: Engine) -> list[dict[str, Any]]:
+    """Running sends with `last_progress_at`: the newest progress of the send or its batches."""
+    newest = (
+        select(batches.c.send_id, func.max(batches.c.progress_at).label("batch_progress"))
+        .group_by(batches.c.send_id)
+        .subquery()
+    )
     with engine.connect() as conn:
         rows = conn.execute(
             select(
-                sends.c.id, sends.c.name, sends.c.kind, sends.c.last_progress_at, sends.c.started_at
-            ).where(sends.c.state == "running")
+                sends.c.id,
+                sends.c.name,
+                sends.c.kind,
+                sends.c.last_progress_at,
+                sends.c.started_at,
+                newest.c.batch_progress,
+            )
+            .select_from(sends.outerjoin(newest, newest.c.send_id == sends.c.id))
+            .where(sends.c.state == "running")
         )
-        return [dict(r._mapping) for r in rows]
+        out = []
+        for r in rows:
+            row = dict(r._mapping)
+            batch = row.pop("batch_progress")
+            if batch is not None and (row["last_progress_at"] or 0) < batch:
+                row["last_progress_at"] = batch
+            out.append(row)
+        return out
 
 
 def due_work(engine: Engine, send_id: int, now: float) -> dict[str, int]:

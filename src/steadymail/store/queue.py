@@ -149,6 +149,25 @@ def expire_leases_of(conn: Connection, owner: str, now: float) -> int:
     return int(result.rowcount)
 
 
+def lapse_claim(engine: Engine, claim: Claim, now: float) -> bool:
+    """The holder gives up on a batch it could not finish (a database error mid-batch): its
+    lease lapses now, so the next claim takes it over as from a dead holder (messages it left in
+    flight are counted at risk). Fenced: a claim already lost changes nothing."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(batches)
+            .where(
+                batches.c.id == claim.batch_id,
+                batches.c.lease_owner == claim.owner,
+                batches.c.lease_epoch == claim.epoch,
+                batches.c.state == BatchState.LEASED.value,
+            )
+            # No owner: the holder's heartbeat (which extends by owner) must not revive it.
+            .values(lease_expires_at=now - 0.001, lease_owner=None)
+        )
+    return bool(result.rowcount)
+
+
 def load_messages(engine: Engine, claim: Claim, now: float) -> list[QueuedMessage]:
     """The due messages of a claimed batch; those a dead holder left in flight are counted."""
     due = (
@@ -258,7 +277,7 @@ def apply_checkpoints(
     `extend`, when given, runs first in the same transaction (the lease heartbeat).
     """
     ordered = sorted(items, key=lambda c: c.claim.batch_id)
-    progressed: set[int] = set()
+    progressed: set[int] = set()  # batch ids
     with engine.begin() as conn:
         if extend is not None:
             extend(conn)
@@ -274,9 +293,13 @@ def apply_checkpoints(
                 )
             if item.results:
                 _write_results(conn, item, now)
-                progressed.add(item.claim.send_id)
-        for send_id in sorted(progressed):
-            conn.execute(update(sends).where(sends.c.id == send_id).values(last_progress_at=now))
+                progressed.add(item.claim.batch_id)
+        if progressed:
+            # The batch rows the fence just locked, never the send's row that every worker of
+            # the send would write (one frozen worker would hold all the others there).
+            conn.execute(
+                update(batches).where(batches.c.id.in_(sorted(progressed))).values(progress_at=now)
+            )
 
 
 def _write_results(conn: Connection, item: Checkpoint, now: float) -> None:
@@ -323,9 +346,6 @@ def release_batch(engine: Engine, claim: Claim, now: float) -> bool:
     with engine.begin() as conn:
         if not _fence(conn, claim):
             return False
-        # Lock the send before judging completion, so two workers finishing its last two
-        # batches at once cannot both see the other's batch as still open.
-        send = _lock_send(conn, claim.send_id)
         rows = conn.execute(
             select(messages.c.state, messages.c.next_attempt_at).where(
                 messages.c.send_id == claim.send_id,
@@ -334,13 +354,18 @@ def release_batch(engine: Engine, claim: Claim, now: float) -> bool:
             )
         ).all()
         values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+        send = None
         if rows:
             due = [r.next_attempt_at or now for r in rows]
             values.update(state=BatchState.PENDING.value, available_at=min(due))
         else:
             values.update(state=BatchState.DONE.value)
+            # Lock the send before judging completion, so two workers finishing its last two
+            # batches at once cannot both see the other's batch as still open. Only a finished
+            # batch takes this lock: the send's row is not on every release's path.
+            send = _lock_send(conn, claim.send_id)
         conn.execute(update(batches).where(batches.c.id == claim.batch_id).values(**values))
-        if not rows and send is not None and send.kind == SendKind.CAMPAIGN.value:
+        if send is not None and send.kind == SendKind.CAMPAIGN.value:
             _complete_if_done(conn, claim.send_id, now)
     return True
 

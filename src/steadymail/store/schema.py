@@ -98,6 +98,9 @@ batches = Table(
     Column("reclaims", Integer, nullable=False, server_default="0"),
     # 1 while the current lease is one that took over an expired lease (its holder died).
     Column("reclaimed", Integer, nullable=False, server_default="0"),
+    # When this batch's holder last recorded a result: the send's progress is the newest of
+    # these (no row that every worker of a send writes).
+    Column("progress_at", Float, nullable=True),
     UniqueConstraint("send_id", "seq", name="uq_batches_send_seq"),
     Index("ix_batches_pending", "state", "available_at"),
     Index("ix_batches_leased", "state", "lease_expires_at"),

@@ -56,7 +56,15 @@ def _get(conn: Connection, send_id: int) -> dict[str, Any]:
     row = conn.execute(select(sends).where(sends.c.id == send_id)).first()
     if row is None:
         raise NotFound(f"no send {send_id}")
-    return dict(row._mapping)
+    out = dict(row._mapping)
+    # Workers record progress on their batches (see queue.apply_checkpoints): the send's is
+    # the newest of those and its own (set on start, resume and completion).
+    batch = conn.execute(
+        select(func.max(batches.c.progress_at)).where(batches.c.send_id == send_id)
+    ).scalar()
+    if batch is not None and (out["last_progress_at"] or 0) < batch:
+        out["last_progress_at"] = batch
+    return out
 
 
 def all_sends(engine: Engine) -> list[dict[str, Any]]:
