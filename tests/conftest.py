@@ -1,5 +1,6 @@
 """Fixtures for real servers: SQLite files, the PostgreSQL on 127.0.0.1:5432, aiosmtpd."""
 
+import asyncio
 import os
 import threading
 import uuid
@@ -88,6 +89,8 @@ class Recorder:
     data_script: Callable[[str, int], str | None] | None = None
     attempts: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # A relay's own latency per message (seconds), so that a send lasts through a drill.
+    data_delay: float = 0.0
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
@@ -104,6 +107,8 @@ class Recorder:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         rcpt = envelope.rcpt_tos[0]
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         if self.data_script:
             reply = self.data_script(rcpt, self.attempts.get(rcpt, 0))
             if reply == "DROP":

@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     quarantine_after: int = 3
     # Fault injection for tests and drills: a worker SIGKILLs itself on this recipient.
     fault_crash_on: str = ""
+    # The freeze drill: a worker stops itself where an order file in this directory says.
+    fault_freeze_dir: Path | None = None
+    # SQLite: a peer stopped (SIGSTOP) inside a write transaction this long is killed, since
+    # every writer of the region waits on it. 0 derives lease_ttl / 2; below 0, never.
+    sqlite_frozen_writer_grace: float = 0.0
 
     monitor_interval: float = 1.0
     # A process is dead after this many heartbeat intervals without one.
@@ -202,6 +207,10 @@ class Settings(BaseSettings):
 
     def resolved_heartbeat_interval(self) -> float:
         return self.heartbeat_interval or self.lease_ttl / 3
+
+    def resolved_frozen_writer_grace(self) -> float:
+        g = self.sqlite_frozen_writer_grace
+        return self.lease_ttl / 2 if g == 0 else max(g, 0.0)
 
     def resolved_pg_timeouts(self) -> dict[str, float]:
         """make_engine's keyword arguments: a frozen session is ended well within one lease

@@ -193,3 +193,47 @@ def process_gone(pid: int, key: str | None) -> bool:
     if fields[0] in ("Z", "X"):
         return True
     return key is not None and process_key(pid) != key
+
+
+def stopped(pid: int) -> bool:
+    """True while the process is stopped by a signal (SIGSTOP, SIGTSTP: state T). A debugger's
+    tracing stop (state t) is not: a person is looking at it."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] == "T"
+
+
+def runs_steadymail(pid: int) -> bool:
+    """Whether the process runs this program (`steadymail …` or `python -m steadymail …`)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(a == b"steadymail" or a.endswith(b"/steadymail") for a in argv[:3])
+
+
+def sqlite_writer_pid(database: Path) -> int | None:
+    """A PID holding an exclusive lock of a SQLite database in WAL mode, from /proc/locks.
+
+    The write lock (byte 120 of the -shm file, https://sqlite.org/walformat.html) is held for
+    a whole write transaction; the others (checkpoint, recovery, the read marks while the WAL
+    restarts, the database file itself) only for moments, but a process stopped inside one of
+    those moments holds even readers. Shared (READ) locks are every connection's, never
+    returned."""
+    files = []
+    for name in (f"{database}-shm", str(database)):
+        try:
+            st = os.stat(name)
+        except OSError:
+            continue
+        files.append(f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}")
+    try:
+        locks = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    for line in locks.splitlines():
+        # "1: POSIX  ADVISORY  WRITE 29550 fe:00:2148928 120 120"
+        parts = line.split()
+        if len(parts) >= 6 and parts[1] == "POSIX" and parts[3] == "WRITE" and parts[5] in files:
+            with contextlib.suppress(ValueError):
+                return int(parts[4])
+    return None

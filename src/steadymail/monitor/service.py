@@ -111,9 +111,12 @@ class Monitor:
         await register_self(self.engine, self.settings, "monitor", self.instance_id, now)
         arm_excepthook(self.engine, self.clock, self.instance_id)
         peers = asyncio.create_task(
-            PeerWatch(self.engine, self.clock, self.instance_id).run(
-                self.settings.peer_check_interval
-            )
+            PeerWatch(
+                self.engine,
+                self.clock,
+                self.instance_id,
+                frozen_writer_grace=self.settings.resolved_frozen_writer_grace(),
+            ).run(self.settings.peer_check_interval)
         )
         await asyncio.to_thread(self.health.prime, now)
         await asyncio.to_thread(self.prime_anomalies, now)

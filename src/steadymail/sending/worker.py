@@ -32,6 +32,7 @@ from steadymail.probes import serve_probes
 from steadymail.sending.checkpointer import Checkpointer
 from steadymail.sending.compose import Composer, SendInfo
 from steadymail.sending.flagview import FlagView
+from steadymail.sending.freeze_drill import FreezeDrill
 from steadymail.sending.gate import SuspectGate
 from steadymail.sending.render import compile_template
 from steadymail.sending.transport import SmtpPool
@@ -97,12 +98,16 @@ class Worker:
         self.checkpointer.flags = self.flags
         self._started_at = clock.now()
         self.slot = ""
+        self._drill: FreezeDrill | None = None
 
     def stop(self) -> None:
         """Graceful stop: finish the window in hand, checkpoint, release leases, exit."""
         self._stopping.set()
 
     async def run(self) -> None:
+        if self.settings.fault_freeze_dir is not None:
+            self._drill = FreezeDrill(self.settings.fault_freeze_dir)
+            self._drill.install(self.engine)
         now = self.clock.now()
         self._started_at = now
         await self.flags.load()
@@ -116,7 +121,12 @@ class Worker:
             self.settings.worker_concurrency,
         )
         self._leases_valid_until = now + self.settings.lease_ttl
-        peers = PeerWatch(self.engine, self.clock, self.instance_id)
+        peers = PeerWatch(
+            self.engine,
+            self.clock,
+            self.instance_id,
+            frozen_writer_grace=self.settings.resolved_frozen_writer_grace(),
+        )
         helpers = [
             asyncio.create_task(self.checkpointer.run()),
             asyncio.create_task(self._heartbeat_loop()),
@@ -176,6 +186,7 @@ class Worker:
             try:
                 await self.checkpointer.heartbeat()
                 self._leases_valid_until = started + self.settings.lease_ttl
+                self._at("beat")
             except Exception as e:
                 log.warning("event=heartbeat_failed error=%r", str(e))
             await asyncio.sleep(interval)
@@ -202,6 +213,7 @@ class Worker:
             now = self.clock.now()
             self.metrics.observe("claim", perf_counter() - started, now)
             self.metrics.claim(claim.reclaimed, now)
+            self._at("claimed")
             try:
                 await self._process(claim)
             except Exception as e:
@@ -219,7 +231,12 @@ class Worker:
             # The database is unreachable: so are our heartbeats, and the lease lapses anyway.
             log.warning("event=give_back_failed batch=%d error=%r", claim.batch_id, str(e))
 
+    def _at(self, point: str) -> None:
+        if self._drill is not None:
+            self._drill.at(point)
+
     async def _idle(self) -> None:
+        self._at("idle")
         delay = self.settings.poll_interval * (0.5 + self.rng.random())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), delay)
@@ -227,6 +244,7 @@ class Worker:
     async def _process(self, claim: Claim) -> None:
         self.stats.batches += 1
         msgs = await asyncio.to_thread(queue.load_messages, self.engine, claim, self.clock.now())
+        self._at("loaded")
         if claim.reclaimed:
             await self._note_reclaim(claim, msgs)
         try:
@@ -243,6 +261,7 @@ class Worker:
                     return self._lost(claim)
         if not await asyncio.to_thread(queue.release_batch, self.engine, claim, self.clock.now()):
             self._lost(claim)
+        self._at("released")
 
     async def _window(
         self, claim: Claim, send: SendInfo | None, window: list[QueuedMessage]
@@ -252,7 +271,9 @@ class Worker:
             Checkpoint(claim, inflight_ids=[m.id for m in window])
         ):
             return False
+        self._at("window")
         results = [await self._deliver(send, m) for m in window]
+        self._at("delivered")
         started = perf_counter()
         ok = await self.checkpointer.submit(Checkpoint(claim, results=results))
         now = self.clock.now()

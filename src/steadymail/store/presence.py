@@ -12,13 +12,16 @@ killed process is known dead within a second, not after missed heartbeats.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import uuid
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -182,13 +185,59 @@ class PeerWatch:
     the write lock. A peer that dies before it is on the list is found by its successor."""
 
     def __init__(
-        self, engine: Engine, clock: Clock, instance_id: str, refresh_every: int = 10
+        self,
+        engine: Engine,
+        clock: Clock,
+        instance_id: str,
+        refresh_every: int = 10,
+        frozen_writer_grace: float = 0.0,
     ) -> None:
         self._engine, self._clock, self._me = engine, clock, instance_id
         self._handled: set[str] = set()
         self._peers: list[dict[str, Any]] = []
         self._calls = 0
         self._refresh_every = refresh_every
+        self._grace = frozen_writer_grace
+        self._stopped_since: dict[int, float] = {}
+        db = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._sqlite = Path(db) if db and db != ":memory:" else None
+
+    def kill_frozen_writer(self) -> int | None:
+        """SQLite has one writer: a peer stopped (SIGSTOP) inside a write transaction holds
+        every other process of the region until it resumes. Once it has been stopped holding
+        the lock for the grace period, it is killed, as a crashed process would be: its lock
+        goes with it, the supervisor restarts it, and `check` lapses its leases. Reads /proc
+        only, never the database (which that peer holds). Returns the PID killed, if any."""
+        if self._sqlite is None or self._grace <= 0:
+            return None
+        holder = identity.sqlite_writer_pid(self._sqlite)
+        if holder is not None and holder != os.getpid():
+            # A peer, even one started since the peer list was read (reading it again needs
+            # the lock that peer holds): a process of this host running steadymail.
+            ours = holder in {int(r["pid"]) for r in self._peers} or identity.runs_steadymail(
+                holder
+            )
+            holder = holder if ours else None
+        if holder is None or holder == os.getpid():
+            self._stopped_since.clear()
+            return None
+        if not identity.stopped(holder):
+            self._stopped_since.pop(holder, None)
+            return None
+        now = self._clock.now()
+        since = self._stopped_since.setdefault(holder, now)
+        if now - since < self._grace:
+            return None
+        log.error(
+            "event=frozen_writer_killed pid=%d stopped_for=%.1f "
+            "reason='stopped inside a SQLite write transaction: every writer waits on it'",
+            holder,
+            now - since,
+        )
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(holder, signal.SIGKILL)
+        self._stopped_since.pop(holder, None)
+        return holder
 
     def check(self) -> list[str]:
         """One look; returns the instances found gone now."""
@@ -222,12 +271,27 @@ class PeerWatch:
         return found
 
     async def run(self, interval: float) -> None:
+        # The frozen-writer look runs on its own: `check` may wait on that very writer's lock.
+        frozen = asyncio.create_task(self._frozen_loop(interval))
+        try:
+            while True:
+                try:
+                    await asyncio.to_thread(self.check)
+                except Exception as e:
+                    log.warning("event=peer_watch_failed error=%r", str(e))
+                await asyncio.sleep(interval)
+        finally:
+            frozen.cancel()
+
+    async def _frozen_loop(self, interval: float) -> None:
+        if self._sqlite is None or self._grace <= 0:
+            return
         while True:
             try:
-                await asyncio.to_thread(self.check)
+                self.kill_frozen_writer()
             except Exception as e:
-                log.warning("event=peer_watch_failed error=%r", str(e))
-            await asyncio.sleep(interval)
+                log.warning("event=frozen_writer_check_failed error=%r", str(e))
+            await asyncio.sleep(interval / 4)
 
 
 def leave_last_words(engine: Engine, clock: Clock, instance_id: str, exc: BaseException) -> None:
@@ -286,7 +350,12 @@ class ServicePresence:
         )
         arm_excepthook(self._engine, self._clock, self.instance_id)
         self.ready = True
-        peers = PeerWatch(self._engine, self._clock, self.instance_id)
+        peers = PeerWatch(
+            self._engine,
+            self._clock,
+            self.instance_id,
+            frozen_writer_grace=self._settings.resolved_frozen_writer_grace(),
+        )
         self._tasks = [
             asyncio.create_task(self._beat()),
             asyncio.create_task(peers.run(self._settings.peer_check_interval)),

@@ -1,0 +1,227 @@
+"""The freeze drill: freeze a worker at many points, inside and outside transactions.
+
+Two real worker processes share a send; worker a is stopped (SIGSTOP, as a long GC pause or a
+paused VM would stop it) again and again, each time at another point: between steps of its loop,
+or right after a statement inside a transaction, holding that statement's locks. Each time, the
+other worker must take over every batch a held within the lease TTL plus 2 s and keep sending;
+then a is thawed (its stale writes are fenced off) and frozen elsewhere. At the end every
+message was sent, and duplicates are no more than the queue counted.
+
+On SQLite the database has one writer: a process stopped inside a write transaction holds
+everyone. There the bound is the peer watch, which kills a peer stopped holding the write lock
+for `sqlite_frozen_writer_grace` (the supervisor restarts it; here the test does).
+"""
+
+import signal
+import sqlite3
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from steadymail.store import sends
+from tests.conftest import Recorder
+from tests.helpers import make_campaign, wait_for
+
+pytestmark = pytest.mark.e2e
+
+TTL = 1.5
+FREEZES = 50
+OUTSIDE = ["claimed", "loaded", "window", "delivered", "released", "idle", "beat"]
+# Statements inside a worker's transactions: the claim, the fence's lock, in-flight and result
+# writes, the progress mark, the heartbeat's lease extension and instance beat, the release.
+INSIDE = [
+    "state = 'leased'",
+    "FROM batches",
+    "UPDATE messages SET state",
+    "progress_at",
+    "UPDATE batches SET lease_expires_at",
+    "UPDATE instances",
+    "FROM messages",
+]
+
+
+def _points(dialect: str) -> list[str]:
+    inside = [f"sql:{s}" for s in INSIDE] + (["sql:BEGIN IMMEDIATE"] if dialect == "sqlite" else [])
+    outside = [f"at:{p}" for p in OUTSIDE]
+    # Alternate, so both kinds get their share whatever FREEZES is.
+    out = []
+    for i in range(max(len(inside), len(outside))):
+        out += [outside[i % len(outside)], inside[i % len(inside)]]
+    return out
+
+
+class Observer:
+    """Reads the region's database without ever waiting on a writer's lock."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.path = engine.url.database if engine.dialect.name == "sqlite" else None
+
+    def rows(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+        if self.path:
+            # A plain WAL reader: the engine's connections begin IMMEDIATE (a writer's lock).
+            # Even a reader can be held by a writer stopped at the wrong instant (resetting the
+            # WAL): it waits until the peer watch has killed that writer.
+            deadline = time.monotonic() + 10
+            while True:
+                conn = sqlite3.connect(self.path, timeout=1, isolation_level=None)
+                try:
+                    return list(conn.execute(sql, params).fetchall())
+                except sqlite3.OperationalError:
+                    if time.monotonic() > deadline:
+                        raise
+                finally:
+                    conn.close()
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql), params)]
+
+    def instance_of(self, pid: int) -> str | None:
+        rows = self.rows(
+            "SELECT instance_id FROM instances WHERE pid = :pid ORDER BY started_at DESC",
+            pid=pid,
+        )
+        return str(rows[0][0]) if rows else None
+
+    def held_by(self, owner: str) -> dict[int, int]:
+        rows = self.rows(
+            "SELECT id, lease_epoch FROM batches WHERE lease_owner = :o AND state = 'leased'",
+            o=owner,
+        )
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    def epochs(self, ids: list[int]) -> dict[int, int]:
+        rows = self.rows("SELECT id, lease_epoch FROM batches")
+        return {int(r[0]): int(r[1]) for r in rows if int(r[0]) in ids}
+
+
+def _state(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "gone"
+    return stat[stat.rfind(")") + 2 :].split()[0]
+
+
+def test_a_worker_frozen_anywhere_is_taken_over_within_a_lease(
+    engine: Engine,
+    db_url: str,
+    smtp_server: tuple[Recorder, int],
+    settings_for: Any,
+    workers_for: Any,
+    tmp_path: Path,
+) -> None:
+    recorder, port = smtp_server
+    recorder.data_delay = 0.01  # a relay's latency: the send lasts through the drill
+    total = 4000
+    cfg = settings_for(db_url, port, batch_size=50)
+    send_ids = [make_campaign(engine, cfg, total, list_name="drill0", html="", text="Hi")]
+    orders = tmp_path / "freeze"
+    workers = workers_for(
+        db_url,
+        port,
+        lease_ttl=TTL,
+        batch_size=50,
+        worker_concurrency=2,
+        inflight_window=4,
+        poll_interval=0.05,
+        peer_check_interval=0.5,
+        fault_freeze_dir=orders,
+    )
+    a = workers.start("a")
+    workers.start("b")
+    wait_for(lambda: recorder.count() >= 100, timeout=60)
+    seen = Observer(engine)
+    points = _points(engine.dialect.name)
+    takeovers: list[float] = []
+    missed: Counter[str] = Counter()
+    killed = 0
+    i = 0
+    while len(takeovers) < FREEZES:
+        assert i < 4 * FREEZES, f"only {len(takeovers)} freezes reached; missed {missed}"
+        point = points[i % len(points)]
+        i += 1
+        if recorder.count() > len(send_ids) * total - 1500:  # keep work queued for b
+            name = f"drill{len(send_ids)}"
+            send_ids.append(make_campaign(engine, cfg, total, list_name=name, html="", text="Hi"))
+        order = orders / str(a.pid)
+        order.write_text(point)
+        deadline = time.monotonic() + 5
+        while _state(a.pid) != "T" and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if _state(a.pid) != "T":
+            order.unlink(missing_ok=True)
+            missed[point] += 1
+            continue
+        frozen_at = time.monotonic()
+        owner = seen.instance_of(a.pid)
+        assert owner is not None
+        held = seen.held_by(owner)
+        before = recorder.count()
+
+        def taken_over(held: dict[int, int] = held, before: int = before) -> bool:
+            now = seen.epochs(list(held))
+            return all(now.get(b, e) > e for b, e in held.items()) and recorder.count() > before
+
+        try:
+            wait_for(taken_over, timeout=TTL + 2, interval=0.02)
+        except AssertionError:
+            raise AssertionError(
+                f"freeze {len(takeovers) + 1} at {point}: held {held}, now "
+                f"{seen.epochs(list(held))}, sent {before} -> {recorder.count()}, frozen at "
+                f"{time.time() - (time.monotonic() - frozen_at):.3f}, now {time.time():.3f}\n"
+                + repr(
+                    seen.rows(
+                        "SELECT id, state, lease_owner, lease_expires_at, lease_epoch FROM batches"
+                        " WHERE state = 'leased'"
+                    )
+                )
+                + "\n"
+                + (
+                    repr(
+                        seen.rows(
+                            "SELECT pid, state, wait_event_type, left(query, 90),"
+                            " extract(epoch from now() - state_change) FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        )
+                    )
+                    if engine.dialect.name == "postgresql"
+                    else ""
+                )
+                + "\n"
+                + workers.logs()[-3000:]
+            ) from None
+        takeovers.append(time.monotonic() - frozen_at)
+        if a.poll() is not None:  # SQLite: the peer watch killed it; restart, as systemd would
+            killed += 1
+            a = workers.start("a")
+            wait_for(lambda p=a.pid: seen.instance_of(p) is not None, timeout=30)
+        else:
+            workers.kill("a", signal.SIGCONT)
+        time.sleep(0.1)  # let a run a little before its next freeze
+
+    for sid in send_ids:
+        wait_for(lambda s=sid: sends.get_send(engine, s)["state"] == "completed", timeout=240)
+    with recorder.lock:
+        per_id = Counter(m.message_id for m in recorder.messages)
+    dups = sum(n - 1 for n in per_id.values())
+    counted = sum(sends.get_send(engine, s)["resent_after_crash"] for s in send_ids)
+    takeovers.sort()
+    print(
+        f"freeze drill ({engine.dialect.name}): {len(takeovers)} freezes over {len(points)} "
+        f"points, takeover median {takeovers[len(takeovers) // 2]:.2f}s max {takeovers[-1]:.2f}s "
+        f"(bound {TTL + 2:.1f}s); {killed} frozen writers killed; {dups} duplicates, "
+        f"{counted} counted; not reached: {dict(missed)}"
+    )
+    assert len(per_id) == len(send_ids) * total
+    assert dups <= counted
+    for sid in send_ids:
+        assert sends.progress(engine, sid)["counts"] == {"sent": total}
+    # Only a process stopped inside a SQLite write transaction is ever killed.
+    if engine.dialect.name != "sqlite":
+        assert killed == 0
+    assert workers.procs["b"].poll() is None, "b died"
+    assert "event=lease_lost" in workers.logs()  # a thawed holder's stale writes were fenced
