@@ -154,16 +154,16 @@ def api_cmd(
     """Serve the admin API (/v1, /docs, /metrics) and the public listener (tracking /t/…,
     unsubscribe /u/…) in one process, each on its own address."""
     from steadymail.api.serve import Listeners, Which
-    from steadymail.store.db import make_engine
 
     setup_logging()
-    s = make_ctx().settings
+    ctx = make_ctx()
+    s = ctx.settings
     s.api_host, s.api_port = host or s.api_host, port or s.api_port
     s.public_host, s.public_port = public_host or s.public_host, public_port or s.public_port
     which = listeners or s.api_listeners
     if which not in ("both", "admin", "public"):
         raise ValidationError(f"--listeners must be both, admin or public, not {which!r}")
-    served = Listeners(s, make_engine(s.resolved_database_url()), which=cast(Which, which))
+    served = Listeners(s, ctx.engine, ctx.clock, which=cast(Which, which))
     if which != "public":
         err_console.print(f"admin API on http://{s.api_host}:{s.api_port}", highlight=False)
     if which != "admin":
