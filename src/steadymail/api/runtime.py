@@ -70,9 +70,14 @@ class ApiRuntime:
         """An app's lifespan: the first app up starts the side tasks, the last one down ends
         them."""
         async with self._lock:
+            if self._users == 0:
+                try:
+                    await self._start()
+                except BaseException:
+                    for task in self._stop:  # the process is going down: leave nothing running
+                        task.cancel()
+                    raise
             self._users += 1
-            if self._users == 1:
-                await self._start()
         try:
             yield
         finally:

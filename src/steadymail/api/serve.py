@@ -63,7 +63,8 @@ class Listeners:
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self.stop()
+            for s in self.servers:  # gracefully: only a second signal forces them
+                s.should_exit = True
             await asyncio.gather(*tasks)
 
     async def serve_until_signalled(self) -> None:
