@@ -225,3 +225,18 @@ def test_up_keeps_a_key_of_every_scope_in_a_private_file(engine: Engine, tmp_pat
     apikeys.revoke(engine, new.split("_")[1], CLOCK.now())
     assert dev_key(engine, path, CLOCK.now()) not in (old, new)
     assert sorted(p.name for p in path.parent.iterdir()) == ["dev-api-key"]
+
+
+def test_one_listener_ending_ends_the_process(live_api: LiveApi, engine: Engine) -> None:
+    public = live_api.listeners.servers[1]
+    assert public.config.port == live_api.settings.public_port
+    public.should_exit = True  # as if the public listener alone had stopped
+    live_api.thread.join(10)
+    assert not live_api.thread.is_alive()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(live_api.url + "/healthz", timeout=2)
+    with engine.connect() as conn:
+        [stopped] = conn.execute(
+            select(instances.c.stopped_at).where(instances.c.service == "api")
+        ).scalars()
+    assert stopped is not None
