@@ -124,7 +124,7 @@ def bench_clicks(workdir: Path, seconds: float, connections: int) -> None:
         TokenData(Kind.CLICK, 1, 1, 0, "https://example.com/landing?utm_source=news")
     )
     port = free_port()
-    proc = serve(["--factory", "steadymail.api.app:app_from_env"], port, env)
+    proc = serve(["--factory", "steadymail.api.app:public_app_from_env"], port, env)
     try:
         click, requests = wrk(f"http://127.0.0.1:{port}/t/c/{token}", seconds, connections)
     finally:

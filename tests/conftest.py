@@ -176,15 +176,23 @@ CLOCK = SystemClock()
 
 @dataclass
 class LiveApi:
+    """Both listeners of one `api` process: the admin API at `url`, tracking at `public_url`."""
+
     url: str
+    public_url: str
     key: str
     settings: Settings
-    server: Any
+    listeners: Any
     thread: threading.Thread
 
+    @property
+    def state(self) -> Any:
+        """The shared AppState (signer, event recorder, metrics)."""
+        return self.listeners.runtime.state
+
     def stop(self) -> None:
-        """A clean shutdown, as SIGTERM to uvicorn would do."""
-        self.server.should_exit = True
+        """A clean shutdown, as SIGTERM to the api process would do."""
+        self.listeners.stop()
         self.thread.join(10)
 
 
@@ -195,41 +203,40 @@ def live_api(
     smtp_server: tuple[Recorder, int],
     settings_for: Callable[..., Settings],
 ) -> Iterator[LiveApi]:
-    """The ASGI app served by a real uvicorn on a free port, with an all-scopes key."""
+    """The admin and public apps served by real uvicorn servers on free ports, in one event
+    loop as `steadymail api` runs them, with a key of every scope."""
+    import asyncio
     import time
 
-    import httpx
-    import uvicorn
-
-    from steadymail.api.app import create_app
+    from steadymail.api.serve import Listeners
     from steadymail.store import apikeys
 
-    port = free_port()
+    port, public_port = free_port(), free_port()
     settings = settings_for(
         db_url,
         smtp_server[1],
-        public_url=f"http://127.0.0.1:{port}",
+        api_port=port,
+        public_port=public_port,
+        public_url=f"http://127.0.0.1:{public_port}",
         scanner_click_window=0.0,
         tracking_flush_interval=0.05,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
+    listeners = Listeners(settings, engine)
+    thread = threading.Thread(target=lambda: asyncio.run(listeners.serve()), daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 10
-    while True:
-        try:
-            httpx.get(url + "/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    key = apikeys.create_key(engine, "test", {"read", "write", "send"}, CLOCK.now())
-    yield LiveApi(url, key, settings, server, thread)
-    server.should_exit = True
+    while not listeners.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the api listeners did not start")
+        time.sleep(0.05)
+    key = apikeys.create_key(engine, "test", set(apikeys.SCOPES), CLOCK.now())
+    yield LiveApi(
+        f"http://127.0.0.1:{port}",
+        f"http://127.0.0.1:{public_port}",
+        key,
+        settings,
+        listeners,
+        thread,
+    )
+    listeners.stop()
     thread.join(10)

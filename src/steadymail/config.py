@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -78,7 +78,9 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8025
-    public_url: str = "http://127.0.0.1:8025"
+    # Where tracking and unsubscribe links point (the public listener, as the internet sees it).
+    # Empty: http://<public_host>:<public_port>.
+    public_url: str = ""
 
     batch_size: int = 100
     lease_ttl: float = 10.0
@@ -180,6 +182,29 @@ class Settings(BaseSettings):
     notify_retry_base: float = 2.0
     notify_max_attempts: int = 8
 
+    # listeners and secrets (issue 11)
+    # The public listener (tracking /t/…, unsubscribe /u/…) is the one to expose to the
+    # internet (behind TLS); the admin API stays on api_host:api_port, loopback by default.
+    public_host: str = "127.0.0.1"
+    public_port: int = 8040
+    # Which listeners `steadymail api` runs: both in one process (default), or only one.
+    api_listeners: Literal["both", "admin", "public"] = "both"
+
+    @model_validator(mode="after")
+    def _default_public_url(self) -> "Settings":
+        if not self.public_url:
+            self.public_url = self.link_base(self.public_host, self.public_port)
+        return self
+
+    @staticmethod
+    def link_base(host: str, port: int) -> str:
+        """The URL of a listener bound to host:port, as links on this machine would name it."""
+        if host in ("", "0.0.0.0", "::"):  # a wildcard bind is no address to link to
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{port}"
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -225,5 +250,6 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read settings once; callers pass the result down instead of re-reading."""
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Keys and the SQLite database live here: only the owner may enter.
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return settings

@@ -18,4 +18,8 @@ class Conflict(SteadymailError):
 
 
 class Unauthorized(SteadymailError):
-    """Missing or wrong credentials, or a key without the needed scope."""
+    """Missing, malformed, unknown or revoked credentials."""
+
+
+class Forbidden(SteadymailError):
+    """Valid credentials that lack the scope the action needs."""

@@ -142,11 +142,12 @@ def _campaign(stack: Stack, region: str, name: str, n: int) -> int:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("regions")
     (root / "policy.toml").write_text(POLICY)
-    base, sink, control = _free_block(3), free_port(), free_port()
+    base, public, sink, control = _free_block(3), _free_block(3), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STEADYMAIL_", "PROMETHEUS"))}
     env.update(
         {
             "STEADYMAIL_API_PORT": str(base),
+            "STEADYMAIL_PUBLIC_PORT": str(public),
             "STEADYMAIL_SINK_PORT": str(sink),
             "STEADYMAIL_CONTROL_PORT": str(control),
             "STEADYMAIL_CONTROL_URL": f"http://127.0.0.1:{control}",

@@ -19,11 +19,12 @@ pytestmark = pytest.mark.e2e
 
 
 def test_up_runs_a_region_and_restarts_a_killed_worker(tmp_path: Path) -> None:
-    api_port, sink_port = free_port(), free_port()
+    api_port, public_port, sink_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STEADYMAIL_")}
     env.update(
         {
             "STEADYMAIL_API_PORT": str(api_port),
+            "STEADYMAIL_PUBLIC_PORT": str(public_port),
             "STEADYMAIL_SINK_PORT": str(sink_port),
             "STEADYMAIL_RELAYS": f'[{{"host": "127.0.0.1", "port": {sink_port}}}]',
             "STEADYMAIL_WORKERS": "2",
@@ -51,7 +52,17 @@ def test_up_runs_a_region_and_restarts_a_killed_worker(tmp_path: Path) -> None:
 
         wait_for(lambda: len(live_workers()) == 2, timeout=60)
         wait_for(lambda: _healthy(api_port), timeout=30)
-        key = (tmp_path / ".steadymail" / "dev-api-key").read_text().strip()
+        key_file = tmp_path / ".steadymail" / "dev-api-key"
+        key = key_file.read_text().strip()
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        assert key_file.parent.stat().st_mode & 0o777 == 0o700
+        # The public listener (tracking, unsubscribe) is apart from the admin API.
+        wait_for(lambda: _healthy(public_port), timeout=30)
+        public = f"http://127.0.0.1:{public_port}"
+        assert (
+            httpx.get(public + "/v1/sends", headers={"Authorization": f"Bearer {key}"}).status_code
+            == 404
+        )
         victim = live_workers()[0]
         os.kill(victim, signal.SIGKILL)
         wait_for(lambda: len([p for p in live_workers() if p != victim]) >= 2, timeout=30)

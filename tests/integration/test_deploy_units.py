@@ -334,12 +334,26 @@ def test_api_deployment_probes_and_service() -> None:
     assert _pod_spec(api)["terminationGracePeriodSeconds"] == 30
     (container,) = _pod_spec(api)["containers"]
     assert container["command"] == ["steadymail", "api"]
-    assert {p["containerPort"] for p in container["ports"]} == {8025}
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "http": 8025,
+        "public": 8040,
+    }
     assert _http_probe(container, "livenessProbe") == ("/healthz", 8025)
     assert _http_probe(container, "readinessProbe") == ("/readyz", 8025)
     config = _find("ConfigMap", "steadymail-config")["data"]
     assert config["STEADYMAIL_API_PORT"] == "8025"
     assert config["STEADYMAIL_API_HOST"] == "0.0.0.0"  # reachable by the kubelet's probes
+    assert (config["STEADYMAIL_PUBLIC_HOST"], config["STEADYMAIL_PUBLIC_PORT"]) == (
+        "0.0.0.0",
+        "8040",
+    )
+    # The internet-facing Service routes to the public listener only, the admin one to /v1 only.
+    assert [p["targetPort"] for p in _find("Service", "steadymail-public")["spec"]["ports"]] == [
+        "public"
+    ]
+    assert [p["targetPort"] for p in _find("Service", "steadymail-api")["spec"]["ports"]] == [
+        "http"
+    ]
     labels = api["spec"]["template"]["metadata"]["labels"]
     services = [d for _, d in _manifests() if d["kind"] == "Service"]
     assert any(

@@ -3,8 +3,10 @@ dispatcher that drains the outbox with retries, apart from detection."""
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import Engine
@@ -17,6 +19,25 @@ log = logging.getLogger("steadymail.notify")
 
 # send_email(to, subject, text): the platform's own transactional path.
 SendEmail = Callable[[list[str], str, str], None]
+
+
+_URL = re.compile(r"https?://[^\s'\"<>]+", re.IGNORECASE)
+
+
+def _origin(match: re.Match[str]) -> str:
+    try:
+        parts = urlsplit(match.group(0))
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{parts.hostname or ''}{port}"
+    except ValueError:
+        return "<url>"
+
+
+def redact_urls(text: str) -> str:
+    """`text` with every http(s) URL cut to its scheme and host: a webhook URL's path and query
+    are its credential (Slack's, for one), and errors (httpx's name the URL) reach the log and
+    the database."""
+    return _URL.sub(_origin, text)
 
 
 def payload(row: dict[str, Any]) -> dict[str, Any]:
@@ -87,19 +108,20 @@ class Dispatcher:
                 await self._deliver(notifier, p)
             except Exception as e:
                 delay = self._base * 2 ** row["attempts"]
+                error = redact_urls(str(e) or type(e).__name__)
                 log.warning(
                     "event=notify_failed notifier=%s alert=%d attempt=%d error=%r",
                     row["notifier"],
                     row["alert_id"],
                     row["attempts"] + 1,
-                    str(e),
+                    error,
                 )
                 await asyncio.to_thread(
                     store.notification_failed,
                     self._engine,
                     row["id"],
                     self._clock.now() + delay,
-                    str(e),
+                    error,
                 )
                 continue
             delivered += 1
@@ -118,7 +140,7 @@ class Dispatcher:
             try:
                 await self.drain()
             except Exception as e:
-                log.error("event=dispatch_failed error=%r", str(e))
+                log.error("event=dispatch_failed error=%r", redact_urls(str(e)))
             await asyncio.sleep(interval)
 
     async def close(self) -> None:

@@ -1,9 +1,12 @@
-"""The ASGI application factory."""
+"""The ASGI application factories: the admin API and the public (tracking) listener.
 
-import asyncio
+The admin app (`/v1`, `/docs`, `/openapi.json`, `/metrics`, `/healthz`, `/readyz`) binds to
+`api_host:api_port`, loopback by default. The public app (`/t/…`, `/u/…`, `/healthz`) is the only
+one that should face the internet, on `public_host:public_port`. Neither serves the other's
+routes.
+"""
+
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -20,59 +23,23 @@ from steadymail.api import (
     tracking_routes,
     watch_routes,
 )
-from steadymail.api.deps import AppState
+from steadymail.api.runtime import ApiRuntime
 from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings, load_settings
-from steadymail.metrics import Metrics, SeriesFlusher
 from steadymail.store.db import make_engine
-from steadymail.store.presence import ServicePresence
-from steadymail.tracking.events import EventRecorder
-from steadymail.tracking.keys import load_tracking_secrets
 
 
-def create_app(settings: Settings, engine: Engine, clock: Clock | None = None) -> FastAPI:
-    clock = clock or SystemClock()
-    secrets = load_tracking_secrets(settings)
-    recorder = EventRecorder(
-        engine,
-        clock,
-        secrets.ip_hash_key,
-        settings.scanner_click_window,
-        settings.tracking_flush_interval,
-    )
-
-    metrics = Metrics(settings.region, settings.metrics_interval)
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        writer = asyncio.create_task(recorder.run())
-        presence = ServicePresence(engine, clock, settings, "api")
-        await presence.start()
-        flusher = SeriesFlusher(metrics, engine, clock, presence.instance_id)
-        flushing = asyncio.create_task(flusher.run())
-        try:
-            yield
-        finally:
-            flushing.cancel()
-            await flusher.flush(final=True)
-            writer.cancel()
-            # A clean shutdown loses no recorded click, open or unsubscribe.
-            await recorder.close()
-            await presence.stop("graceful")
-
-    app = FastAPI(title="steadymail", version=__version__, lifespan=lifespan)
-    app.state.steadymail = AppState(
-        settings,
-        engine,
-        clock,
-        settings.resolved_capture_db(),
-        secrets.signer,
-        recorder,
-        metrics,
-    )
+def create_app(
+    settings: Settings,
+    engine: Engine,
+    clock: Clock | None = None,
+    runtime: ApiRuntime | None = None,
+) -> FastAPI:
+    """The admin API; pass the `runtime` of `create_public_app` to share one process's state."""
+    runtime = runtime or ApiRuntime(settings, engine, clock or SystemClock())
+    app = FastAPI(title="steadymail", version=__version__, lifespan=runtime.lifespan)
+    app.state.steadymail = runtime.state
     errors.install(app)
-    # Tracking first: its public routes are the hot path, and routes match in order.
-    app.include_router(tracking_routes.router)
     # Before rest's catch-all `POST /v1/sends/{id}/{action}`, which would answer requeue 404.
     app.include_router(quarantine_routes.router)
     app.include_router(rest.router)
@@ -105,10 +72,51 @@ def create_app(settings: Settings, engine: Engine, clock: Clock | None = None) -
     return app
 
 
+def create_public_app(
+    settings: Settings,
+    engine: Engine,
+    clock: Clock | None = None,
+    runtime: ApiRuntime | None = None,
+) -> FastAPI:
+    """The public listener: click, open and unsubscribe routes and a liveness probe only."""
+    runtime = runtime or ApiRuntime(settings, engine, clock or SystemClock())
+    # No schema, no docs: nothing here describes the admin API to the internet.
+    app = FastAPI(lifespan=runtime.lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.steadymail = runtime.state
+    errors.install(app)
+    app.include_router(tracking_routes.router)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def create_apps(
+    settings: Settings, engine: Engine, clock: Clock | None = None
+) -> tuple[FastAPI, FastAPI]:
+    """The admin and public apps of one process, sharing one runtime (see api/runtime.py)."""
+    runtime = ApiRuntime(settings, engine, clock or SystemClock())
+    return (
+        create_app(settings, engine, runtime=runtime),
+        create_public_app(settings, engine, runtime=runtime),
+    )
+
+
 def app_from_env() -> FastAPI:
-    """uvicorn factory: `uvicorn --factory steadymail.api.app:app_from_env`."""
+    """uvicorn factory, the admin API alone: `uvicorn --factory steadymail.api.app:app_from_env`."""
     settings = load_settings()
     return create_app(
+        settings,
+        make_engine(settings.resolved_database_url(), **settings.resolved_pg_timeouts()),
+    )
+
+
+def public_app_from_env() -> FastAPI:
+    """uvicorn factory for the public listener alone (`…:public_app_from_env`)."""
+    settings = load_settings()
+    return create_public_app(
         settings,
         make_engine(settings.resolved_database_url(), **settings.resolved_pg_timeouts()),
     )

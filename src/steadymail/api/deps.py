@@ -4,16 +4,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
 from steadymail.clock import Clock
 from steadymail.config import Settings
-from steadymail.errors import Unauthorized
+from steadymail.errors import Forbidden, Unauthorized
 from steadymail.metrics import Metrics
 from steadymail.store import apikeys
 from steadymail.tracking.events import EventRecorder
 from steadymail.tracking.tokens import TokenSigner
+
+# Declares the scheme in the OpenAPI schema (/docs can send it); the checks below are ours.
+bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <api key>`")
 
 
 @dataclass
@@ -32,16 +36,25 @@ def state(request: Request) -> AppState:
     return s
 
 
-def require(scope: str) -> Callable[..., AppState]:
-    """A dependency that admits a request whose API key carries `scope`."""
+def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    """The key of an `Authorization: Bearer <key>` header; Unauthorized for anything else
+    (no header, another scheme, a bare key, a key with spaces in it)."""
+    if credentials is None or any(c.isspace() for c in credentials.credentials):
+        raise Unauthorized("missing 'Authorization: Bearer <api key>'")
+    return credentials.credentials
 
-    def check(request: Request, authorization: str | None = Header(default=None)) -> AppState:
+
+def require(scope: str) -> Callable[..., AppState]:
+    """A dependency that admits a request whose API key carries `scope`: 401 without a valid
+    key, 403 for a valid key without the scope."""
+
+    def check(
+        request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+    ) -> AppState:
         st = state(request)
-        if not authorization or not authorization.lower().startswith("bearer "):
-            raise Unauthorized("missing 'Authorization: Bearer <api key>'")
-        scopes = apikeys.authenticate(st.engine, authorization[7:].strip())
+        scopes = apikeys.authenticate(st.engine, bearer_token(credentials))
         if scope not in scopes:
-            raise Unauthorized(f"this API key lacks the {scope!r} scope")
+            raise Forbidden(f"this API key lacks the {scope!r} scope")
         return st
 
     return check
@@ -50,3 +63,5 @@ def require(scope: str) -> Callable[..., AppState]:
 Read = Depends(require("read"))
 Write = Depends(require("write"))
 Send = Depends(require("send"))
+# Flags (fault injection included), rollouts' flag changes, quarantine release and requeue.
+Admin = Depends(require("admin"))

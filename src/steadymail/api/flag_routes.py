@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from steadymail.api.deps import AppState, Read, Write
+from steadymail.api.deps import Admin, AppState, Read, Write
 from steadymail.services import flags
 
 router = APIRouter(prefix="/v1")
@@ -42,7 +42,7 @@ def get_flag_history(name: str | None = None, st: AppState = Read) -> list[dict[
 
 
 @router.put("/flags/{name}")
-def put_flag(name: str, body: FlagIn, st: AppState = Write) -> dict[str, Any]:
+def put_flag(name: str, body: FlagIn, st: AppState = Admin) -> dict[str, Any]:
     """Set (or, with a null value, unset) a flag; workers pick it up within a second."""
     return flags.set_flag(
         st.engine, st.clock, name, body.value, body.by, body.reason, st.settings.region

@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from steadymail.api.deps import AppState, Read, Write
+from steadymail.api.deps import Admin, AppState, Read
 from steadymail.services import quarantine
 
 router = APIRouter(prefix="/v1")
@@ -60,14 +60,14 @@ def get_quarantine(
 
 
 @router.post("/quarantine/release")
-def post_release(body: ReleaseIn, st: AppState = Write) -> ReleaseOut:
+def post_release(body: ReleaseIn, st: AppState = Admin) -> ReleaseOut:
     """Back in the queue, due now; refused whole if any message is not quarantined."""
     out = quarantine.release(st.engine, st.clock, messages=body.messages, send_id=body.send)
     return ReleaseOut(released=out["released"], messages=out["messages"])
 
 
 @router.post("/sends/{send_id}/requeue")
-def post_requeue(send_id: int, st: AppState = Write) -> RequeueOut:
+def post_requeue(send_id: int, st: AppState = Admin) -> RequeueOut:
     """Leases of dead workers expire now (a live worker reclaims them), deferred messages are
     due now; leases of live workers are left alone."""
     return RequeueOut(send=send_id, **quarantine.requeue(st.engine, st.clock, st.settings, send_id))

@@ -7,6 +7,7 @@ from functools import cached_property
 
 from rich.console import Console
 from sqlalchemy import Engine, inspect
+from sqlalchemy.engine import make_url
 
 from steadymail.clock import SystemClock
 from steadymail.config import Settings, load_settings
@@ -30,6 +31,14 @@ class Ctx:
         if not inspect(engine).has_table("alembic_version"):
             migrate(url)
         return engine
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit to print or log: its password, if any, masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: show nothing of it
+        return "<database url>"
 
 
 def make_ctx() -> Ctx:

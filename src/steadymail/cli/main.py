@@ -1,23 +1,27 @@
 """`steadymail`: run the platform's processes and work with its content."""
 
 import asyncio
+import json
 import os
 import signal
 import time
-from typing import Annotated
+from dataclasses import asdict
+from typing import Annotated, cast
 
 import typer
 import uvloop
+from rich.table import Table
 
 from steadymail.cli import content, nab, watch
-from steadymail.cli.context import console, err_console, make_ctx, setup_logging
+from steadymail.cli.context import console, err_console, make_ctx, setup_logging, shown_url
+from steadymail.cli.devkey import dev_key
 from steadymail.cli.exit_cmd import changes_cmd, report_exit_cmd
 from steadymail.cli.metrics_cmd import metrics_cmd
 from steadymail.cli.quarantine_cmd import quarantine_app, requeue_cmd
 from steadymail.cli.replay_cmd import replay_cmd
 from steadymail.cli.rollout_cmd import control_cmd, flags_app, rollout_app
 from steadymail.cli.supervisor import Child, Supervisor, exit_reporter, steadymail_argv
-from steadymail.errors import SteadymailError
+from steadymail.errors import SteadymailError, ValidationError
 from steadymail.services.runtime import build_worker
 from steadymail.store import apikeys
 from steadymail.store.db import migrate
@@ -60,14 +64,18 @@ def migrate_cmd() -> None:
     """Create or upgrade the region database."""
     ctx = make_ctx()
     migrate(ctx.settings.resolved_database_url())
-    console.print(f"database at {ctx.settings.resolved_database_url()} is up to date")
+    console.print(f"database at {shown_url(ctx.settings.resolved_database_url())} is up to date")
 
 
 @apikey_app.command("create")
 def apikey_create(
     name: str,
     scopes: Annotated[
-        str, typer.Option(help="comma-separated: read,write,send")
+        str,
+        typer.Option(
+            help="comma-separated: read, write, send, admin (flags, fault injection, "
+            "quarantine release and requeue)"
+        ),
     ] = "read,write,send",
 ) -> None:
     """Create an API key; it is printed once and only its hash is kept."""
@@ -76,6 +84,42 @@ def apikey_create(
         ctx.engine, name, {s.strip() for s in scopes.split(",")}, ctx.clock.now()
     )
     console.print(key, highlight=False, markup=False)
+
+
+@apikey_app.command("list")
+def apikey_list(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON array")] = False,
+) -> None:
+    """API keys: id, name, prefix (the `sm_<prefix>_` its text starts with), scopes, state.
+    Neither a key nor its hash is ever shown."""
+    ctx = make_ctx()
+    keys = apikeys.list_keys(ctx.engine)
+    if as_json:
+        print(json.dumps([asdict(k) for k in keys]))
+        return
+    table = Table("id", "name", "prefix", "scopes", "created", "revoked")
+    for k in keys:
+        table.add_row(
+            str(k.id),
+            k.name,
+            k.prefix,
+            ",".join(k.scopes),
+            _when(k.created_at),
+            _when(k.revoked_at) if k.revoked_at is not None else "",
+        )
+    console.print(table)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key: Annotated[str, typer.Argument(help="the key's id or prefix")]) -> None:
+    """Revoke an API key: its next request gets 401."""
+    ctx = make_ctx()
+    info = apikeys.revoke(ctx.engine, key, ctx.clock.now())
+    console.print(f"API key {info.id} ({info.name}, sm_{info.prefix}_…) revoked", highlight=False)
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
 @app.command("worker")
@@ -101,21 +145,33 @@ def worker_cmd(
 
 @app.command("api")
 def api_cmd(
-    host: Annotated[str | None, typer.Option()] = None,
-    port: Annotated[int | None, typer.Option()] = None,
+    host: Annotated[str | None, typer.Option(help="admin API bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="admin API port")] = None,
+    public_host: Annotated[str | None, typer.Option(help="public listener bind address")] = None,
+    public_port: Annotated[int | None, typer.Option(help="public listener port")] = None,
+    listeners: Annotated[str | None, typer.Option(help="both (default), admin or public")] = None,
 ) -> None:
-    """Serve the REST API, tracking routes and /metrics with uvicorn."""
-    import uvicorn
+    """Serve the admin API (/v1, /docs, /metrics) and the public listener (tracking /t/…,
+    unsubscribe /u/…) in one process, each on its own address."""
+    from steadymail.api.serve import Listeners, Which
 
     setup_logging()
     ctx = make_ctx()
-    uvicorn.run(
-        "steadymail.api.app:app_from_env",
-        factory=True,
-        host=host or ctx.settings.api_host,
-        port=port or ctx.settings.api_port,
-        log_level="warning",
-    )
+    s = ctx.settings
+    s.api_host, s.api_port = host or s.api_host, port or s.api_port
+    s.public_host, s.public_port = public_host or s.public_host, public_port or s.public_port
+    which = listeners or s.api_listeners
+    if which not in ("both", "admin", "public"):
+        raise ValidationError(f"--listeners must be both, admin or public, not {which!r}")
+    served = Listeners(s, ctx.engine, ctx.clock, which=cast(Which, which))
+    if which != "public":
+        err_console.print(f"admin API on http://{s.api_host}:{s.api_port}", highlight=False)
+    if which != "admin":
+        err_console.print(
+            f"public listener on http://{s.public_host}:{s.public_port}", highlight=False
+        )
+    # uvloop's I/O path is markedly cheaper per click redirect than asyncio's default loop.
+    uvloop.run(served.serve_until_signalled())
 
 
 @app.command("sink")
@@ -175,11 +231,6 @@ def inbound_cmd(
         controller.stop()
 
 
-def _dev_key(ctx_data_dir: str) -> str | None:
-    path = os.path.join(ctx_data_dir, "dev-api-key")
-    return open(path).read().strip() if os.path.exists(path) else None
-
-
 def _fresh_prometheus_dir() -> None:
     # `up` owns its processes: counters of an earlier run must not be added to this one's.
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -216,12 +267,7 @@ def up_cmd(
         return
     migrate(s.resolved_database_url())
     _fresh_prometheus_dir()
-    key = _dev_key(str(s.data_dir))
-    if key is None:
-        key = apikeys.create_key(ctx.engine, "dev", {"read", "write", "send"}, ctx.clock.now())
-        path = s.data_dir / "dev-api-key"
-        path.write_text(key + "\n")
-        path.chmod(0o600)
+    dev_key(ctx.engine, s.data_dir / "dev-api-key", ctx.clock.now())
     children = [Child("api", steadymail_argv("api")), Child("monitor", steadymail_argv("monitor"))]
     if sink:
         children.insert(0, Child("sink", steadymail_argv("sink")))
@@ -231,8 +277,9 @@ def up_cmd(
     ]
     console.print(
         f"[bold]steadymail[/] region {s.region}\n"
-        f"  database   {s.resolved_database_url()}\n"
+        f"  database   {shown_url(s.resolved_database_url())}\n"
         f"  API        http://{s.api_host}:{s.api_port}/docs   (key in {s.data_dir}/dev-api-key)\n"
+        f"  public     {s.public_url}   (tracking and unsubscribe links)\n"
         f"  SMTP sink  {s.sink_host}:{s.sink_port}   (`steadymail captured` lists mail)\n"
         f"  workers    {workers or s.workers}, restarted if they die\n"
         f"  monitor    stalls, restarts and crash loops become alerts (`steadymail alerts`)\n"

@@ -2,16 +2,19 @@
 `steadymail flags …` (one region, directly)."""
 
 import json
+import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import httpx
 import typer
+from pydantic import SecretStr
 from rich.table import Table
 
-from steadymail.cli.context import console, make_ctx, setup_logging
+from steadymail.cli.context import console, err_console, make_ctx, setup_logging
 from steadymail.config import load_settings
 from steadymail.errors import SteadymailError
+from steadymail.secretfile import read_or_create
 from steadymail.services import flags as flag_service
 
 rollout_app = typer.Typer(help="Roll a flag out region by region (via the control plane).")
@@ -22,14 +25,20 @@ def control_cmd(
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option()] = None,
 ) -> None:
-    """Run the control plane: region registry, rollout driver, its API."""
+    """Run the control plane: region registry, rollout driver, its API. Without
+    control_api_key, the key in <data_dir>/control-api-key (generated there, 0600, if new)."""
     import uvicorn
+
+    from steadymail.control.app import create_control_app
 
     setup_logging()
     s = load_settings()
+    if s.control_api_key is None:
+        path = s.data_dir / "control-api-key"
+        s.control_api_key = SecretStr(read_or_create(path, lambda: secrets.token_urlsafe(32)))
+        err_console.print(f"control plane API key in {path}", highlight=False)
     uvicorn.run(
-        "steadymail.control.app:control_app_from_env",
-        factory=True,
+        create_control_app(s),
         host=host or s.control_host,
         port=port or s.control_port,
         log_level="warning",
@@ -47,7 +56,7 @@ def _parse_value(text: str) -> Any:
 def _control(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     s = load_settings()
     headers = {}
-    key_file = s.data_dir / "control-api-key"  # written by `up --regions`
+    key_file = s.data_dir / "control-api-key"  # written by `up --regions` and `control`
     if s.control_api_key is not None:
         headers["Authorization"] = f"Bearer {s.control_api_key.get_secret_value()}"
     elif key_file.exists():

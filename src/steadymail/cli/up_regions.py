@@ -1,27 +1,28 @@
 """`steadymail up --regions R1,R2,R3`: every region's stack and the control plane on one machine.
 
 Each region gets its own data directory (`<data_dir>/regions/<name>`), database (a SQLite file
-there, or `database_url` with `{region}` in it, e.g. `postgresql://…/steadymail_{region}`), API
-port (`api_port` + its index), Prometheus directory, monitor and workers. The capture server is
-shared. The control plane knows the regions only by URL and API key.
+there, or `database_url` with `{region}` in it, e.g. `postgresql://…/steadymail_{region}`), admin
+API port (`api_port` + its index), public listener port (`public_port` + its index), Prometheus
+directory, monitor and workers. The capture server is shared. The control plane knows the regions
+only by URL and API key (one with every scope: its rollouts set flags, an admin action).
 """
 
 import json
 import secrets
 import shutil
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import psycopg
 from rich.console import Console
 
+from steadymail.cli.context import shown_url
+from steadymail.cli.devkey import dev_key
 from steadymail.cli.supervisor import Child, Supervisor, exit_reporter, steadymail_argv
 from steadymail.clock import SystemClock
 from steadymail.config import Settings
 from steadymail.errors import ValidationError
-from steadymail.store import apikeys
-from steadymail.store.db import make_engine, migrate, normalise_url
+from steadymail.secretfile import private_dir, read_or_create
+from steadymail.store.db import make_engine, migrate
 
 
 def _database_url(s: Settings, region: str, data_dir: Path) -> str:
@@ -38,15 +39,6 @@ def _database_url(s: Settings, region: str, data_dir: Path) -> str:
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
                 conn.execute(f'CREATE DATABASE "{name}"')
     return url
-
-
-def _secret_file(path: Path, make: Callable[[], str]) -> str:
-    if path.exists():
-        return path.read_text().strip()
-    value = make()
-    path.write_text(value + "\n")
-    path.chmod(0o600)
-    return value
 
 
 def _fresh(directory: Path) -> Path:
@@ -72,23 +64,20 @@ def up_regions(
     reporters = {}
     lines = []
     for i, name in enumerate(names):
-        data_dir = s.data_dir / "regions" / name
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir = private_dir(s.data_dir / "regions" / name)
         url = _database_url(s, name, data_dir)
         migrate(url)
-        engine = make_engine(url)
-        key = _secret_file(
-            data_dir / "dev-api-key",
-            partial(apikeys.create_key, engine, "dev", {"read", "write", "send"}, clock.now()),
-        )
-        port = s.api_port + i
+        engine = make_engine(url, **s.resolved_pg_timeouts())
+        key = dev_key(engine, data_dir / "dev-api-key", clock.now())
+        port, public_port = s.api_port + i, s.public_port + i
         api = f"http://{s.api_host}:{port}"
         env = {
             "STEADYMAIL_REGION": name,
             "STEADYMAIL_DATA_DIR": str(data_dir),
             "STEADYMAIL_DATABASE_URL": url,
             "STEADYMAIL_API_PORT": str(port),
-            "STEADYMAIL_PUBLIC_URL": api,
+            "STEADYMAIL_PUBLIC_PORT": str(public_port),
+            "STEADYMAIL_PUBLIC_URL": Settings.link_base(s.public_host, public_port),
             "PROMETHEUS_MULTIPROC_DIR": str(_fresh(data_dir / "prometheus")),
         }
         region_children = [Child(f"{name}-api", steadymail_argv("api"), env=env)]
@@ -102,9 +91,10 @@ def up_regions(
         children += region_children
         refs.append({"name": name, "url": api, "api_key": key})
         lines.append(
-            f"  {name:<4} API {api}/docs   data {data_dir}   database {normalise_url(url)}"
+            f"  {name:<4} API {api}/docs   public :{public_port}   data {data_dir}   "
+            f"database {shown_url(url)}"
         )
-    control_key = _secret_file(s.data_dir / "control-api-key", lambda: secrets.token_urlsafe(24))
+    control_key = read_or_create(s.data_dir / "control-api-key", lambda: secrets.token_urlsafe(32))
     children.append(
         Child(
             "control",

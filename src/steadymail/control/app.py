@@ -9,19 +9,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Header
+from fastapi import Depends, FastAPI
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
 from steadymail import __version__
 from steadymail.api import errors
+from steadymail.api.deps import bearer, bearer_token
 from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings, load_settings
 from steadymail.control import store
 from steadymail.control.service import ControlPlane
-from steadymail.errors import Unauthorized
+from steadymail.errors import Unauthorized, ValidationError
 from steadymail.store.db import make_engine
 
 log = logging.getLogger("steadymail.control")
+
+# A shorter key could be guessed; `steadymail control` generates 32 random bytes.
+MIN_KEY_LENGTH = 16
 
 
 class RolloutIn(BaseModel):
@@ -44,18 +49,25 @@ class RevertIn(BaseModel):
 
 
 def create_control_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
+    """The control plane's app; refuses to exist without a control API key (ValidationError):
+    it steers every region, so it is never open."""
+    key = settings.control_api_key.get_secret_value() if settings.control_api_key else ""
+    if len(key) < MIN_KEY_LENGTH:
+        raise ValidationError(
+            f"the control plane needs control_api_key (STEADYMAIL_CONTROL_API_KEY), at least "
+            f"{MIN_KEY_LENGTH} characters; `steadymail control` generates one into "
+            f"<data_dir>/control-api-key"
+        )
     clock = clock or SystemClock()
     engine = make_engine(f"sqlite:///{settings.resolved_control_db()}")
     store.create_schema(engine)
     plane = ControlPlane(settings, engine, clock)
-    key = settings.control_api_key
 
-    def authorised(authorization: str | None = Header(default=None)) -> None:
-        if key is None:
-            return
-        given = (authorization or "")[7:].strip() if authorization else ""
-        if not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
-            raise Unauthorized("missing or wrong 'Authorization: Bearer <control API key>'")
+    def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        # The one key is an admin credential: it starts, pauses and rolls back rollouts.
+        given = bearer_token(credentials)
+        if not hmac.compare_digest(given.encode(), key.encode()):
+            raise Unauthorized("wrong control API key")
 
     auth = Depends(authorised)
 

@@ -135,8 +135,9 @@ class Stack:
     def __init__(self, workdir: Path, database_url: str, schedule: Schedule, mode: str) -> None:
         self.workdir, self.mode = workdir, mode
         self.data = workdir / ".steadymail"
-        # Consecutive API ports (up gives region i the port api_port + i).
+        # Consecutive API ports (up gives region i the port api_port + i, and public_port + i).
         self.api_base = self._port_block(len(REGIONS))
+        self.public_base = self._port_block(len(REGIONS))
         self.sink, self.control_port = _free_ports(2)
         self.database_url = database_url
         self.proc: subprocess.Popen[bytes] | None = None
@@ -144,6 +145,7 @@ class Stack:
         env.update(
             {
                 "STEADYMAIL_API_PORT": str(self.api_base),
+                "STEADYMAIL_PUBLIC_PORT": str(self.public_base),
                 "STEADYMAIL_SINK_PORT": str(self.sink),
                 "STEADYMAIL_CONTROL_PORT": str(self.control_port),
                 "STEADYMAIL_CONTROL_URL": f"http://127.0.0.1:{self.control_port}",

@@ -1,12 +1,12 @@
 """Tracking secrets: from settings, or generated once into the data dir for development."""
 
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from steadymail.config import Settings
+from steadymail.secretfile import write_secret
 from steadymail.tracking.tokens import TokenSigner
 
 
@@ -21,20 +21,9 @@ def _generated(path: Path) -> dict[str, str]:
         data: dict[str, str] = json.loads(path.read_text())
         return data
     data = {"kid": "dev1", "secret": secrets.token_urlsafe(32), "ip": secrets.token_urlsafe(32)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Written whole to a private file, then linked into place: link() fails if the name exists,
-    # so two processes starting together agree on one key, and neither ever reads a half-written
-    # file (an O_EXCL create left it empty for a moment: a worker once died reading it).
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
+    # Two processes starting together agree on one key: the one whose file was linked first.
+    if not write_secret(path, json.dumps(data)):
         return _generated(path)
-    finally:
-        tmp.unlink()
     return data
 
 

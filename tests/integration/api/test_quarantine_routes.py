@@ -58,6 +58,7 @@ def test_the_routes(engine: Engine, setup: tuple[Settings, int, int, int]) -> No
     client = TestClient(app)
     rw = {"Authorization": f"Bearer {apikeys.create_key(engine, 'rw', {'read', 'write'}, 0)}"}
     ro = {"Authorization": f"Bearer {apikeys.create_key(engine, 'ro', {'read'}, 0)}"}
+    admin = {"Authorization": f"Bearer {apikeys.create_key(engine, 'op', {'admin'}, 0)}"}
 
     assert client.get("/v1/quarantine").status_code == 401
     r = client.get("/v1/quarantine", params={"send": send_id}, headers=ro)
@@ -74,19 +75,21 @@ def test_the_routes(engine: Engine, setup: tuple[Settings, int, int, int]) -> No
     assert client.get("/v1/quarantine", params={"send": 999}, headers=ro).status_code == 404
 
     release = "/v1/quarantine/release"
-    assert client.post(release, json={"messages": [bad]}, headers=ro).status_code == 401
-    refused = client.post(release, json={"messages": [bad, good]}, headers=rw)
+    # Releasing and requeueing are admin actions: a read or write key is refused (403).
+    assert client.post(release, json={"messages": [bad]}, headers=ro).status_code == 403
+    assert client.post(release, json={"messages": [bad]}, headers=rw).status_code == 403
+    refused = client.post(release, json={"messages": [bad, good]}, headers=admin)
     assert refused.status_code == 409 and f"message {good} is sent" in refused.json()["detail"]
-    both = client.post(release, json={"messages": [bad], "send": send_id}, headers=rw)
+    both = client.post(release, json={"messages": [bad], "send": send_id}, headers=admin)
     assert both.status_code == 422
-    assert client.post(release, json={"messages": [999999]}, headers=rw).status_code == 404
-    ok = client.post(release, json={"send": send_id}, headers=rw)
+    assert client.post(release, json={"messages": [999999]}, headers=admin).status_code == 404
+    ok = client.post(release, json={"send": send_id}, headers=admin)
     assert ok.status_code == 200 and ok.json() == {"released": 1, "messages": [bad]}
     assert client.get("/v1/quarantine", headers=ro).json() == []
 
     requeue = f"/v1/sends/{send_id}/requeue"
-    assert client.post(requeue, headers=ro).status_code == 401
-    r = client.post(requeue, headers=rw)
+    assert client.post(requeue, headers=rw).status_code == 403
+    r = client.post(requeue, headers=admin)
     assert r.status_code == 200 and r.json() == {
         "send": send_id,
         "dead_owner_leases": 0,
@@ -95,7 +98,7 @@ def test_the_routes(engine: Engine, setup: tuple[Settings, int, int, int]) -> No
         "deferred": 0,
         "batches_due": 0,
     }
-    assert client.post("/v1/sends/999/requeue", headers=rw).status_code == 404
+    assert client.post("/v1/sends/999/requeue", headers=admin).status_code == 404
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/quarantine", "/v1/quarantine/release", "/v1/sends/{send_id}/requeue"} <= set(paths)
 

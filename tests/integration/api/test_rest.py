@@ -23,7 +23,7 @@ def test_keys_are_required_and_scoped(live_api: LiveApi, engine: Engine) -> None
     send_only = apikeys.create_key(engine, "app", {"send"}, CLOCK.now())
     with client(live_api, send_only) as c:
         r = c.post("/v1/templates", json={"name": "t", "subject": "s", "text": "x"})
-        assert r.status_code == 401 and "write" in r.json()["detail"]
+        assert r.status_code == 403 and "write" in r.json()["detail"]
         assert (
             c.post(
                 "/v1/messages", json={"to": "a@example.com", "subject": "s", "text": "x"}

@@ -58,8 +58,9 @@ def test_links_pixel_and_one_click_unsubscribe(
     )
     links = [a.attributes.get("href") or "" for a in LexborHTMLParser(html).css("a")]
     click_url, mailto, unsub_url = links
-    assert click_url.startswith(live_api.url + "/t/c/") and mailto == "mailto:help@example.com"
-    assert unsub_url.startswith(live_api.url + "/u/")
+    assert click_url.startswith(live_api.public_url + "/t/c/")
+    assert mailto == "mailto:help@example.com"
+    assert unsub_url.startswith(live_api.public_url + "/u/")
     assert re.search(re.escape(click_url), text)  # text part carries the same tracked link
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert f"<{unsub_url}>" in msg["List-Unsubscribe"] and "mailto:" in msg["List-Unsubscribe"]
@@ -76,9 +77,9 @@ def test_links_pixel_and_one_click_unsubscribe(
             "k1.AAAA.AAAA",
             token.replace(".", "", 1),
         ):
-            r = http.get(f"{live_api.url}/t/c/{bad}")
+            r = http.get(f"{live_api.public_url}/t/c/{bad}")
             assert r.status_code == 404 and "location" not in r.headers
-        assert http.get(f"{live_api.url}/t/o/{token}").status_code == 404  # wrong kind
+        assert http.get(f"{live_api.public_url}/t/o/{token}").status_code == 404  # wrong kind
 
         pixel = re.search(r'src="([^"]*/t/o/[^"]+)"', html)
         assert pixel
@@ -134,8 +135,7 @@ def test_recorded_events_survive_a_clean_shutdown(
     deliver(live_api, engine, recorder, n=1)
     _, html, _ = parts(recorder.messages[0].data)
     click_url = LexborHTMLParser(html).css_first("a").attributes.get("href") or ""
-    live_api.server.should_exit = False
-    recorder_obj = live_api.server.config.app.state.steadymail.recorder
+    recorder_obj = live_api.state.recorder
     recorder_obj._interval = 3600  # nothing is written until shutdown
     with httpx.Client(headers=BROWSER) as http:
         for _ in range(20):
@@ -161,7 +161,7 @@ def test_mailto_unsubscribe(
     assert mailto
     target = urlsplit(mailto.group(1))
     subject = unquote(parse_qs(target.query)["subject"][0])
-    signer = live_api.server.config.app.state.steadymail.signer
+    signer = live_api.state.signer
     port = free_port()
     controller, handler = start_inbound(
         engine, signer, live_api.settings.message_id_domain, "127.0.0.1", port

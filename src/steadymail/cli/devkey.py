@@ -1,0 +1,30 @@
+"""The API key `steadymail up` keeps for a region in its data directory (mode 0600)."""
+
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from steadymail.errors import Unauthorized
+from steadymail.secretfile import read_or_create, write_secret
+from steadymail.store import apikeys
+
+
+def dev_key(engine: Engine, path: Path, now: float) -> str:
+    """The key in `path` if it still works with every scope (the CLI, the control plane's
+    rollouts and a person at /docs all use it); otherwise a new one, written there."""
+
+    def make() -> str:
+        return apikeys.create_key(engine, "dev", set(apikeys.SCOPES), now)
+
+    if not path.exists():
+        return read_or_create(path, make)
+    key = path.read_text().strip()
+    try:
+        if apikeys.authenticate(engine, key) >= apikeys.SCOPES:
+            return key
+    except Unauthorized:
+        pass  # revoked, or from an older database: replaced below
+    # A key from before a scope existed (admin), or revoked: it would leave `up` half-working.
+    key = make()
+    write_secret(path, key + "\n", replace=True)
+    return key
