@@ -19,3 +19,7 @@ class Conflict(SteadymailError):
 
 class Unauthorized(SteadymailError):
     """Missing or wrong credentials, or a key without the needed scope."""
+
+
+class TooLarge(SteadymailError):
+    """A request or upload past a configured size limit."""

@@ -21,6 +21,7 @@ from steadymail.api import (
     watch_routes,
 )
 from steadymail.api.deps import AppState
+from steadymail.api.limits import BodyLimit, body_limit_for
 from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings, load_settings
 from steadymail.metrics import Metrics, SeriesFlusher
@@ -71,6 +72,9 @@ def create_app(settings: Settings, engine: Engine, clock: Clock | None = None) -
         metrics,
     )
     errors.install(app)
+    app.add_middleware(
+        BodyLimit, limit_for=body_limit_for(settings.max_request_bytes, settings.max_import_bytes)
+    )
     # Tracking first: its public routes are the hot path, and routes match in order.
     app.include_router(tracking_routes.router)
     # Before rest's catch-all `POST /v1/sends/{id}/{action}`, which would answer requeue 404.

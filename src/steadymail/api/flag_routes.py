@@ -2,30 +2,33 @@
 
 from typing import Any
 
-from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Query
+from pydantic import Field
 
 from steadymail.api.deps import AppState, Read, Write
+from steadymail.api.errors import ERROR_RESPONSES
+from steadymail.api.limits import Page, Paged
+from steadymail.api.models import FlagChangeOut, In, JsonValue, Labels
 from steadymail.services import flags
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
 
-class FlagIn(BaseModel):
-    value: Any = None  # null unsets the flag
+class FlagIn(In):
+    value: JsonValue = None  # null unsets the flag
     by: str = Field(min_length=1, max_length=200)
     reason: str = Field(default="", max_length=2000)
 
 
-class ExternalAlertIn(BaseModel):
+class ExternalAlertIn(In):
     fingerprint: str = Field(min_length=1, max_length=300)
     summary: str = Field(default="", max_length=2000)
-    labels: dict[str, Any] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     detail: str = Field(default="", max_length=4000)
     resolve: bool = False
 
 
-class NoteIn(BaseModel):
+class NoteIn(In):
     by: str = Field(min_length=1, max_length=200)
     text: str = Field(min_length=1, max_length=4000)
 
@@ -37,8 +40,13 @@ def get_flags(st: AppState = Read) -> dict[str, Any]:
 
 
 @router.get("/flags/history")
-def get_flag_history(name: str | None = None, st: AppState = Read) -> list[dict[str, Any]]:
-    return flags.history(st.engine, name)
+def get_flag_history(
+    name: str | None = Query(default=None, max_length=100),
+    page: Page = Paged,
+    st: AppState = Read,
+) -> list[FlagChangeOut]:
+    """Flag changes, newest first; ``name`` narrows to one flag."""
+    return [FlagChangeOut(**c) for c in flags.history(st.engine, name, page.limit, page.offset)]
 
 
 @router.put("/flags/{name}")

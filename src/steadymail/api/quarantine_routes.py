@@ -4,9 +4,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from steadymail.api.deps import AppState, Read, Write
+from steadymail.api.errors import ERROR_RESPONSES
+from steadymail.api.limits import Page, Paged
+from steadymail.api.models import In
 from steadymail.services import quarantine
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
 
 class QuarantinedOut(BaseModel):
@@ -18,10 +21,10 @@ class QuarantinedOut(BaseModel):
     quarantined_at: float | None = Field(description="epoch seconds; null if unknown")
 
 
-class ReleaseIn(BaseModel):
+class ReleaseIn(In):
     """Either ``messages`` (ids) or ``send`` (every quarantined message of that send)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     messages: list[int] | None = Field(default=None, max_length=quarantine.MAX_RELEASE)
     send: int | None = None
@@ -43,7 +46,7 @@ class RequeueOut(BaseModel):
 
 @router.get("/quarantine")
 def get_quarantine(
-    send: int | None = None, limit: int = 100, st: AppState = Read
+    send: int | None = None, page: Page = Paged, st: AppState = Read
 ) -> list[QuarantinedOut]:
     """Quarantined messages, oldest first; ``send`` narrows to one send."""
     return [
@@ -55,7 +58,7 @@ def get_quarantine(
             last_error=m.last_error,
             quarantined_at=m.quarantined_at,
         )
-        for m in quarantine.listing(st.engine, send, limit)
+        for m in quarantine.listing(st.engine, send, page.limit, page.offset)
     ]
 
 
