@@ -48,6 +48,7 @@ def _doc(text: str) -> dict[str, Any]:
 
 # The error answers every /v1 route documents in its OpenAPI schema.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _doc("the body could not be parsed (not UTF-8 JSON)"),
     401: _doc("missing or unknown API key"),
     403: _doc("the API key lacks the scope the route needs"),
     404: _doc("no such object"),

@@ -8,7 +8,7 @@ from pydantic import Field
 from steadymail.api.deps import AppState, Read, Write
 from steadymail.api.errors import ERROR_RESPONSES
 from steadymail.api.limits import Page, Paged
-from steadymail.api.models import FlagChangeOut, In, JsonValue, Labels
+from steadymail.api.models import FlagChangeOut, In, JsonValue, Labels, PathId
 from steadymail.services import flags
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
@@ -58,7 +58,7 @@ def put_flag(name: str, body: FlagIn, st: AppState = Write) -> dict[str, Any]:
 
 
 @router.post("/alerts/{alert_id}/notes", status_code=201)
-def post_note(alert_id: int, body: NoteIn, st: AppState = Write) -> dict[str, str]:
+def post_note(alert_id: PathId, body: NoteIn, st: AppState = Write) -> dict[str, str]:
     flags.note_alert(st.engine, st.clock, alert_id, body.by, body.text)
     return {"status": "noted"}
 

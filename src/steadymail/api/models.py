@@ -9,6 +9,7 @@ import json
 import math
 from typing import Annotated, Any
 
+from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from steadymail.domain.headers import check_custom_headers
@@ -22,6 +23,8 @@ MAX_VARIABLE_NAME_CHARS = 100
 MAX_VARIABLES_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 20
 MAX_ADDRESS_CHARS = 320
+# Ids are 64-bit integers in both databases; a larger one can name nothing.
+MAX_ID = 2**63 - 1
 
 
 class In(BaseModel):
@@ -72,6 +75,9 @@ CustomHeaders = Annotated[dict[str, str], AfterValidator(_headers)]
 Subject = Annotated[str, Field(max_length=MAX_SUBJECT_CHARS)]
 Part = Annotated[str, Field(max_length=MAX_PART_CHARS)]
 Address = Annotated[str, Field(min_length=1, max_length=MAX_ADDRESS_CHARS)]
+BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
+QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
 class Out(BaseModel):
@@ -172,4 +178,4 @@ class FlagChangeOut(Out):
 
 class SeriesOut(Out):
     name: str
-    points: list[tuple[float, float]]
+    points: list[list[float]] = Field(description="[epoch seconds, value] pairs")

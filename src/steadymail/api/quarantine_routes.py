@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from steadymail.api.deps import AppState, Read, Write
 from steadymail.api.errors import ERROR_RESPONSES
 from steadymail.api.limits import Page, Paged
-from steadymail.api.models import In
+from steadymail.api.models import BodyId, In, PathId, QueryId
 from steadymail.services import quarantine
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
@@ -26,8 +26,8 @@ class ReleaseIn(In):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    messages: list[int] | None = Field(default=None, max_length=quarantine.MAX_RELEASE)
-    send: int | None = None
+    messages: list[BodyId] | None = Field(default=None, max_length=quarantine.MAX_RELEASE)
+    send: BodyId | None = None
 
 
 class ReleaseOut(BaseModel):
@@ -46,7 +46,7 @@ class RequeueOut(BaseModel):
 
 @router.get("/quarantine")
 def get_quarantine(
-    send: int | None = None, page: Page = Paged, st: AppState = Read
+    send: QueryId = None, page: Page = Paged, st: AppState = Read
 ) -> list[QuarantinedOut]:
     """Quarantined messages, oldest first; ``send`` narrows to one send."""
     return [
@@ -70,7 +70,7 @@ def post_release(body: ReleaseIn, st: AppState = Write) -> ReleaseOut:
 
 
 @router.post("/sends/{send_id}/requeue")
-def post_requeue(send_id: int, st: AppState = Write) -> RequeueOut:
+def post_requeue(send_id: PathId, st: AppState = Write) -> RequeueOut:
     """Leases of dead workers expire now (a live worker reclaims them), deferred messages are
     due now; leases of live workers are left alone."""
     return RequeueOut(send=send_id, **quarantine.requeue(st.engine, st.clock, st.settings, send_id))

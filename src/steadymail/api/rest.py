@@ -12,6 +12,7 @@ from steadymail.api.errors import ERROR_RESPONSES
 from steadymail.api.limits import Page, Paged
 from steadymail.api.models import (
     Address,
+    BodyId,
     CapturedOut,
     Created,
     CustomHeaders,
@@ -20,6 +21,7 @@ from steadymail.api.models import (
     ListOut,
     MessageOut,
     Part,
+    PathId,
     QueuedOut,
     SendOut,
     Subject,
@@ -49,13 +51,13 @@ class TemplateIn(In):
 class CampaignIn(In):
     name: str = Field(min_length=1, max_length=200)
     list: str = Field(min_length=1, max_length=200)
-    template: int | str
+    template: BodyId | str
     from_addr: Address | None = Field(default=None, alias="from")
 
 
 class MessageIn(In):
     to: list[Address] | Address = Field(description="one address or a list of them")
-    template: int | str | None = None
+    template: BodyId | str | None = None
     subject: Subject | None = None
     html: Part = ""
     text: Part = ""
@@ -149,26 +151,26 @@ def get_sends(page: Page = Paged, st: AppState = Read) -> list[SendOut]:
 
 
 @router.get("/sends/{send_id}")
-def get_send(send_id: int, st: AppState = Read) -> SendOut:
+def get_send(send_id: PathId, st: AppState = Read) -> SendOut:
     """A send with its progress: messages by state."""
     return SendOut(**campaigns.status(st.engine, send_id))
 
 
 @router.get("/sends/{send_id}/stats")
-def get_send_stats(send_id: int, st: AppState = Read) -> dict[str, Any]:
+def get_send_stats(send_id: PathId, st: AppState = Read) -> dict[str, Any]:
     """Delivered, opens, clicks (human and machine apart), unsubscribes, and per-link clicks."""
     sends.get_send(st.engine, send_id)
     return tracking.send_stats(st.engine, send_id)
 
 
 @router.post("/sends/{send_id}/start")
-def start_send(send_id: int, st: AppState = Write) -> dict[str, Any]:
+def start_send(send_id: PathId, st: AppState = Write) -> dict[str, Any]:
     """Materialise the messages (suppressed contacts skipped and counted) and start sending."""
     return {"send_id": send_id, **campaigns.start(st.engine, st.clock, st.settings, send_id)}
 
 
 @router.post("/sends/{send_id}/{action}")
-def steer_send(send_id: int, action: str, st: AppState = Write) -> dict[str, Any]:
+def steer_send(send_id: PathId, action: str, st: AppState = Write) -> dict[str, Any]:
     """``action``: pause, resume or cancel."""
     if action not in {"pause", "resume", "cancel"}:
         raise NotFound(f"no action {action!r}: pause, resume or cancel")
@@ -202,7 +204,7 @@ def post_message(body: MessageIn, st: AppState = Send) -> QueuedOut:
 
 
 @router.get("/messages/{send_id}")
-def get_messages(send_id: int, page: Page = Paged, st: AppState = Read) -> list[MessageOut]:
+def get_messages(send_id: PathId, page: Page = Paged, st: AppState = Read) -> list[MessageOut]:
     """A send's messages, in the order they were queued (without their payloads)."""
     rows = sends.message_rows(st.engine, send_id, page.limit, page.offset)
     for r in rows:
@@ -221,9 +223,8 @@ def get_captured(
 
 @router.get(
     "/captured/{capture_id}/raw",
-    response_class=Response,
     responses={200: {"content": {"message/rfc822": {}}, "description": "the message as received"}},
 )
-def get_captured_raw(capture_id: int, st: AppState = Read) -> Response:
+def get_captured_raw(capture_id: PathId, st: AppState = Read) -> Response:
     data = capture.raw(capture.open_capture(st.capture_path), capture_id)
     return Response(content=data, media_type="message/rfc822")

@@ -7,7 +7,15 @@ from pydantic import BaseModel, Field
 from steadymail.api.deps import AppState, Read, Write
 from steadymail.api.errors import ERROR_RESPONSES
 from steadymail.api.limits import MAX_PAGE, Page, Paged
-from steadymail.api.models import AlertOut, ChangeOut, In, Labels, SeriesOut, WorkerOut
+from steadymail.api.models import (
+    AlertOut,
+    ChangeOut,
+    In,
+    Labels,
+    PathId,
+    SeriesOut,
+    WorkerOut,
+)
 from steadymail.services import exits, metrics, watching
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
@@ -48,13 +56,13 @@ def get_alerts(
 
 
 @router.get("/alerts/{alert_id}")
-def get_alert(alert_id: int, st: AppState = Read) -> AlertOut:
+def get_alert(alert_id: PathId, st: AppState = Read) -> AlertOut:
     """An alert with its timeline."""
     return AlertOut(**watching.alert(st.engine, alert_id))
 
 
 @router.post("/alerts/{alert_id}/ack")
-def ack_alert(alert_id: int, body: AckIn, st: AppState = Write) -> AlertOut:
+def ack_alert(alert_id: PathId, body: AckIn, st: AppState = Write) -> AlertOut:
     watching.ack(st.engine, st.clock, alert_id, body.by)
     return AlertOut(**watching.alert(st.engine, alert_id))
 
@@ -80,10 +88,9 @@ def get_stalls(page: Page = Paged, st: AppState = Read) -> list[AlertOut]:
 
 @router.get(
     "/incidents/{alert_id}",
-    response_class=PlainTextResponse,
     responses={200: {"content": {"text/markdown": {}}, "description": "the postmortem draft"}},
 )
-def get_incident(alert_id: int, st: AppState = Read) -> PlainTextResponse:
+def get_incident(alert_id: PathId, st: AppState = Read) -> PlainTextResponse:
     return PlainTextResponse(
         watching.incident(st.engine, st.clock, alert_id), media_type="text/markdown"
     )
