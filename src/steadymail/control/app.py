@@ -10,10 +10,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Header
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from steadymail import __version__
 from steadymail.api import errors
+from steadymail.api.models import JsonValue
 from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings, load_settings
 from steadymail.control import store
@@ -25,8 +26,10 @@ log = logging.getLogger("steadymail.control")
 
 
 class RolloutIn(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     flag: str
-    value: Any = None
+    value: JsonValue = None
     plan: str | None = None  # "R3,R1,R2"; default: the canary first
     bake: str | float | None = None  # "10m"; default: the policy's minimum
     guard: str | float | None = None
@@ -35,10 +38,14 @@ class RolloutIn(BaseModel):
 
 
 class ActorIn(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     by: str = Field(min_length=1, max_length=200)
 
 
 class RevertIn(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     by: str = Field(min_length=1, max_length=200)
     reason: str = Field(min_length=1, max_length=2000)
 
