@@ -8,7 +8,17 @@ from pydantic import Field
 from steadymail.api.deps import AppState, Read, Write
 from steadymail.api.errors import ERROR_RESPONSES
 from steadymail.api.limits import Page, Paged
-from steadymail.api.models import FlagChangeOut, In, JsonValue, Labels, PathId
+from steadymail.api.models import (
+    ExternalAlertOut,
+    FlagChangeOut,
+    FlagSetOut,
+    FlagsOut,
+    In,
+    JsonValue,
+    Labels,
+    NotedOut,
+    PathId,
+)
 from steadymail.services import flags
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
@@ -33,7 +43,7 @@ class NoteIn(In):
     text: str = Field(min_length=1, max_length=4000)
 
 
-@router.get("/flags")
+@router.get("/flags", response_model=FlagsOut)
 def get_flags(st: AppState = Read) -> dict[str, Any]:
     """Flags set in this region, and every flag the region knows."""
     return flags.listing(st.engine, st.settings.region)
@@ -49,7 +59,7 @@ def get_flag_history(
     return [FlagChangeOut(**c) for c in flags.history(st.engine, name, page.limit, page.offset)]
 
 
-@router.put("/flags/{name}")
+@router.put("/flags/{name}", response_model=FlagSetOut)
 def put_flag(name: str, body: FlagIn, st: AppState = Write) -> dict[str, Any]:
     """Set (or, with a null value, unset) a flag; workers pick it up within a second."""
     return flags.set_flag(
@@ -57,13 +67,13 @@ def put_flag(name: str, body: FlagIn, st: AppState = Write) -> dict[str, Any]:
     )
 
 
-@router.post("/alerts/{alert_id}/notes", status_code=201)
+@router.post("/alerts/{alert_id}/notes", status_code=201, response_model=NotedOut)
 def post_note(alert_id: PathId, body: NoteIn, st: AppState = Write) -> dict[str, str]:
     flags.note_alert(st.engine, st.clock, alert_id, body.by, body.text)
     return {"status": "noted"}
 
 
-@router.post("/alerts")
+@router.post("/alerts", response_model=ExternalAlertOut)
 def post_alert(body: ExternalAlertIn, st: AppState = Write) -> dict[str, Any]:
     """Raise or resolve an alert from outside (``rollout:<id>``: the control plane's rollbacks)."""
     return flags.external_alert(

@@ -176,6 +176,46 @@ class FlagChangeOut(Out):
     by: str
 
 
+class StartedOut(Out):
+    send_id: int
+    messages: int = Field(description="messages materialised")
+    batches: int
+    suppressed: int = Field(description="contacts skipped: suppressed or unsubscribed")
+
+
+class SteeredOut(BaseModel):
+    send_id: int
+    state: str
+
+
+class StatsOut(Out):
+    send_id: int
+    delivered: int
+    links: list[dict[str, Any]] = Field(description="clicks per link")
+
+
+class FlagsOut(BaseModel):
+    region: str
+    flags: dict[str, Any] = Field(description="flags set in this region, by name")
+    known: dict[str, str] = Field(description="every flag the region knows, with what it does")
+
+
+class FlagSetOut(BaseModel):
+    name: str
+    value: Any
+    previous: Any
+
+
+class ExternalAlertOut(BaseModel):
+    id: int | None = Field(description="the alert; null when there was none to resolve")
+    opened: bool | None = Field(default=None, description="raised: a new alert was opened")
+    resolved: bool | None = Field(default=None, description="resolved: an alert was resolved")
+
+
+class NotedOut(BaseModel):
+    status: str
+
+
 class SeriesOut(Out):
     name: str
     points: list[list[float]] = Field(description="[epoch seconds, value] pairs")

@@ -24,6 +24,9 @@ from steadymail.api.models import (
     PathId,
     QueuedOut,
     SendOut,
+    StartedOut,
+    StatsOut,
+    SteeredOut,
     Subject,
     TemplateOut,
     Variables,
@@ -156,20 +159,20 @@ def get_send(send_id: PathId, st: AppState = Read) -> SendOut:
     return SendOut(**campaigns.status(st.engine, send_id))
 
 
-@router.get("/sends/{send_id}/stats")
+@router.get("/sends/{send_id}/stats", response_model=StatsOut)
 def get_send_stats(send_id: PathId, st: AppState = Read) -> dict[str, Any]:
     """Delivered, opens, clicks (human and machine apart), unsubscribes, and per-link clicks."""
     sends.get_send(st.engine, send_id)
     return tracking.send_stats(st.engine, send_id)
 
 
-@router.post("/sends/{send_id}/start")
+@router.post("/sends/{send_id}/start", response_model=StartedOut)
 def start_send(send_id: PathId, st: AppState = Write) -> dict[str, Any]:
     """Materialise the messages (suppressed contacts skipped and counted) and start sending."""
     return {"send_id": send_id, **campaigns.start(st.engine, st.clock, st.settings, send_id)}
 
 
-@router.post("/sends/{send_id}/{action}")
+@router.post("/sends/{send_id}/{action}", response_model=SteeredOut)
 def steer_send(send_id: PathId, action: str, st: AppState = Write) -> dict[str, Any]:
     """``action``: pause, resume or cancel."""
     if action not in {"pause", "resume", "cancel"}:
