@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     """Everything configurable; build once at the edge and pass down."""
 
     model_config = SettingsConfigDict(
-        env_prefix="STEADYMAIL_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="STEADYMAIL_", env_nested_delimiter="__", extra="ignore", allow_inf_nan=False
     )
 
     region: str = "R1"
@@ -189,6 +189,14 @@ class Settings(BaseSettings):
     public_port: int = 8040
     # Which listeners `steadymail api` runs: both in one process (default), or only one.
     api_listeners: Literal["both", "admin", "public"] = "both"
+
+    # request limits (issue 11): past them the API answers 413 (bodies) or 422 (counts).
+    # Bytes of any request body except a CSV import.
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Bytes of a CSV body to `POST /v1/lists/{name}/import`, read as a stream.
+    max_import_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    # Recipients of one `POST /v1/messages`.
+    max_recipients: int = Field(default=1000, ge=1)
 
     @model_validator(mode="after")
     def _default_public_url(self) -> "Settings":

@@ -23,3 +23,7 @@ class Unauthorized(SteadymailError):
 
 class Forbidden(SteadymailError):
     """Valid credentials that lack the scope the action needs."""
+
+
+class TooLarge(SteadymailError):
+    """A request or upload past a configured size limit."""

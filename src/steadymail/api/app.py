@@ -23,6 +23,7 @@ from steadymail.api import (
     tracking_routes,
     watch_routes,
 )
+from steadymail.api.limits import BodyLimit, body_limit_for
 from steadymail.api.runtime import ApiRuntime
 from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings, load_settings
@@ -40,6 +41,9 @@ def create_app(
     app = FastAPI(title="steadymail", version=__version__, lifespan=runtime.lifespan)
     app.state.steadymail = runtime.state
     errors.install(app)
+    app.add_middleware(
+        BodyLimit, limit_for=body_limit_for(settings.max_request_bytes, settings.max_import_bytes)
+    )
     # Before rest's catch-all `POST /v1/sends/{id}/{action}`, which would answer requeue 404.
     app.include_router(quarantine_routes.router)
     app.include_router(rest.router)
@@ -84,6 +88,10 @@ def create_public_app(
     app = FastAPI(lifespan=runtime.lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     app.state.steadymail = runtime.state
     errors.install(app)
+    # Nothing here takes an upload: every body is held to the ordinary request limit.
+    app.add_middleware(
+        BodyLimit, limit_for=body_limit_for(settings.max_request_bytes, settings.max_request_bytes)
+    )
     app.include_router(tracking_routes.router)
 
     @app.get("/healthz")

@@ -2,46 +2,64 @@
 
 from typing import Any
 
-from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Query
+from pydantic import Field
 
 from steadymail.api.deps import Admin, AppState, Read, Write
+from steadymail.api.errors import ERROR_RESPONSES
+from steadymail.api.limits import Page, Paged
+from steadymail.api.models import (
+    ExternalAlertOut,
+    FlagChangeOut,
+    FlagSetOut,
+    FlagsOut,
+    In,
+    JsonValue,
+    Labels,
+    NotedOut,
+    PathId,
+)
 from steadymail.services import flags
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
 
-class FlagIn(BaseModel):
-    value: Any = None  # null unsets the flag
+class FlagIn(In):
+    value: JsonValue = None  # null unsets the flag
     by: str = Field(min_length=1, max_length=200)
     reason: str = Field(default="", max_length=2000)
 
 
-class ExternalAlertIn(BaseModel):
+class ExternalAlertIn(In):
     fingerprint: str = Field(min_length=1, max_length=300)
     summary: str = Field(default="", max_length=2000)
-    labels: dict[str, Any] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     detail: str = Field(default="", max_length=4000)
     resolve: bool = False
 
 
-class NoteIn(BaseModel):
+class NoteIn(In):
     by: str = Field(min_length=1, max_length=200)
     text: str = Field(min_length=1, max_length=4000)
 
 
-@router.get("/flags")
+@router.get("/flags", response_model=FlagsOut)
 def get_flags(st: AppState = Read) -> dict[str, Any]:
     """Flags set in this region, and every flag the region knows."""
     return flags.listing(st.engine, st.settings.region)
 
 
 @router.get("/flags/history")
-def get_flag_history(name: str | None = None, st: AppState = Read) -> list[dict[str, Any]]:
-    return flags.history(st.engine, name)
+def get_flag_history(
+    name: str | None = Query(default=None, max_length=100),
+    page: Page = Paged,
+    st: AppState = Read,
+) -> list[FlagChangeOut]:
+    """Flag changes, newest first; ``name`` narrows to one flag."""
+    return [FlagChangeOut(**c) for c in flags.history(st.engine, name, page.limit, page.offset)]
 
 
-@router.put("/flags/{name}")
+@router.put("/flags/{name}", response_model=FlagSetOut)
 def put_flag(name: str, body: FlagIn, st: AppState = Admin) -> dict[str, Any]:
     """Set (or, with a null value, unset) a flag; workers pick it up within a second."""
     return flags.set_flag(
@@ -49,13 +67,13 @@ def put_flag(name: str, body: FlagIn, st: AppState = Admin) -> dict[str, Any]:
     )
 
 
-@router.post("/alerts/{alert_id}/notes", status_code=201)
-def post_note(alert_id: int, body: NoteIn, st: AppState = Write) -> dict[str, str]:
+@router.post("/alerts/{alert_id}/notes", status_code=201, response_model=NotedOut)
+def post_note(alert_id: PathId, body: NoteIn, st: AppState = Write) -> dict[str, str]:
     flags.note_alert(st.engine, st.clock, alert_id, body.by, body.text)
     return {"status": "noted"}
 
 
-@router.post("/alerts")
+@router.post("/alerts", response_model=ExternalAlertOut)
 def post_alert(body: ExternalAlertIn, st: AppState = Write) -> dict[str, Any]:
     """Raise or resolve an alert from outside (``rollout:<id>``: the control plane's rollbacks)."""
     return flags.external_alert(

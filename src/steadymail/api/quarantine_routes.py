@@ -4,9 +4,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from steadymail.api.deps import Admin, AppState, Read
+from steadymail.api.errors import ERROR_RESPONSES
+from steadymail.api.limits import Page, Paged
+from steadymail.api.models import BodyId, In, PathId, QueryId
 from steadymail.services import quarantine
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
 
 class QuarantinedOut(BaseModel):
@@ -18,13 +21,13 @@ class QuarantinedOut(BaseModel):
     quarantined_at: float | None = Field(description="epoch seconds; null if unknown")
 
 
-class ReleaseIn(BaseModel):
+class ReleaseIn(In):
     """Either ``messages`` (ids) or ``send`` (every quarantined message of that send)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    messages: list[int] | None = Field(default=None, max_length=quarantine.MAX_RELEASE)
-    send: int | None = None
+    messages: list[BodyId] | None = Field(default=None, max_length=quarantine.MAX_RELEASE)
+    send: BodyId | None = None
 
 
 class ReleaseOut(BaseModel):
@@ -43,7 +46,7 @@ class RequeueOut(BaseModel):
 
 @router.get("/quarantine")
 def get_quarantine(
-    send: int | None = None, limit: int = 100, st: AppState = Read
+    send: QueryId = None, page: Page = Paged, st: AppState = Read
 ) -> list[QuarantinedOut]:
     """Quarantined messages, oldest first; ``send`` narrows to one send."""
     return [
@@ -55,7 +58,7 @@ def get_quarantine(
             last_error=m.last_error,
             quarantined_at=m.quarantined_at,
         )
-        for m in quarantine.listing(st.engine, send, limit)
+        for m in quarantine.listing(st.engine, send, page.limit, page.offset)
     ]
 
 
@@ -67,7 +70,7 @@ def post_release(body: ReleaseIn, st: AppState = Admin) -> ReleaseOut:
 
 
 @router.post("/sends/{send_id}/requeue")
-def post_requeue(send_id: int, st: AppState = Admin) -> RequeueOut:
+def post_requeue(send_id: PathId, st: AppState = Admin) -> RequeueOut:
     """Leases of dead workers expire now (a live worker reclaims them), deferred messages are
     due now; leases of live workers are left alone."""
     return RequeueOut(send=send_id, **quarantine.requeue(st.engine, st.clock, st.settings, send_id))

@@ -5,84 +5,136 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import Field, model_validator
 
 from steadymail.api.deps import AppState, Read, Send, Write
+from steadymail.api.errors import ERROR_RESPONSES
+from steadymail.api.limits import Page, Paged
+from steadymail.api.models import (
+    Address,
+    BodyId,
+    CapturedOut,
+    Created,
+    CustomHeaders,
+    ImportOut,
+    In,
+    ListOut,
+    MessageOut,
+    Part,
+    PathId,
+    QueuedOut,
+    SendOut,
+    StartedOut,
+    StatsOut,
+    SteeredOut,
+    Subject,
+    TemplateOut,
+    Variables,
+)
+from steadymail.domain.headers import BadHeader, check_custom_headers
+from steadymail.errors import NotFound, ValidationError
 from steadymail.services import campaigns, csv_import, templates, transactional
 from steadymail.store import capture, contacts, sends, tracking
 from steadymail.store import templates as template_store
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
 
-class ListIn(BaseModel):
+class ListIn(In):
     name: str = Field(min_length=1, max_length=200)
 
 
-class TemplateIn(BaseModel):
+class TemplateIn(In):
     name: str = Field(min_length=1, max_length=200)
-    subject: str
-    html: str = ""
-    text: str = ""
+    subject: Subject
+    html: Part = ""
+    text: Part = ""
 
 
-class CampaignIn(BaseModel):
+class CampaignIn(In):
     name: str = Field(min_length=1, max_length=200)
-    list: str
-    template: int | str
-    from_addr: str | None = Field(default=None, alias="from")
+    list: str = Field(min_length=1, max_length=200)
+    template: BodyId | str
+    from_addr: Address | None = Field(default=None, alias="from")
 
 
-class MessageIn(BaseModel):
-    to: list[str] | str
-    template: int | str | None = None
-    subject: str | None = None
-    html: str = ""
-    text: str = ""
-    vars: dict[str, Any] = Field(default_factory=dict)
-    from_addr: str | None = Field(default=None, alias="from")
-    headers: dict[str, str] = Field(default_factory=dict)
+class MessageIn(In):
+    to: list[Address] | Address = Field(description="one address or a list of them")
+    template: BodyId | str | None = None
+    subject: Subject | None = None
+    html: Part = ""
+    text: Part = ""
+    vars: Variables = Field(default_factory=dict)
+    from_addr: Address | None = Field(default=None, alias="from")
+    headers: CustomHeaders = Field(
+        default_factory=dict,
+        description="extra headers; names the platform sets (From, To, Cc, Bcc, Subject, Date,"
+        " Message-ID, MIME-Version, Content-*, Return-Path, Received, DKIM-Signature, ...)"
+        " are refused",
+    )
     list_unsubscribe: bool = False
+
+    @model_validator(mode="after")
+    def _no_second_list_unsubscribe(self) -> "MessageIn":
+        try:
+            check_custom_headers(self.headers, list_unsubscribe=self.list_unsubscribe)
+        except BadHeader as e:
+            raise ValueError(str(e)) from e
+        return self
 
 
 @router.get("/lists")
-def get_lists(st: AppState = Read) -> list[dict[str, Any]]:
-    return contacts.all_lists(st.engine)
+def get_lists(page: Page = Paged, st: AppState = Read) -> list[ListOut]:
+    """Contact lists with their sizes, oldest first."""
+    return [ListOut(**r) for r in contacts.all_lists(st.engine, page.limit, page.offset)]
 
 
 @router.post("/lists", status_code=201)
-def post_list(body: ListIn, st: AppState = Write) -> dict[str, Any]:
-    return {"id": contacts.create_list(st.engine, body.name, st.clock.now()), "name": body.name}
+def post_list(body: ListIn, st: AppState = Write) -> Created:
+    return Created(id=contacts.create_list(st.engine, body.name, st.clock.now()), name=body.name)
 
 
-@router.post("/lists/{name}/import")
-async def import_csv(name: str, request: Request, st: AppState = Write) -> dict[str, Any]:
-    """Import a CSV body (`email` column plus attributes); bad rows are reported by line."""
-    raw = await request.body()
+@router.post(
+    "/lists/{name}/import",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+    },
+)
+async def import_csv(name: str, request: Request, st: AppState = Write) -> ImportOut:
+    """Import a CSV body (`email` column plus attributes); bad rows are reported by line, good
+    rows kept. A body past `max_import_bytes` is refused whole (413) before it is parsed."""
+    # The body limit (api/limits.py) raises as the stream passes it: memory stays bounded.
+    chunks = [chunk async for chunk in request.stream()]
+    raw = b"".join(chunks)
     report = await asyncio.to_thread(csv_import.import_contacts, st.engine, st.clock, raw, name)
-    return {
-        "list": report.list_name,
-        "imported": report.imported,
-        "skipped_existing": report.skipped_existing,
-        "errors": [{"line": e.line, "reason": e.reason} for e in report.errors],
-    }
+    return ImportOut.model_validate(
+        {
+            "list": report.list_name,
+            "imported": report.imported,
+            "skipped_existing": report.skipped_existing,
+            "errors": [{"line": e.line, "reason": e.reason} for e in report.errors],
+        }
+    )
 
 
 @router.get("/templates")
-def get_templates(st: AppState = Read) -> list[dict[str, Any]]:
-    return template_store.all_templates(st.engine)
+def get_templates(page: Page = Paged, st: AppState = Read) -> list[TemplateOut]:
+    """Templates (without their bodies), oldest first."""
+    return [
+        TemplateOut(**r) for r in template_store.all_templates(st.engine, page.limit, page.offset)
+    ]
 
 
 @router.post("/templates", status_code=201)
-def post_template(body: TemplateIn, st: AppState = Write) -> dict[str, Any]:
+def post_template(body: TemplateIn, st: AppState = Write) -> Created:
     tid = templates.create_template(
         st.engine, st.clock, body.name, body.subject, body.html, body.text
     )
-    return {"id": tid, "name": body.name}
+    return Created(id=tid, name=body.name)
 
 
 @router.post("/campaigns", status_code=201)
-def post_campaign(body: CampaignIn, st: AppState = Write) -> dict[str, Any]:
+def post_campaign(body: CampaignIn, st: AppState = Write) -> SendOut:
     send_id = campaigns.create_campaign(
         st.engine,
         st.clock,
@@ -92,75 +144,90 @@ def post_campaign(body: CampaignIn, st: AppState = Write) -> dict[str, Any]:
         template=body.template,
         from_addr=body.from_addr,
     )
-    return sends.get_send(st.engine, send_id)
+    return SendOut(**sends.get_send(st.engine, send_id))
 
 
 @router.get("/sends")
-def get_sends(st: AppState = Read) -> list[dict[str, Any]]:
-    return sends.all_sends(st.engine)
+def get_sends(page: Page = Paged, st: AppState = Read) -> list[SendOut]:
+    """Sends, oldest first."""
+    return [SendOut(**r) for r in sends.all_sends(st.engine, page.limit, page.offset)]
 
 
 @router.get("/sends/{send_id}")
-def get_send(send_id: int, st: AppState = Read) -> dict[str, Any]:
-    return campaigns.status(st.engine, send_id)
+def get_send(send_id: PathId, st: AppState = Read) -> SendOut:
+    """A send with its progress: messages by state."""
+    return SendOut(**campaigns.status(st.engine, send_id))
 
 
-@router.get("/sends/{send_id}/stats")
-def get_send_stats(send_id: int, st: AppState = Read) -> dict[str, Any]:
+@router.get("/sends/{send_id}/stats", response_model=StatsOut)
+def get_send_stats(send_id: PathId, st: AppState = Read) -> dict[str, Any]:
     """Delivered, opens, clicks (human and machine apart), unsubscribes, and per-link clicks."""
     sends.get_send(st.engine, send_id)
     return tracking.send_stats(st.engine, send_id)
 
 
-@router.post("/sends/{send_id}/start")
-def start_send(send_id: int, st: AppState = Write) -> dict[str, Any]:
+@router.post("/sends/{send_id}/start", response_model=StartedOut)
+def start_send(send_id: PathId, st: AppState = Write) -> dict[str, Any]:
+    """Materialise the messages (suppressed contacts skipped and counted) and start sending."""
     return {"send_id": send_id, **campaigns.start(st.engine, st.clock, st.settings, send_id)}
 
 
-@router.post("/sends/{send_id}/{action}")
-def steer_send(send_id: int, action: str, st: AppState = Write) -> dict[str, Any]:
+@router.post("/sends/{send_id}/{action}", response_model=SteeredOut)
+def steer_send(send_id: PathId, action: str, st: AppState = Write) -> dict[str, Any]:
+    """``action``: pause, resume or cancel."""
     if action not in {"pause", "resume", "cancel"}:
-        return Response(status_code=404)  # type: ignore[return-value]
+        raise NotFound(f"no action {action!r}: pause, resume or cancel")
     return {"send_id": send_id, "state": campaigns.change(st.engine, st.clock, send_id, action)}
 
 
 @router.post("/messages", status_code=202)
-def post_message(body: MessageIn, st: AppState = Send) -> dict[str, Any]:
-    """Queue a transactional message to one or more recipients."""
+def post_message(body: MessageIn, st: AppState = Send) -> QueuedOut:
+    """Queue a transactional message to one or more recipients (`max_recipients` at most)."""
     to = [body.to] if isinstance(body.to, str) else body.to
-    return transactional.enqueue(
-        st.engine,
-        st.clock,
-        st.settings,
-        to=to,
-        template=body.template,
-        subject=body.subject,
-        html=body.html,
-        text=body.text,
-        variables=body.vars,
-        from_addr=body.from_addr,
-        headers=body.headers,
-        list_unsubscribe=body.list_unsubscribe,
+    if len(to) > st.settings.max_recipients:
+        raise ValidationError(
+            f"{len(to)} recipients; one request takes at most {st.settings.max_recipients}"
+        )
+    return QueuedOut(
+        **transactional.enqueue(
+            st.engine,
+            st.clock,
+            st.settings,
+            to=to,
+            template=body.template,
+            subject=body.subject,
+            html=body.html,
+            text=body.text,
+            variables=body.vars,
+            from_addr=body.from_addr,
+            headers=body.headers,
+            list_unsubscribe=body.list_unsubscribe,
+        )
     )
 
 
 @router.get("/messages/{send_id}")
-def get_messages(send_id: int, limit: int = 100, st: AppState = Read) -> list[dict[str, Any]]:
-    rows = sends.message_rows(st.engine, send_id, limit)
+def get_messages(send_id: PathId, page: Page = Paged, st: AppState = Read) -> list[MessageOut]:
+    """A send's messages, in the order they were queued (without their payloads)."""
+    rows = sends.message_rows(st.engine, send_id, page.limit, page.offset)
     for r in rows:
         r.pop("payload", None)
-    return rows
+    return [MessageOut(**r) for r in rows]
 
 
 @router.get("/captured")
 def get_captured(
-    limit: int = 50, to: str | None = None, st: AppState = Read
-) -> list[dict[str, Any]]:
+    page: Page = Paged, to: str | None = None, st: AppState = Read
+) -> list[CapturedOut]:
     """Messages received by the built-in capture server, newest first."""
-    return capture.recent(capture.open_capture(st.capture_path), limit, to)
+    db = capture.open_capture(st.capture_path)
+    return [CapturedOut(**r) for r in capture.recent(db, page.limit, to, page.offset)]
 
 
-@router.get("/captured/{capture_id}/raw")
-def get_captured_raw(capture_id: int, st: AppState = Read) -> Response:
+@router.get(
+    "/captured/{capture_id}/raw",
+    responses={200: {"content": {"message/rfc822": {}}, "description": "the message as received"}},
+)
+def get_captured_raw(capture_id: PathId, st: AppState = Read) -> Response:
     data = capture.raw(capture.open_capture(st.capture_path), capture_id)
     return Response(content=data, media_type="message/rfc822")

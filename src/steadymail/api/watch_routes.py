@@ -1,65 +1,96 @@
 """REST routes for watching: alerts, acknowledgements, silences, workers, stalls, incidents."""
 
-from typing import Any
-
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from steadymail.api.deps import AppState, Read, Write
+from steadymail.api.errors import ERROR_RESPONSES
+from steadymail.api.limits import MAX_PAGE, Page, Paged
+from steadymail.api.models import (
+    AlertOut,
+    ChangeOut,
+    In,
+    Labels,
+    PathId,
+    SeriesOut,
+    WorkerOut,
+)
 from steadymail.services import exits, metrics, watching
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+
+# Time windows in minutes: above 0, at most 31 days; finite.
+Minutes = Query(default=60.0, gt=0, le=60 * 24 * 31, allow_inf_nan=False)
+Since = Query(default=None, allow_inf_nan=False, description="epoch seconds")
 
 
-class AckIn(BaseModel):
+class AckIn(In):
     by: str = Field(min_length=1, max_length=200)
 
 
-class SilenceIn(BaseModel):
-    name: str
-    labels: dict[str, Any] = Field(default_factory=dict)
-    minutes: float = 60
-    reason: str = ""
+class SilenceIn(In):
+    name: str = Field(min_length=1, max_length=100)
+    labels: Labels = Field(default_factory=dict)
+    minutes: float = Field(default=60, gt=0, le=60 * 24 * 30, description="1 minute to 30 days")
+    reason: str = Field(default="", max_length=2000)
+
+
+class SilenceOut(BaseModel):
+    id: int
 
 
 @router.get("/alerts")
 def get_alerts(
-    state: str | None = None, since: float | None = None, st: AppState = Read
-) -> list[dict[str, Any]]:
+    state: str | None = Query(default=None, max_length=20),
+    since: float | None = Since,
+    limit: int | None = Query(
+        default=None, ge=1, le=MAX_PAGE, description="default 100; 500 with `since`"
+    ),
+    offset: int = Query(default=0, ge=0, le=1_000_000),
+    st: AppState = Read,
+) -> list[AlertOut]:
     """Newest first; ``state`` (firing, resolved), ``since`` (epoch seconds of start)."""
-    return watching.list_alerts(st.engine, state, since)
+    rows = watching.list_alerts(st.engine, state, since, limit, offset)
+    return [AlertOut(**a) for a in rows]
 
 
 @router.get("/alerts/{alert_id}")
-def get_alert(alert_id: int, st: AppState = Read) -> dict[str, Any]:
-    return watching.alert(st.engine, alert_id)
+def get_alert(alert_id: PathId, st: AppState = Read) -> AlertOut:
+    """An alert with its timeline."""
+    return AlertOut(**watching.alert(st.engine, alert_id))
 
 
 @router.post("/alerts/{alert_id}/ack")
-def ack_alert(alert_id: int, body: AckIn, st: AppState = Write) -> dict[str, Any]:
+def ack_alert(alert_id: PathId, body: AckIn, st: AppState = Write) -> AlertOut:
     watching.ack(st.engine, st.clock, alert_id, body.by)
-    return watching.alert(st.engine, alert_id)
+    return AlertOut(**watching.alert(st.engine, alert_id))
 
 
 @router.post("/silences", status_code=201)
-def post_silence(body: SilenceIn, st: AppState = Write) -> dict[str, Any]:
+def post_silence(body: SilenceIn, st: AppState = Write) -> SilenceOut:
     sid = watching.silence(st.engine, st.clock, body.name, body.labels, body.minutes, body.reason)
-    return {"id": sid}
+    return SilenceOut(id=sid)
 
 
 @router.get("/workers")
-def get_workers(st: AppState = Read) -> list[dict[str, Any]]:
-    return watching.workers(st.engine, st.clock, st.settings)
+def get_workers(page: Page = Paged, st: AppState = Read) -> list[WorkerOut]:
+    """Live processes of the region, with the seconds since their last heartbeat."""
+    rows = watching.workers(st.engine, st.clock, st.settings, page.limit, page.offset)
+    return [WorkerOut(**w) for w in rows]
 
 
 @router.get("/stalls")
-def get_stalls(st: AppState = Read) -> list[dict[str, Any]]:
-    return watching.stalls(st.engine)
+def get_stalls(page: Page = Paged, st: AppState = Read) -> list[AlertOut]:
+    """Firing stall alerts, newest first."""
+    return [AlertOut(**a) for a in watching.stalls(st.engine, page.limit, page.offset)]
 
 
-@router.get("/incidents/{alert_id}")
-def get_incident(alert_id: int, st: AppState = Read) -> PlainTextResponse:
+@router.get(
+    "/incidents/{alert_id}",
+    responses={200: {"content": {"text/markdown": {}}, "description": "the postmortem draft"}},
+)
+def get_incident(alert_id: PathId, st: AppState = Read) -> PlainTextResponse:
     return PlainTextResponse(
         watching.incident(st.engine, st.clock, alert_id), media_type="text/markdown"
     )
@@ -67,23 +98,29 @@ def get_incident(alert_id: int, st: AppState = Read) -> PlainTextResponse:
 
 @router.get("/metrics/series")
 def get_series_names(
-    minutes: float = 60, resolution: str = "raw", st: AppState = Read
+    minutes: float = Minutes,
+    resolution: str = "raw",
+    page: Page = Paged,
+    st: AppState = Read,
 ) -> list[str]:
-    """The region's series with points in the last ``minutes``."""
-    return metrics.series_names(st.engine, st.clock, st.settings, minutes, resolution)
+    """The region's series with points in the last ``minutes``, sorted by name."""
+    return metrics.series_names(
+        st.engine, st.clock, st.settings, minutes, resolution, page.limit, page.offset
+    )
 
 
 @router.get("/metrics/series/{name}")
 def get_series(
-    name: str, minutes: float = 60, resolution: str = "raw", st: AppState = Read
-) -> dict[str, Any]:
+    name: str, minutes: float = Minutes, resolution: str = "raw", st: AppState = Read
+) -> SeriesOut:
     """Points ``[ts, value]`` of one series, with the anomaly alerts raised on it."""
-    return metrics.series(st.engine, st.clock, st.settings, name, minutes, resolution)
+    return SeriesOut(**metrics.series(st.engine, st.clock, st.settings, name, minutes, resolution))
 
 
 @router.get("/changes")
 def get_changes(
-    limit: int = 100, since: float | None = None, st: AppState = Read
-) -> list[dict[str, Any]]:
+    since: float | None = Since, page: Page = Paged, st: AppState = Read
+) -> list[ChangeOut]:
     """Changes made in this region (flag values, deploys), newest first."""
-    return exits.change_log(st.engine, limit, since)
+    rows = exits.change_log(st.engine, page.limit, since, page.offset)
+    return [ChangeOut(**c) for c in rows]

@@ -9,6 +9,7 @@ import typer
 
 from steadymail.alerts.suspects import describe
 from steadymail.cli.context import console, make_ctx
+from steadymail.cli.numbers import finite
 from steadymail.services import exits
 
 
@@ -25,7 +26,9 @@ def report_exit_cmd(
 
 def changes_cmd(
     limit: Annotated[int, typer.Option(help="at most this many")] = 50,
-    minutes: Annotated[float | None, typer.Option(help="only the last N minutes")] = None,
+    minutes: Annotated[
+        float | None, typer.Option(help="only the last N minutes", callback=finite)
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON array")] = False,
 ) -> None:
     """Changes made in this region, newest first: flag values and deploys."""

@@ -6,6 +6,7 @@ import typer
 from rich.table import Table
 
 from steadymail.cli.context import console, make_ctx
+from steadymail.cli.numbers import finite
 from steadymail.services import metrics
 
 _BARS = "▁▂▃▄▅▆▇█"
@@ -23,7 +24,7 @@ def sparkline(values: list[float], width: int = 40) -> str:
 
 def metrics_cmd(
     name: Annotated[str | None, typer.Argument(help="one series; default: all of them")] = None,
-    minutes: Annotated[float, typer.Option(help="how far back")] = 15,
+    minutes: Annotated[float, typer.Option(help="how far back", callback=finite)] = 15,
     resolution: Annotated[str, typer.Option(help="raw or minute")] = "raw",
 ) -> None:
     """The region's metric series (throughput, deferral rate, latencies…) and anomaly marks."""

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from steadymail.cli.context import console
+from steadymail.cli.numbers import finite
 from steadymail.config import load_settings
 from steadymail.monitor.anomaly import names
 from steadymail.monitor.nab.runner import run_detector, score_results
@@ -41,7 +42,10 @@ def nab_score(
     detector: Annotated[str, typer.Option(help="the results subdirectory to score")],
     threshold: Annotated[
         float | None,
-        typer.Option(help="fixed threshold to score at too; default: anomaly_threshold setting"),
+        typer.Option(
+            help="fixed threshold to score at too; default: anomaly_threshold setting",
+            callback=finite,
+        ),
     ] = None,
 ) -> None:
     """Print the standard, low-FP and low-FN scores (optimised threshold and fixed threshold)."""

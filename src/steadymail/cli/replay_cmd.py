@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from steadymail.cli.context import console, err_console
+from steadymail.cli.numbers import finite
 from steadymail.sim.replay import Replay, timeline_rows
 
 
@@ -18,7 +19,9 @@ def replay_cmd(
     safety_net: Annotated[
         str, typer.Option(help="on, or off: no gates, no revert, no quarantine (the outage)")
     ] = "on",
-    time_scale: Annotated[float, typer.Option(help="stretch every phase this many times")] = 1.0,
+    time_scale: Annotated[
+        float, typer.Option(help="stretch every phase this many times", callback=finite)
+    ] = 1.0,
     database_url: Annotated[
         str,
         typer.Option(

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from rich.table import Table
 
 from steadymail.cli.context import console, err_console, make_ctx, setup_logging
+from steadymail.cli.numbers import loads_finite
 from steadymail.config import load_settings
 from steadymail.errors import SteadymailError
 from steadymail.secretfile import read_or_create
@@ -48,7 +49,7 @@ def control_cmd(
 def _parse_value(text: str) -> Any:
     """JSON when it parses (``{"every": 20}``, ``null``, ``3``), else the plain string."""
     try:
-        return json.loads(text)
+        return loads_finite(text)
     except json.JSONDecodeError:
         return text
 

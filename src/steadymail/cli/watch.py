@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from steadymail.cli.context import console, make_ctx, setup_logging
+from steadymail.cli.numbers import finite
 from steadymail.monitor.service import Monitor
 from steadymail.services import transactional, watching
 
@@ -94,7 +95,7 @@ def alerts_ack(alert_id: int, by: Annotated[str, typer.Option()] = "cli") -> Non
 @alerts_app.command("silence")
 def alerts_silence(
     name: str,
-    minutes: Annotated[float, typer.Option()] = 60,
+    minutes: Annotated[float, typer.Option(callback=finite)] = 60,
     label: Annotated[list[str] | None, typer.Option(help="key=value, repeatable")] = None,
     reason: Annotated[str, typer.Option()] = "",
 ) -> None:

@@ -11,11 +11,12 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from steadymail import __version__
 from steadymail.api import errors
 from steadymail.api.deps import bearer, bearer_token
+from steadymail.api.models import JsonValue
 from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings, load_settings
 from steadymail.control import store
@@ -30,8 +31,10 @@ MIN_KEY_LENGTH = 16
 
 
 class RolloutIn(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     flag: str
-    value: Any = None
+    value: JsonValue = None
     plan: str | None = None  # "R3,R1,R2"; default: the canary first
     bake: str | float | None = None  # "10m"; default: the policy's minimum
     guard: str | float | None = None
@@ -40,10 +43,14 @@ class RolloutIn(BaseModel):
 
 
 class ActorIn(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     by: str = Field(min_length=1, max_length=200)
 
 
 class RevertIn(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     by: str = Field(min_length=1, max_length=200)
     reason: str = Field(min_length=1, max_length=2000)
 

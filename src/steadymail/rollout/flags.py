@@ -31,7 +31,7 @@ def _worker_exit(value: Any) -> Any:
         raise ValidationError('fault.worker_exit is {"every": seconds, "after": seconds}')
     every, after = value["every"], value.get("after", 0)
     for key, v in (("every", every), ("after", after)):
-        if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1e9:
             raise ValidationError(f"fault.worker_exit.{key} must be a number of seconds >= 0")
     if every <= 0:
         raise ValidationError("fault.worker_exit.every must be above 0")

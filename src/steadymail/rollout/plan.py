@@ -10,6 +10,7 @@ from steadymail.errors import ValidationError
 
 DEFAULT_PLAN = "R3,R1,R2"  # APAC first, then Europe, then North America
 GATES = ("restarts", "stalls", "error_rate", "anomalies")
+MAX_DURATION = 366 * 24 * 3600.0
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -21,8 +22,8 @@ def parse_duration(text: str | float | int) -> float:
         if not m:
             raise ValidationError(f"not a duration: {text!r} (use 30s, 10m, 1h)")
         seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
-    if seconds < 0:
-        raise ValidationError("a duration cannot be negative")
+    if not 0 <= seconds <= MAX_DURATION:  # written so that NaN fails it too
+        raise ValidationError(f"a duration is between 0 and {MAX_DURATION:.0f} seconds (a year)")
     return seconds
 
 

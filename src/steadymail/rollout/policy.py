@@ -81,6 +81,13 @@ def _freeze(raw: dict[str, Any]) -> Freeze:
     )
 
 
+def _count(path: Path, value: Any, key: str = "max_regions_per_wave") -> int:
+    # TOML has nan and inf; int() of them (or of a string) is a traceback, not an answer.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(f"{path}: {key} is a whole number >= 1, not {value!r}")
+    return value
+
+
 def load_policy(path: Path) -> Policy:
     """Read ``policy.toml``; a missing file gives the defaults (canary R3, 5 min bake …)."""
     if not path.is_file():
@@ -96,7 +103,7 @@ def load_policy(path: Path) -> Policy:
     return Policy(
         canary=raw.get("canary", "R3") or None,
         min_bake=parse_duration(raw.get("min_bake", 300)),
-        max_regions_per_wave=int(raw.get("max_regions_per_wave", 1)),
+        max_regions_per_wave=_count(path, raw.get("max_regions_per_wave", 1)),
         min_guard=parse_duration(raw.get("min_guard", 600)),
         required_gates=gates,
         freezes=tuple(_freeze(f) for f in raw.get("freeze", [])),

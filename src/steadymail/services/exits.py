@@ -89,8 +89,8 @@ def report_exit(
 
 
 def change_log(
-    engine: Engine, limit: int = 100, since: float | None = None
+    engine: Engine, limit: int = 100, since: float | None = None, offset: int = 0
 ) -> list[dict[str, Any]]:
     if not 1 <= limit <= 1000:
         raise ValidationError("limit is between 1 and 1000")
-    return changes.listing(engine, limit, since)
+    return changes.listing(engine, limit, since, offset)

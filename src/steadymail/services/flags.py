@@ -31,8 +31,11 @@ def set_flag(
     return {"name": name, "value": normalised, "previous": previous}
 
 
-def history(engine: Engine, name: str | None = None) -> list[dict[str, Any]]:
-    return flags.history(engine, name)
+def history(
+    engine: Engine, name: str | None = None, limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Flag changes, newest first; ``name`` narrows to one flag."""
+    return flags.history(engine, name, limit, offset)
 
 
 def note_alert(engine: Engine, clock: Clock, alert_id: int, by: str, text: str) -> None:

@@ -20,10 +20,21 @@ def _resolution(settings: Settings, resolution: str) -> float:
 
 
 def series_names(
-    engine: Engine, clock: Clock, settings: Settings, minutes: float = 60, resolution: str = "raw"
+    engine: Engine,
+    clock: Clock,
+    settings: Settings,
+    minutes: float = 60,
+    resolution: str = "raw",
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[str]:
+    """Names of the series with points in the last ``minutes``, sorted."""
+    if not 0 < minutes <= 60 * 24 * 31:
+        raise ValidationError("minutes must be between 0 and 44640")
     res = _resolution(settings, resolution)
-    return metric_series.names(engine, settings.region, res, clock.now() - minutes * 60)
+    names = metric_series.names(engine, settings.region, res, clock.now() - minutes * 60)
+    # A region's series are a few dozen names: paged after the query.
+    return names[offset:][:limit]
 
 
 def series(

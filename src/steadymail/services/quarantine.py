@@ -17,14 +17,14 @@ MAX_RELEASE = 10_000
 
 
 def listing(
-    engine: Engine, send_id: int | None = None, limit: int = 100
+    engine: Engine, send_id: int | None = None, limit: int = 100, offset: int = 0
 ) -> list[QuarantinedMessage]:
     """Quarantined messages of one send (NotFound if there is no such send) or of all."""
     if not 1 <= limit <= MAX_LIST:
         raise ValidationError(f"limit must be between 1 and {MAX_LIST}")
     if send_id is not None:
         sends.get_send(engine, send_id)
-    return quarantine.quarantined(engine, send_id, limit)
+    return quarantine.quarantined(engine, send_id, limit, offset)
 
 
 def release(

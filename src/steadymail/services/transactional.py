@@ -6,7 +6,7 @@ from sqlalchemy import Engine
 
 from steadymail.clock import Clock
 from steadymail.config import Settings
-from steadymail.domain.headers import HeaderInjection, check_header_value
+from steadymail.domain.headers import BadHeader, check_custom_headers
 from steadymail.errors import ValidationError
 from steadymail.sending.mime import parse_address
 from steadymail.sending.render import check_variables, compile_template, contact_context, render
@@ -44,12 +44,10 @@ def enqueue(
     check_variables(compiled, set(variables))
     sender = from_addr or settings.default_from
     parse_address(sender)
-    for name, value in (headers or {}).items():
-        try:
-            check_header_value(name, value)
-            check_header_value("header name", name)
-        except HeaderInjection as e:
-            raise ValidationError(str(e)) from e
+    try:
+        check_custom_headers(headers or {}, list_unsubscribe=list_unsubscribe)
+    except BadHeader as e:
+        raise ValidationError(str(e)) from e
     items = []
     for rcpt in to:
         addr = parse_address(rcpt)

@@ -12,9 +12,16 @@ from steadymail.store import alerts, instances
 
 
 def list_alerts(
-    engine: Engine, state: str | None = None, since: float | None = None
+    engine: Engine,
+    state: str | None = None,
+    since: float | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    return alerts.listing(engine, state, limit=500 if since is not None else 100, since=since)
+    """Newest first; without ``limit``, 100 (500 when asking ``since`` a time)."""
+    if limit is None:
+        limit = 500 if since is not None else 100
+    return alerts.listing(engine, state, limit=limit, since=since, offset=offset)
 
 
 def alert(engine: Engine, alert_id: int) -> dict[str, Any]:
@@ -28,17 +35,20 @@ def ack(engine: Engine, clock: Clock, alert_id: int, by: str) -> None:
 def silence(
     engine: Engine, clock: Clock, name: str, labels: dict[str, Any], minutes: float, reason: str
 ) -> int:
-    if minutes <= 0 or minutes > 60 * 24 * 30:
+    if not 0 < minutes <= 60 * 24 * 30:  # written so that NaN fails it too
         raise ValidationError("a silence lasts between 1 minute and 30 days")
     now = clock.now()
     return alerts.add_silence(engine, name, labels, now + minutes * 60, reason, now)
 
 
-def workers(engine: Engine, clock: Clock, settings: Settings) -> list[dict[str, Any]]:
+def workers(
+    engine: Engine, clock: Clock, settings: Settings, limit: int | None = None, offset: int = 0
+) -> list[dict[str, Any]]:
     """Every live process of the region, with the seconds since its last heartbeat."""
     now = clock.now()
     max_age = settings.resolved_heartbeat_interval() * settings.dead_after_beats
-    rows = instances.all_live(engine, now, max_age)
+    # Live processes are few (a region's workers, api and monitor): paged after the query.
+    rows = instances.all_live(engine, now, max_age)[offset:][:limit]
     for r in rows:
         r["heartbeat_age"] = round(now - r["heartbeat_at"], 1)
         # Digests of its settings and its lock's inode: internal, and no help to a reader.
@@ -47,8 +57,9 @@ def workers(engine: Engine, clock: Clock, settings: Settings) -> list[dict[str, 
     return rows
 
 
-def stalls(engine: Engine) -> list[dict[str, Any]]:
-    return [a for a in alerts.listing(engine, "firing") if a["name"] == "send_stalled"]
+def stalls(engine: Engine, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    """Firing stall alerts, newest first."""
+    return alerts.listing(engine, "firing", limit=limit, offset=offset, name="send_stalled")
 
 
 def incident(engine: Engine, clock: Clock, alert_id: int) -> str:

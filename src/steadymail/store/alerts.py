@@ -69,12 +69,19 @@ def ack(engine: Engine, alert_id: int, by: str, now: float) -> None:
 
 
 def listing(
-    engine: Engine, state: str | None = None, limit: int = 100, since: float | None = None
+    engine: Engine,
+    state: str | None = None,
+    limit: int = 100,
+    since: float | None = None,
+    offset: int = 0,
+    name: str | None = None,
 ) -> list[dict[str, Any]]:
     """Newest first; ``since``: only alerts that started at or after it."""
-    q = select(alerts).order_by(alerts.c.id.desc()).limit(limit)
+    q = select(alerts).order_by(alerts.c.id.desc()).limit(limit).offset(offset)
     if state:
         q = q.where(alerts.c.state == state)
+    if name is not None:
+        q = q.where(alerts.c.name == name)
     if since is not None:
         q = q.where(alerts.c.started_at >= since)
     with engine.connect() as conn:

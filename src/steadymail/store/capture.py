@@ -53,7 +53,9 @@ def store(engine: Engine, rows: list[dict[str, Any]]) -> None:
             conn.execute(insert(captured), rows)
 
 
-def recent(engine: Engine, limit: int = 50, to: str | None = None) -> list[dict[str, Any]]:
+def recent(
+    engine: Engine, limit: int = 50, to: str | None = None, offset: int = 0
+) -> list[dict[str, Any]]:
     q = (
         select(
             captured.c.id,
@@ -66,6 +68,7 @@ def recent(engine: Engine, limit: int = 50, to: str | None = None) -> list[dict[
         )
         .order_by(captured.c.id.desc())
         .limit(limit)
+        .offset(offset)
     )
     if to:
         q = q.where(captured.c.rcpt_to.contains(to))

@@ -56,8 +56,10 @@ def latest(engine: Engine, kind: str, subject: str) -> dict[str, Any] | None:
     return dict(row._mapping) if row else None
 
 
-def listing(engine: Engine, limit: int = 100, since: float | None = None) -> list[dict[str, Any]]:
-    q = select(changes).order_by(changes.c.id.desc()).limit(limit)
+def listing(
+    engine: Engine, limit: int = 100, since: float | None = None, offset: int = 0
+) -> list[dict[str, Any]]:
+    q = select(changes).order_by(changes.c.id.desc()).limit(limit).offset(offset)
     if since is not None:
         q = q.where(changes.c.at >= since)
     with engine.connect() as conn:

@@ -35,12 +35,15 @@ def list_id_by_name(conn: Connection, name: str) -> int:
     return int(row.id)
 
 
-def all_lists(engine: Engine) -> list[dict[str, Any]]:
+def all_lists(engine: Engine, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    """Lists with their contact counts, oldest first; ``limit``/``offset`` page through them."""
     q = (
         select(lists.c.id, lists.c.name, func.count(contacts.c.id).label("contacts"))
         .select_from(lists.outerjoin(contacts, contacts.c.list_id == lists.c.id))
         .group_by(lists.c.id, lists.c.name)
         .order_by(lists.c.id)
+        .limit(limit)
+        .offset(offset)
     )
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(q)]

@@ -60,9 +60,11 @@ def set_value(
     return previous
 
 
-def history(engine: Engine, name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+def history(
+    engine: Engine, name: str | None = None, limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
     """Changes, newest first."""
-    q = select(flag_history).order_by(flag_history.c.id.desc()).limit(limit)
+    q = select(flag_history).order_by(flag_history.c.id.desc()).limit(limit).offset(offset)
     if name is not None:
         q = q.where(flag_history.c.name == name)
     with engine.connect() as conn:

@@ -37,7 +37,9 @@ class QuarantinedMessage:
     quarantined_at: float | None
 
 
-def quarantined(engine: Engine, send_id: int | None, limit: int) -> list[QuarantinedMessage]:
+def quarantined(
+    engine: Engine, send_id: int | None, limit: int, offset: int = 0
+) -> list[QuarantinedMessage]:
     """Quarantined messages, of one send or of all, oldest message first."""
     q = (
         select(
@@ -52,6 +54,7 @@ def quarantined(engine: Engine, send_id: int | None, limit: int) -> list[Quarant
         .where(messages.c.state == MessageState.QUARANTINED.value)
         .order_by(messages.c.id)
         .limit(limit)
+        .offset(offset)
     )
     if send_id is not None:
         q = q.where(sends.c.id == send_id)

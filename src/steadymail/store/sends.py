@@ -67,9 +67,11 @@ def _get(conn: Connection, send_id: int) -> dict[str, Any]:
     return out
 
 
-def all_sends(engine: Engine) -> list[dict[str, Any]]:
+def all_sends(engine: Engine, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    """Sends, oldest first; ``limit``/``offset`` page through them."""
+    q = select(sends).order_by(sends.c.id).limit(limit).offset(offset)
     with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(select(sends).order_by(sends.c.id))]
+        return [dict(r._mapping) for r in conn.execute(q)]
 
 
 def start_campaign(engine: Engine, send_id: int, batch_size: int, now: float) -> dict[str, int]:
@@ -231,12 +233,15 @@ def progress(engine: Engine, send_id: int) -> dict[str, Any]:
     return send
 
 
-def message_rows(engine: Engine, send_id: int, limit: int = 100) -> list[dict[str, Any]]:
+def message_rows(
+    engine: Engine, send_id: int, limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(
             select(messages)
             .where(messages.c.send_id == send_id)
             .order_by(messages.c.id)
             .limit(limit)
+            .offset(offset)
         )
         return [dict(r._mapping) for r in rows]

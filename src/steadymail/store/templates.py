@@ -39,11 +39,15 @@ def get_template(engine: Engine, ref: int | str) -> dict[str, Any]:
     return dict(row._mapping)
 
 
-def all_templates(engine: Engine) -> list[dict[str, Any]]:
+def all_templates(
+    engine: Engine, limit: int | None = None, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Templates, oldest first; ``limit``/``offset`` page through them."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(
-                templates.c.id, templates.c.name, templates.c.subject, templates.c.variables
-            ).order_by(templates.c.id)
+            select(templates.c.id, templates.c.name, templates.c.subject, templates.c.variables)
+            .order_by(templates.c.id)
+            .limit(limit)
+            .offset(offset)
         )
         return [dict(r._mapping) for r in rows]

@@ -1,0 +1,26 @@
+"""The control plane's request models refuse NaN and infinities (bakes, guards, flag values)."""
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from steadymail.config import Settings
+from steadymail.control.app import create_control_app
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"flag": "fault.worker_exit", "value": {"every": 5}, "bake": NaN, "by": "me"}',
+        '{"flag": "fault.worker_exit", "value": {"every": 5}, "guard": Infinity, "by": "me"}',
+        '{"flag": "fault.worker_exit", "value": {"every": NaN}, "by": "me"}',
+    ],
+)
+def test_non_finite_rollout_numbers_are_a_422(tmp_path: Path, raw: str) -> None:
+    app = create_control_app(Settings(data_dir=tmp_path))
+    # Not entered as a context manager: no lifespan, so no driver touching regions.
+    client = TestClient(app)
+    r = client.post("/v1/rollouts", content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "ValidationError" and "finite" in r.json()["detail"]
