@@ -18,9 +18,14 @@ from steadymail.control.app import create_control_app
     ],
 )
 def test_non_finite_rollout_numbers_are_a_422(tmp_path: Path, raw: str) -> None:
-    app = create_control_app(Settings(data_dir=tmp_path))
+    key = "k" * 32
+    app = create_control_app(Settings(data_dir=tmp_path, control_api_key=key))
     # Not entered as a context manager: no lifespan, so no driver touching regions.
     client = TestClient(app)
-    r = client.post("/v1/rollouts", content=raw, headers={"Content-Type": "application/json"})
+    r = client.post(
+        "/v1/rollouts",
+        content=raw,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+    )
     assert r.status_code == 422, r.text
     assert r.json()["error"] == "ValidationError" and "finite" in r.json()["detail"]
