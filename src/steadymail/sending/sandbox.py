@@ -100,10 +100,11 @@ def check_printable(value: Any) -> None:
     while stack:
         v = stack.pop()
         visited += 1
-        if visited > MAX_ITEMS:
+        if visited > 2 * MAX_ITEMS:
             raise BudgetExceeded(f"a value with more than {MAX_ITEMS} elements cannot be printed")
-        if isinstance(v, str):
-            chars += len(v)
+        if isinstance(v, str | int):
+            # An int prints about 0.3 digits per bit.
+            chars += len(v) if isinstance(v, str) else v.bit_length() * 3 // 10 + 1
             if chars > MAX_OUTPUT:
                 raise BudgetExceeded(f"a value printing past {MAX_OUTPUT} characters")
         elif isinstance(v, Namespace):

@@ -115,3 +115,20 @@ def test_property_text_part(parts: list[str]) -> None:
     text = " ".join(parts)
     out = rewrite_text(text, lambda u: "<" + u + ">")
     assert out.replace("<", "").replace(">", "") == text
+
+
+def test_a_long_run_of_closing_brackets_after_a_url() -> None:
+    # Once quadratic: each stripped ")" recounted the brackets of the whole URL.
+    closes = ")" * 200_000
+    assert rewrite_text("see http://a" + closes + " now", lambda u: f"<{u}>") == (
+        "see <http://a>" + closes + " now"
+    )
+    # Brackets the URL opened stay in it; the rest is prose.
+    text = "(see http://a/(b)" + closes + "."
+    assert rewrite_text(text, lambda u: f"<{u}>") == "(see <http://a/(b)>" + closes + "."
+
+
+def test_a_long_hostile_text_part_is_rewritten_whole() -> None:
+    text = ("http://x.io/" + "(" * 50 + "." * 50 + ")" * 99 + " ") * 1000
+    out = rewrite_text(text, lambda u: "T")
+    assert out == ("T" + ")" * 49 + " ") * 1000
