@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, meta
-from jinja2.exceptions import UndefinedError
+from jinja2.exceptions import SecurityError, UndefinedError
 
 from steadymail.errors import ValidationError
 from steadymail.sending.deadline import RENDER_SECONDS, DeadlinePassed, within
@@ -103,7 +103,7 @@ def check_template(
             try:
                 _render_part(env.from_string(source), sample, part)
             except RenderError as e:
-                if not isinstance(e.__cause__, UndefinedError):
+                if _fails_for_everyone(e, bool(compiled.variables - BUILTIN_VARIABLES)):
                     raise ValidationError(f"template {part} part: {e}") from e
         return compiled
 
@@ -111,6 +111,20 @@ def check_template(
         return within(seconds, "compiling and rendering the template", check)
     except DeadlinePassed as e:
         raise ValidationError(f"template refused: {e}") from e
+
+
+def _fails_for_everyone(error: RenderError, has_variables: bool) -> bool:
+    """Whether a dry render's failure says the template can never render.
+
+    Budgets, sandbox refusals and recursion do not depend on values. Other errors might come
+    from a variable the sample lacks (``"%d" % price`` with no price), so they only count when
+    the template uses no variables of its own."""
+    cause = error.__cause__
+    if isinstance(cause, UndefinedError):
+        return False
+    if cause is None or isinstance(cause, SecurityError | RecursionError):
+        return True
+    return not has_variables
 
 
 def check_variables(template: CompiledTemplate, available: set[str]) -> None:

@@ -7,8 +7,9 @@ import pytest
 from sqlalchemy import Engine
 
 from steadymail.errors import ValidationError
-from steadymail.services import campaigns, csv_import, templates
+from steadymail.services import campaigns, csv_import, flags, templates
 from steadymail.store import sends
+from steadymail.tracking.rewrite import RewriterCrash
 from tests.conftest import CLOCK, Recorder
 from tests.helpers import make_campaign, run_worker_until, send_state, worker_for
 
@@ -90,3 +91,17 @@ def test_stream_messages_that_cannot_be_built_fail_alone(
     assert "longer than 0.5s" in reasons["slow@example.com"]
     assert "power past" in reasons["bomb@example.com"]
     assert [m.rcpt for m in recorder.messages] == ["fine@example.com"]
+
+
+def test_the_rewriter_drill_still_ends_the_worker(
+    engine: Engine, db_url: str, smtp_server: tuple[Recorder, int], settings_for: Any
+) -> None:
+    """The fault drill's crash stands for one below Python: no per-message guard may hide it."""
+    _, port = smtp_server
+    settings = settings_for(db_url, port)
+    send_id = make_campaign(engine, settings, 8)
+    flags.set_flag(engine, CLOCK, "fault.tracking_crash", {"one_in": 1}, "test", "drill", "R1")
+    worker = worker_for(settings, engine)
+    with pytest.raises(RewriterCrash):
+        asyncio.run(run_worker_until(worker, lambda: send_state(engine, send_id) == "completed"))
+    assert worker.stats.sent == 0

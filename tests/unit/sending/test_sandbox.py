@@ -169,6 +169,10 @@ def test_template_creation_dry_render() -> None:
         check_template("s", "{{ 1 + 'a' }}", "")
     with pytest.raises(ValidationError, match="power past"):
         check_template("Hi", "", "{{ 9**(9**9) }}")
+    # A failure that may come from an absent variable is left to the real values to decide.
+    check_template("s", "{{ '%d'|format(price) }}", "")
+    with pytest.raises(ValidationError, match="RecursionError"):
+        check_template("s", "{% macro m(n) %}{{ m(n) }}{% endmacro %}{{ m(price) }}", "")
 
 
 def test_deeply_nested_source_is_a_validation_error() -> None:
