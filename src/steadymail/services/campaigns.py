@@ -10,13 +10,13 @@ from steadymail.domain.states import SendKind, SendState
 from steadymail.errors import ValidationError
 from steadymail.sending.mime import parse_address
 from steadymail.sending.render import (
-    RenderError,
     check_template,
     check_variables,
     contact_context,
     render_within,
 )
 from steadymail.store import contacts, sends, templates
+from steadymail.tracking.rewrite import check_html_depth
 
 # Contacts dry-rendered before a campaign may start: a template that fails for them would
 # fail message after message once the send runs.
@@ -29,8 +29,9 @@ def _validate(engine: Engine, list_id: int, template: dict[str, Any]) -> None:
     extra = {"send": {"id": 0}, "unsubscribe_url": "https://example.invalid/u/sample"}
     for email, attributes in contacts.first_contacts(engine, list_id, DRY_RUN_CONTACTS):
         try:
-            render_within(compiled, contact_context(email, attributes, extra))
-        except RenderError as e:
+            rendered = render_within(compiled, contact_context(email, attributes, extra))
+            check_html_depth(rendered.html)
+        except ValidationError as e:
             raise ValidationError(f"template fails for contact {email}: {e}") from e
 
 

@@ -5,6 +5,7 @@ from sqlalchemy import Engine
 from steadymail.clock import Clock
 from steadymail.sending.render import check_template
 from steadymail.store import templates
+from steadymail.tracking.rewrite import check_html_depth
 
 
 def create_template(
@@ -15,6 +16,7 @@ def create_template(
     The dry render uses sample values: what fails only for some contacts is caught when a
     campaign starts (first contacts) or, at the latest, fails just those messages."""
     compiled = check_template(subject, html, text)
+    check_html_depth(html)  # as written; what loops add is checked on each render
     return templates.create_template(
         engine, name, subject, html, text, sorted(compiled.variables), clock.now()
     )

@@ -16,6 +16,7 @@ from steadymail.sending.render import (
     render_within,
 )
 from steadymail.store import sends, templates
+from steadymail.tracking.rewrite import check_html_depth
 
 STREAM = "transactional"
 
@@ -60,7 +61,8 @@ def enqueue(
         addr = parse_address(rcpt)
         # Render once now so that a recipient-independent error is a 422, not a failed message.
         # Within the render budget: any failure is a RenderError, so the API answers 422.
-        render_within(compiled, contact_context(addr.addr_spec, variables))
+        rendered = render_within(compiled, contact_context(addr.addr_spec, variables))
+        check_html_depth(rendered.html)
         items.append(
             (
                 rcpt,

@@ -15,6 +15,7 @@ HOSTILE = [
     "{% macro m(n) %}{{ m(n + 1) }}{% endmacro %}{{ m(0) }}",
     "{{ 1 + 'a' }}",
     BUSY,
+    "<div>" * 200_000,  # an HTML parser's quadratic case: refused before parsing
 ]
 
 
@@ -29,7 +30,8 @@ def test_hostile_templates_are_refused_with_422(live_api: LiveApi, source: str) 
     with client(live_api) as c:
         r = c.post("/v1/templates", json={"name": "t", "subject": "s", "html": source})
         assert r.status_code == 422, r.text
-        r = c.post("/v1/messages", json={"to": "a@example.com", "subject": "s", "text": source})
+        body = {"to": "a@example.com", "subject": "s", "html": source}
+        r = c.post("/v1/messages", json=body)
         assert r.status_code == 422, r.text
         assert c.get("/v1/sends").status_code == 200
 
@@ -47,5 +49,9 @@ def test_a_template_failing_with_the_messages_variables_is_422(live_api: LiveApi
             r = c.post("/v1/messages", json={"to": "a@example.com", **body})
             assert r.status_code == 422, r.text
             assert "TypeError" in r.json()["detail"]
+        # Nesting made by a loop shows only once rendered: refused before any HTML parser runs.
+        deep = {"subject": "s", "html": "{% for i in range(2000) %}<div>{% endfor %}"}
+        r = c.post("/v1/messages", json={"to": "a@example.com", **deep})
+        assert r.status_code == 422 and "2000 elements deep" in r.json()["detail"]
         ok = {"subject": "s", "html": "{{ first_name + 1 }}", "vars": {"first_name": 41}}
         assert c.post("/v1/messages", json={"to": "a@example.com", **ok}).status_code == 202

@@ -70,6 +70,7 @@ def test_stream_messages_that_cannot_be_built_fail_alone(
         ("badvars@example.com", {"subject": "s", "text": "t", "vars": ["not", "a", "dict"]}),
         ("slow@example.com", {"subject": "s", "text": busy}),
         ("bomb@example.com", {"subject": "s", "text": "{{ 9**(9**9) }}"}),
+        ("deep@example.com", {"subject": "s", "html": "<div>" * 200_000}),
         ("fine@example.com", {"subject": "Fine", "text": "All good {{ n }}", "vars": {"n": 1}}),
     ]
     sends.enqueue_stream_messages(engine, stream, payloads, CLOCK.now())
@@ -90,6 +91,7 @@ def test_stream_messages_that_cannot_be_built_fail_alone(
     assert "vars" in reasons["badvars@example.com"]
     assert "longer than 0.5s" in reasons["slow@example.com"]
     assert "power past" in reasons["bomb@example.com"]
+    assert "200000 elements deep" in reasons["deep@example.com"]
     assert [m.rcpt for m in recorder.messages] == ["fine@example.com"]
 
 
