@@ -7,7 +7,11 @@ such calls short, and an async caller can add its own timeout on top (see the wo
 """
 
 import ctypes
+import heapq
+import itertools
+import os
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -48,19 +52,61 @@ class _Watch:
             _raise_in(self.thread_id, _Stop)
 
 
+class _Watchdog:
+    """One thread for every deadline of the process: a thread per call would cost more than
+    many renders do."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, seconds: float, watch: _Watch) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._seq), watch))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                left = self._heap[0][0] - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                heapq.heappop(self._heap)[2].fire()
+
+
+_watchdog = _Watchdog()
+
+
+def _fresh_watchdog() -> None:
+    # A forked child has none of its parent's threads, and maybe a lock the watchdog held.
+    global _watchdog
+    _watchdog = _Watchdog()
+
+
+os.register_at_fork(after_in_child=_fresh_watchdog)
+
+
 def within(seconds: float, what: str, fn: Callable[[], T]) -> T:
     """Run ``fn()`` here; past ``seconds`` stop it and raise DeadlinePassed (a ValidationError)."""
     watch = _Watch(threading.get_ident())
-    timer = threading.Timer(seconds, watch.fire)
-    timer.daemon = True
-    timer.start()
+    _watchdog.watch(seconds, watch)
     try:
         try:
             return fn()
         finally:
             with watch.lock:
                 watch.done = True
-            timer.cancel()
             if watch.fired:
                 # Fired as fn returned: the exception may still be pending, undelivered.
                 _raise_in(watch.thread_id, None)
