@@ -12,8 +12,9 @@ from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, me
 from jinja2.exceptions import SecurityError, UndefinedError
 
 from steadymail.errors import ValidationError
+from steadymail.sending.budget import MAX_OUTPUT, start_meter, stop_meter
 from steadymail.sending.deadline import RENDER_SECONDS, DeadlinePassed, within
-from steadymail.sending.sandbox import MAX_OUTPUT, BudgetedSandbox, start_meter, stop_meter
+from steadymail.sending.sandbox import BudgetedSandbox
 
 # Names every message can use whatever its list holds.
 BUILTIN_VARIABLES = frozenset({"email", "contact", "send", "unsubscribe_url"})
