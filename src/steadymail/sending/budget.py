@@ -79,7 +79,7 @@ WALKED = (list, tuple, set, frozenset, dict, deque, KeysView, ValuesView, ItemsV
 def check_printable(value: Any) -> None:
     """Refuse a container whose printed form would pass the output budget.
 
-    Walks at most MAX_ITEMS elements: containers that share references (``[a, a]`` nested)
+    Walks at most 2 * MAX_ITEMS elements: containers that share references (``[a, a]`` nested)
     print exponentially long while holding few objects."""
     if isinstance(value, str) or not isinstance(value, (*WALKED, Namespace)):
         return
@@ -88,7 +88,9 @@ def check_printable(value: Any) -> None:
         v = stack.pop()
         visited += 1
         if visited > 2 * MAX_ITEMS:
-            raise BudgetExceeded(f"a value with more than {MAX_ITEMS} elements cannot be printed")
+            raise BudgetExceeded(
+                f"a value with more than {2 * MAX_ITEMS} elements cannot be printed"
+            )
         if isinstance(v, str | int):
             # An int prints about 0.3 digits per bit.
             chars += len(v) if isinstance(v, str) else v.bit_length() * 3 // 10 + 1
