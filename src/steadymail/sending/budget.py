@@ -76,13 +76,15 @@ def check_size(n: int, what: str, limit: int = MAX_OUTPUT) -> None:
 WALKED = (list, tuple, set, frozenset, dict, deque, KeysView, ValuesView, ItemsView)
 
 
-def check_printable(value: Any) -> None:
-    """Refuse a container whose printed form would pass the output budget.
+def check_printable(value: Any) -> int:
+    """About how many characters ``value`` prints as; refused past the output budget.
 
     Walks at most 2 * MAX_ITEMS elements: containers that share references (``[a, a]`` nested)
     print exponentially long while holding few objects."""
-    if isinstance(value, str) or not isinstance(value, (*WALKED, Namespace)):
-        return
+    if isinstance(value, str):
+        return len(value)
+    if not isinstance(value, (*WALKED, Namespace)):
+        return _leaf_size(value)
     stack, visited, chars = [value], 0, 0
     while stack:
         v = stack.pop()
@@ -91,18 +93,32 @@ def check_printable(value: Any) -> None:
             raise BudgetExceeded(
                 f"a value with more than {2 * MAX_ITEMS} elements cannot be printed"
             )
-        if isinstance(v, str | int):
-            # An int prints about 0.3 digits per bit.
-            chars += len(v) if isinstance(v, str) else v.bit_length() * 3 // 10 + 1
-            if chars > MAX_OUTPUT:
-                raise BudgetExceeded(f"a value printing past {MAX_OUTPUT} characters")
-        elif isinstance(v, Namespace):
+        if isinstance(v, Namespace):
             stack.append(object.__getattribute__(v, "_Namespace__attrs"))
         elif isinstance(v, dict):
             stack.extend(v.keys())
             stack.extend(v.values())
         elif isinstance(v, WALKED):
             stack.extend(v)
+        else:
+            chars += _leaf_size(v)
+            if chars > MAX_OUTPUT:
+                raise BudgetExceeded(f"a value printing past {MAX_OUTPUT} characters")
+    return chars
+
+
+def _leaf_size(v: Any) -> int:
+    if isinstance(v, str):
+        return len(v)
+    if isinstance(v, int):
+        return v.bit_length() * 3 // 10 + 1  # about 0.3 digits per bit
+    return 24  # a float, None, an object's short repr
+
+
+def _check_formatted(fmt: str, fields: int, values: list[Any]) -> None:
+    """A format's result: at most its text plus, per field, the longest value printed."""
+    longest = max((check_printable(v) for v in values), default=0)
+    check_size(len(fmt) + fields * longest, "a formatted string")
 
 
 def _check_int_product(a: int, b: int) -> None:
@@ -144,26 +160,39 @@ def check_add(left: Any, right: Any) -> None:
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-+ #0]*(\*|\d*)(?:\.(\*|\d*))?")
 
 
-def check_percent_format(fmt: str) -> None:
-    """Refuse ``%`` formats whose widths or precisions would make huge output."""
+def check_percent_format(fmt: str, values: Any = ()) -> None:
+    """``fmt % values``: refuse huge widths or precisions, and results past the output budget
+    (``"%(a)s" * 100 % {"a": long}`` repeats one long value)."""
+    conversions = 0
     for m in _PERCENT_SPEC.finditer(fmt):
+        conversions += 1
         for field in m.groups():
             if field == "*":
                 raise BudgetExceeded("'*' widths are not allowed in templates")
             if field and (len(field) > 7 or int(field) > MAX_OUTPUT):
                 raise BudgetExceeded(f"format width {field[:20]} is too large")
+    if isinstance(values, dict):
+        items = list(values.values())
+    elif isinstance(values, tuple):
+        items = list(values)
+    else:
+        items = [values]
+    _check_formatted(fmt, conversions, items)
 
 
 _SPEC_NUMBER = re.compile(r"\d+")
 
 
-def check_brace_format(fmt: str) -> None:
-    """Refuse ``str.format`` specs with huge widths, or widths taken from arguments."""
+def check_brace_format(fmt: str) -> int:
+    """``str.format``: refuse huge widths, or widths taken from arguments; returns the number
+    of replacement fields, for ``check_brace_result``."""
     try:
         fields = list(string.Formatter().parse(fmt))
     except ValueError:
-        return  # str.format raises the same error itself
-    for _, _, spec, _ in fields:
+        return 0  # str.format raises the same error itself
+    count = 0
+    for _, name, spec, _ in fields:
+        count += name is not None
         if not spec:
             continue
         if "{" in spec:
@@ -171,6 +200,13 @@ def check_brace_format(fmt: str) -> None:
         for number in _SPEC_NUMBER.findall(spec):
             if len(number) > 7 or int(number) > MAX_OUTPUT:
                 raise BudgetExceeded(f"format width {number[:20]} is too large")
+    return count
+
+
+def check_brace_result(fmt: str, fields: int, values: list[Any]) -> None:
+    """``fmt.format(...)``: refuse a result past the output budget (``"{0}" * 100`` repeats one
+    argument a hundred times)."""
+    _check_formatted(fmt, fields, values)
 
 
 def count_lines(s: str) -> int:

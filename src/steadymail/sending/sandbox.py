@@ -32,6 +32,7 @@ from steadymail.sending.budget import (
     MeteredBuffer,
     check_add,
     check_brace_format,
+    check_brace_result,
     check_mul,
     check_percent_format,
     check_pow,
@@ -69,7 +70,7 @@ def _f_replace(a: dict[str, Any]) -> None:
 
 
 def _f_format(a: dict[str, Any]) -> None:
-    check_percent_format(str(a["value"]))
+    check_percent_format(str(a["value"]), a.get("kwargs") or a.get("args", ()))
 
 
 def _f_batch(a: dict[str, Any]) -> None:
@@ -210,8 +211,7 @@ class BudgetedSandbox(ImmutableSandboxedEnvironment):
         elif operator == "+":
             check_add(left, right)
         elif operator == "%" and isinstance(left, str):
-            check_percent_format(left)
-            check_printable(right)
+            check_percent_format(left, right)
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
@@ -225,11 +225,14 @@ class BudgetedSandbox(ImmutableSandboxedEnvironment):
         wrapper = super().wrap_str_format(value)
         if wrapper is None:
             return None
-        check_brace_format(value.__self__)
+        fmt = value.__self__
+        fields = check_brace_format(fmt)
 
         def checked(*args: Any, **kwargs: Any) -> str:
-            for v in (*args, *kwargs.values()):
-                check_printable(v)
+            values = [*args, *kwargs.values()]
+            if value.__name__ == "format_map" and args and isinstance(args[0], dict):
+                values = list(args[0].values())
+            check_brace_result(fmt, fields, values)
             return wrapper(*args, **kwargs)
 
         return checked
