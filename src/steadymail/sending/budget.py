@@ -10,11 +10,11 @@ import re
 import string
 import threading
 from collections import deque
-from collections.abc import ItemsView, KeysView, ValuesView
 from typing import Any, TypeGuard
 
 from jinja2.exceptions import SecurityError
 from jinja2.utils import Namespace
+from markupsafe import Markup
 
 # Characters one rendered part may have; also the cap on any one string a template builds.
 MAX_OUTPUT = 1_000_000
@@ -73,7 +73,19 @@ def check_size(n: int, what: str, limit: int = MAX_OUTPUT) -> None:
         raise BudgetExceeded(f"{what} would have {n} elements/characters (limit {limit})")
 
 
-WALKED = (list, tuple, set, frozenset, dict, deque, KeysView, ValuesView, ItemsView)
+# Concrete types (dict views included), not ABCs: this check runs on every printed value.
+WALKED: tuple[type, ...] = (
+    list,
+    tuple,
+    set,
+    frozenset,
+    dict,
+    deque,
+    type({}.keys()),
+    type({}.values()),
+    type({}.items()),
+)
+_LEAVES = frozenset({str, Markup, int, float, bool, type(None)})
 
 
 def check_printable(value: Any) -> int:
@@ -81,9 +93,7 @@ def check_printable(value: Any) -> int:
 
     Walks at most 2 * MAX_ITEMS elements: containers that share references (``[a, a]`` nested)
     print exponentially long while holding few objects."""
-    if isinstance(value, str):
-        return len(value)
-    if not isinstance(value, (*WALKED, Namespace)):
+    if type(value) in _LEAVES or not isinstance(value, (*WALKED, Namespace)):
         return _leaf_size(value)
     stack, visited, chars = [value], 0, 0
     while stack:
