@@ -10,6 +10,7 @@ import re
 import string
 import threading
 from collections import deque
+from collections.abc import Collection
 from typing import Any, TypeGuard
 
 from jinja2.exceptions import SecurityError
@@ -74,7 +75,7 @@ def check_size(n: int, what: str, limit: int = MAX_OUTPUT) -> None:
 
 
 # Concrete types (dict views included), not ABCs: this check runs on every printed value.
-WALKED: tuple[type, ...] = (
+WALKED: tuple[type[Collection[Any]], ...] = (
     list,
     tuple,
     set,
@@ -95,7 +96,8 @@ def check_printable(value: Any) -> int:
     print exponentially long while holding few objects."""
     if type(value) in _LEAVES or not isinstance(value, (*WALKED, Namespace)):
         return _leaf_size(value)
-    stack, visited, chars = [value], 0, 0
+    stack: list[Any] = [value]
+    visited = chars = 0
     while stack:
         v = stack.pop()
         visited += 1
@@ -237,7 +239,7 @@ def check_str_method(name: str, s: str, args: tuple[Any, ...], kwargs: dict[str,
         check_replace(s, a[0], a[1], count)
     elif name == "join" and a:
         check_printable(a[0])
-        items = list(a[0]) if isinstance(a[0], WALKED) else []
+        items: list[Any] = list(a[0]) if isinstance(a[0], WALKED) else []
         check_size(len(s) * max(len(items) - 1, 0), "str.join")
     elif name == "translate" and a and isinstance(a[0], dict):
         longest = max((len(v) for v in a[0].values() if isinstance(v, str)), default=1)
