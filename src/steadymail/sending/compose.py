@@ -1,4 +1,9 @@
-"""From a queued message to signed bytes: render, build MIME, sign with DKIM."""
+"""From a queued message to signed bytes: render, build MIME, sign with DKIM.
+
+``compose`` is CPU work meant to run off the event loop, under a deadline (the worker runs it
+in a thread with ``deadline.within``); it touches no shared state, so its timings come back
+with the result and ``record`` files them on the caller's side.
+"""
 
 import functools
 from collections.abc import Callable
@@ -6,7 +11,9 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
+from steadymail.errors import ValidationError
 from steadymail.metrics import Metrics
+from steadymail.sending.deadline import RENDER_SECONDS
 from steadymail.sending.dkim_signer import DkimSigner
 from steadymail.sending.mime import (
     Envelope,
@@ -35,6 +42,8 @@ class Composed:
     recipient: str
     data: bytes
     smtputf8: bool
+    # (stage, seconds) for render, rewrite, mime and dkim.
+    timings: tuple[tuple[str, float], ...] = ()
 
 
 @functools.lru_cache(maxsize=256)
@@ -53,6 +62,7 @@ class Composer:
         tracking_version: Callable[[], str],
         metrics: Metrics | None = None,
         tracking_fault: Callable[[], int] | None = None,
+        deadline: float = RENDER_SECONDS,
     ) -> None:
         self._signer = signer
         self._domain = message_id_domain
@@ -61,6 +71,8 @@ class Composer:
         self._tracking_version = tracking_version
         self._metrics = metrics
         self._tracking_fault = tracking_fault
+        # Seconds one message may take from render to signature (enforced by the caller).
+        self.deadline = deadline
 
     def compose(
         self,
@@ -71,7 +83,9 @@ class Composer:
         payload: dict[str, Any] | None,
         now: float,
     ) -> Composed:
-        """Raises ValidationError (RenderError included) for a message that can never be sent."""
+        """Raises ValidationError (RenderError included) for a message that can never be sent.
+
+        Other exceptions are possible (a signer's failure); a caller fails the message on any."""
         template = send.template
         variables = attributes
         from_addr = send.from_addr
@@ -83,6 +97,8 @@ class Composer:
                     payload["subject"], payload.get("html", ""), payload.get("text", "")
                 )
             variables = payload.get("vars") or {}
+            if not isinstance(variables, dict):
+                raise ValidationError("message payload: vars is not an object")
             from_addr = payload.get("from") or from_addr
             headers = dict(payload.get("headers") or {})
             list_unsubscribe = bool(payload.get("list_unsubscribe"))
@@ -121,13 +137,19 @@ class Composer:
         t3 = perf_counter()
         if self._signer:
             data = self._signer.sign(data, sender.domain)
-        if self._metrics:
-            m = self._metrics
-            m.observe("render", t1 - t0, now)
-            m.observe("rewrite", t2 - t1, now)
-            m.observe("mime", t3 - t2, now)
-            if self._signer:
-                m.observe("dkim", perf_counter() - t3, now)
+        timings = [("render", t1 - t0), ("rewrite", t2 - t1), ("mime", t3 - t2)]
+        if self._signer:
+            timings.append(("dkim", perf_counter() - t3))
         return Composed(
-            sender.addr_spec, rcpt.addr_spec, data, needs_smtputf8(sender) or needs_smtputf8(rcpt)
+            sender.addr_spec,
+            rcpt.addr_spec,
+            data,
+            needs_smtputf8(sender) or needs_smtputf8(rcpt),
+            tuple(timings),
         )
+
+    def record(self, composed: Composed, now: float) -> None:
+        """File one composition's stage timings (on the thread that owns the metrics)."""
+        if self._metrics:
+            for stage, seconds in composed.timings:
+                self._metrics.observe(stage, seconds, now)

@@ -31,6 +31,7 @@ from steadymail.metrics import Metrics, SeriesFlusher
 from steadymail.probes import serve_probes
 from steadymail.sending.checkpointer import Checkpointer
 from steadymail.sending.compose import Composer, SendInfo
+from steadymail.sending.deadline import within
 from steadymail.sending.flagview import FlagView
 from steadymail.sending.freeze_drill import FreezeDrill
 from steadymail.sending.gate import SuspectGate
@@ -377,11 +378,28 @@ class Worker:
             os.kill(os.getpid(), signal.SIGKILL)
         if send is None:
             return Result(m.id, MessageState.FAILED, attempts, first, error="send is unusable")
+        budget = self.composer.deadline
+        work = partial(self.composer.compose, send, m.id, m.email, m.attributes, m.payload, now)
         try:
-            composed = self.composer.compose(send, m.id, m.email, m.attributes, m.payload, now)
-        except (ValidationError, KeyError) as e:
+            # Off the event loop (heartbeats keep beating) and stopped at the deadline.
+            composed = await asyncio.wait_for(
+                asyncio.to_thread(within, budget, "composing the message", work),
+                # A thread stuck inside one C call cannot be stopped: fail the message anyway.
+                budget + 1.0,
+            )
+        except Exception as e:
+            # Any failure to build one message is that message's. (The rewriter drill's crash
+            # is a BaseException, and still ends the worker.)
             self.stats.failed += 1
-            return Result(m.id, MessageState.FAILED, attempts, first, error=str(e)[:500])
+            if isinstance(e, ValidationError):
+                reason = str(e)
+            elif isinstance(e, TimeoutError):
+                reason = f"composing the message did not stop within {budget + 1.0:g}s"
+            else:
+                reason = f"{type(e).__name__}: {e}"
+            log.warning("event=compose_failed message=%d error=%r", m.id, reason[:200])
+            return Result(m.id, MessageState.FAILED, attempts, first, error=reason[:500])
+        self.composer.record(composed, now)
         verdict = await self.pool.send(
             composed.sender, composed.recipient, composed.data, smtputf8=composed.smtputf8
         )

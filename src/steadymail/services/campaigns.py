@@ -9,13 +9,30 @@ from steadymail.config import Settings
 from steadymail.domain.states import SendKind, SendState
 from steadymail.errors import ValidationError
 from steadymail.sending.mime import parse_address
-from steadymail.sending.render import check_variables, compile_template
+from steadymail.sending.render import (
+    check_template,
+    check_variables,
+    contact_context,
+    render_within,
+)
 from steadymail.store import contacts, sends, templates
+from steadymail.tracking.rewrite import check_html_depth
+
+# Contacts dry-rendered before a campaign may start: a template that fails for them would
+# fail message after message once the send runs.
+DRY_RUN_CONTACTS = 5
 
 
 def _validate(engine: Engine, list_id: int, template: dict[str, Any]) -> None:
-    compiled = compile_template(template["subject"], template["html"], template["text"])
+    compiled = check_template(template["subject"], template["html"], template["text"])
     check_variables(compiled, contacts.attribute_names(engine, list_id))
+    extra = {"send": {"id": 0}, "unsubscribe_url": "https://example.invalid/u/sample"}
+    for email, attributes in contacts.first_contacts(engine, list_id, DRY_RUN_CONTACTS):
+        try:
+            rendered = render_within(compiled, contact_context(email, attributes, extra))
+            check_html_depth(rendered.html)
+        except ValidationError as e:
+            raise ValidationError(f"template fails for contact {email}: {e}") from e
 
 
 def create_campaign(

@@ -9,8 +9,14 @@ from steadymail.config import Settings
 from steadymail.domain.headers import BadHeader, check_custom_headers
 from steadymail.errors import ValidationError
 from steadymail.sending.mime import parse_address
-from steadymail.sending.render import check_variables, compile_template, contact_context, render
+from steadymail.sending.render import (
+    check_template,
+    check_variables,
+    contact_context,
+    render_within,
+)
 from steadymail.store import sends, templates
+from steadymail.tracking.rewrite import check_html_depth
 
 STREAM = "transactional"
 
@@ -39,7 +45,7 @@ def enqueue(
         subject, html, text = t["subject"], t["html"], t["text"]
     if subject is None:
         raise ValidationError("give either a template or a subject with html and/or text")
-    compiled = compile_template(subject, html, text)
+    compiled = check_template(subject, html, text)
     variables = variables or {}
     check_variables(compiled, set(variables))
     sender = from_addr or settings.default_from
@@ -52,7 +58,9 @@ def enqueue(
     for rcpt in to:
         addr = parse_address(rcpt)
         # Render once now so that a recipient-independent error is a 422, not a failed message.
-        render(compiled, contact_context(addr.addr_spec, variables))
+        # Within the render budget: any failure is a RenderError, so the API answers 422.
+        rendered = render_within(compiled, contact_context(addr.addr_spec, variables))
+        check_html_depth(rendered.html)
         items.append(
             (
                 rcpt,

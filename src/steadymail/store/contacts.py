@@ -99,6 +99,18 @@ def attribute_names(engine: Engine, list_id: int) -> set[str]:
     return names
 
 
+def first_contacts(engine: Engine, list_id: int, limit: int) -> list[tuple[str, dict[str, Any]]]:
+    """(email, attributes) of the list's first ``limit`` contacts, in the order they came."""
+    q = (
+        select(contacts.c.email, contacts.c.attributes)
+        .where(contacts.c.list_id == list_id)
+        .order_by(contacts.c.id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [(r.email, dict(r.attributes or {})) for r in conn.execute(q)]
+
+
 def suppress(engine: Engine, email: str, reason: str, now: float, detail: str = "") -> None:
     with engine.begin() as conn:
         insert_ignore(

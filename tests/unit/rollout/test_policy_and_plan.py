@@ -91,3 +91,14 @@ def test_revert_window(tmp_path: Path) -> None:
     assert load_policy(path).revert_window == 7200
     path.write_text('revert_window = "0"\n')
     assert load_policy(path).revert_window == 0
+
+
+def test_hostile_durations_are_refused_whole() -> None:
+    # Once quadratic: two whitespace runs around an optional unit backtracked.
+    for bad in ("1" + " " * 200_000 + "x", "9" * 200_000, " " * 200_000, "1e999", "nan"):
+        with pytest.raises(ValidationError):
+            parse_duration(bad)
+    for bad_number in (float("inf"), float("nan")):
+        with pytest.raises(ValidationError, match="finite"):
+            parse_duration(bad_number)
+    assert parse_duration(" 1.5 m ") == 90

@@ -39,3 +39,26 @@ def test_byte_order_mark_and_crlf_are_accepted() -> None:
 def test_unusable_files_are_refused(raw: bytes, msg: str) -> None:
     with pytest.raises(ValidationError, match=msg):
         parse_contacts(raw)
+
+
+def test_hostile_csv_is_parsed_whole() -> None:
+    # An address as long as csv's field limit allows, a run of quotes, a huge quoted field,
+    # many columns: each is an error for its own row and the good row still comes through.
+    raw = (
+        b"email,name\n"  # 1
+        + b"a" * 130_000
+        + b"@example.com,x\n"  # 2
+        + b'"' * 100_000
+        + b",x\n"  # 3
+        + b"ok@example.com,Ok\n"  # 4
+        + b"x@example.com"
+        + b"," * 200_000
+        + b"\n"  # 5
+        + b'"'
+        + b"y" * 300_000
+        + b'",z\n'  # 6: past csv's field limit
+    )
+    good, errors = parse_contacts(raw)
+    assert [e for e, _ in good] == ["ok@example.com"]
+    assert [e.line for e in errors][:3] == [2, 3, 5]
+    assert "longer than 320" in errors[0].reason

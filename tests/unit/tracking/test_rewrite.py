@@ -1,10 +1,12 @@
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser
 
-from steadymail.tracking.rewrite import rewrite_html, rewrite_text
+from steadymail.errors import ValidationError
+from steadymail.tracking.rewrite import MAX_HTML_DEPTH, html_depth, rewrite_html, rewrite_text
 from steadymail.tracking.tokens import Kind, TokenSigner
 from steadymail.tracking.tracker import Tracker
 
@@ -115,3 +117,38 @@ def test_property_text_part(parts: list[str]) -> None:
     text = " ".join(parts)
     out = rewrite_text(text, lambda u: "<" + u + ">")
     assert out.replace("<", "").replace(">", "") == text
+
+
+def test_a_long_run_of_closing_brackets_after_a_url() -> None:
+    # Once quadratic: each stripped ")" recounted the brackets of the whole URL.
+    closes = ")" * 200_000
+    assert rewrite_text("see http://a" + closes + " now", lambda u: f"<{u}>") == (
+        "see <http://a>" + closes + " now"
+    )
+    # Brackets the URL opened stay in it; the rest is prose.
+    text = "(see http://a/(b)" + closes + "."
+    assert rewrite_text(text, lambda u: f"<{u}>") == "(see <http://a/(b)>" + closes + "."
+
+
+def test_a_long_hostile_text_part_is_rewritten_whole() -> None:
+    text = ("http://x.io/" + "(" * 50 + "." * 50 + ")" * 99 + " ") * 1000
+    out = rewrite_text(text, lambda u: "T")
+    assert out == ("T" + ")" * 49 + " ") * 1000
+
+
+def test_html_nesting_is_measured_as_a_parser_would_stack_it() -> None:
+    assert html_depth("<div><p>a<p>b<ul><li>x<li>y</ul><br><img src=x></div>") == 2
+    assert html_depth("<div></span></div>" * 1000) == 1  # stray end tags are ignored
+    assert html_depth("<svg>" + "<path d='x'/>" * 1000 + "</svg>") == 1
+    assert html_depth("<div/>" * 600) == 600  # "/>" closes nothing on an HTML element
+    assert html_depth("<x<>" * 600) == 600  # a tag name runs to whitespace, "/" or ">"
+    assert html_depth("<a" * 100_000) == 0
+
+
+def test_html_nested_past_the_limit_is_refused_before_parsing() -> None:
+    # Lexbor parses 200,000 nested <div> in minutes (quadratic, in C, past any deadline).
+    with pytest.raises(ValidationError, match="200000 elements deep"):
+        TRACKER.rewrite("v1", 5, 9, "<div>" * 200_000, "")
+    ok = "<div>" * (MAX_HTML_DEPTH - 1) + '<a href="https://example.com/">x</a>'
+    html, _ = TRACKER.rewrite("v1", 5, 9, ok, "")
+    assert resolve(hrefs(html)[0]) == "https://example.com/"
