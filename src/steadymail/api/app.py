@@ -39,6 +39,7 @@ def create_app(settings: Settings, engine: Engine, clock: Clock | None = None) -
         secrets.ip_hash_key,
         settings.scanner_click_window,
         settings.tracking_flush_interval,
+        max_pending=settings.tracking_buffer_max,
     )
 
     metrics = Metrics(settings.region, settings.metrics_interval)
