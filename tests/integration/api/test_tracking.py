@@ -4,6 +4,7 @@ import asyncio
 import email
 import email.policy
 import re
+import time
 from typing import Any
 
 import httpx
@@ -250,3 +251,20 @@ def test_a_full_event_buffer_never_blocks_a_route(
             assert http.get(click_url).status_code == 302
     # The writer may have taken a group mid-flood; either way the rest was dropped, not queued.
     assert rec.pending <= 3 and rec.dropped > 0
+
+
+def test_an_expired_token_is_a_404_like_a_forged_one(live_api: LiveApi) -> None:
+    from steadymail.tracking.tokens import Kind, TokenData, TokenSigner
+
+    app_signer = live_api.server.config.app.state.steadymail.signer
+    keys, kid = app_signer._keys, app_signer._kid
+    # Signed with the region's own key, by a clock a day ago, to live for an hour.
+    old = TokenSigner(keys, kid, {Kind.CLICK: 3600, Kind.OPEN: 3600}, lambda: time.time() - 86400)
+    fresh = TokenSigner(keys, kid, {Kind.CLICK: 3600})
+    data = TokenData(Kind.CLICK, 1, 1, 0, "https://example.com/")
+    with httpx.Client(headers=BROWSER) as http:
+        assert http.get(f"{live_api.url}/t/c/{fresh.sign(data)}").status_code == 302
+        r = http.get(f"{live_api.url}/t/c/{old.sign(data)}")
+        assert r.status_code == 404 and "location" not in r.headers
+        pixel = old.sign(TokenData(Kind.OPEN, 1, 1))
+        assert http.get(f"{live_api.url}/t/o/{pixel}").status_code == 404
