@@ -84,16 +84,15 @@ class EventRecorder:
     def record(self, data: TokenData, method: str, user_agent: str, ip: str) -> Recorded:
         """Queue one event; a repeated open or unsubscribe is not queued, nor one past the cap."""
         once = _once_key(data, user_agent)
+        ip_hash = hmac.new(self._ip_key, ip.encode(), hashlib.sha256).hexdigest() if ip else ""
+        item = _Pending(data, self._clock.now(), method, user_agent[:500], ip_hash)
         with self._lock:
             if once is not None and once in self._seen:
                 return Recorded.REPEAT
             if len(self._pending) >= self._max:
                 self._drop(data.kind, 1)
                 return Recorded.DROPPED
-            ip_hash = hmac.new(self._ip_key, ip.encode(), hashlib.sha256).hexdigest() if ip else ""
-            self._pending.append(
-                _Pending(data, self._clock.now(), method, user_agent[:500], ip_hash)
-            )
+            self._pending.append(item)
             if once is not None:
                 self._seen[once] = None
                 if len(self._seen) > SEEN_MAX:
