@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,11 +20,24 @@ class RelaySettings(BaseModel):
     port: int = 2525
     username: str | None = None
     password: SecretStr | None = None
-    starttls: bool = False
+    # STARTTLS: "opportunistic" (when the server offers it), "require" (defer the mail without
+    # it) or "off" (e.g. a local capture server). The old booleans still read: true is
+    # "require", false is "opportunistic" (they were the default, not a choice of plaintext).
+    starttls: Literal["opportunistic", "require", "off"] = "opportunistic"
     use_tls: bool = False
     validate_certs: bool = True
     # Messages per second across every worker of the region; 0 means unlimited.
     rate_per_second: int = 0
+    # public routes, relays, suppression (issue 11)
+    # AUTH only ever goes over TLS unless this says a plaintext link is acceptable.
+    allow_plaintext_auth: bool = False
+
+    @field_validator("starttls", mode="before")
+    @classmethod
+    def _starttls_from_bool(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return "require" if value else "opportunistic"
+        return value
 
     @property
     def name(self) -> str:
@@ -181,6 +194,16 @@ class Settings(BaseSettings):
     anomaly_resolve_after: int = 12
     notify_retry_base: float = 2.0
     notify_max_attempts: int = 8
+    # public routes, relays, suppression (issue 11)
+    # Tracking events held in memory between writes; past it a new one is dropped and counted.
+    tracking_buffer_max: int = Field(default=100_000, ge=1)
+    # Seconds a click or open link keeps working after the message is built; 0: for ever.
+    tracking_click_ttl: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    tracking_open_ttl: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    # RFC 8058 wants unsubscribe links to work as long as the mail can be read: keep it 0.
+    tracking_unsubscribe_ttl: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    # The largest mail the inbound (mailto unsubscribe) mailbox takes, in bytes.
+    inbound_max_message_size: int = Field(default=64 * 1024, ge=1024)
 
     # listeners and secrets (issue 11)
     # The public listener (tracking /t/…, unsubscribe /u/…) is the one to expose to the

@@ -31,6 +31,7 @@ class ApiRuntime:
             secrets.ip_hash_key,
             settings.scanner_click_window,
             settings.tracking_flush_interval,
+            max_pending=settings.tracking_buffer_max,
         )
         self.state = AppState(
             settings,

@@ -1,7 +1,8 @@
 """Public tracking routes: click redirect, open pixel, unsubscribe page and RFC 8058 one-click.
 
-A token that does not verify, or is of the wrong kind, is a 404: the click route can only
-ever redirect to a URL that is inside a token we signed.
+A token that does not verify, is expired, or is of the wrong kind, is a 404: the click route
+can only ever redirect to a URL that is inside a token we signed. Repeats are cheap: an open or
+unsubscribe is written once a message, and events wait in a bounded buffer (tracking/events.py).
 """
 
 import base64
@@ -102,16 +103,20 @@ async def unsubscribe_page(token: str, request: Request) -> Response:
 
 @router.post("/u/{token}")
 def unsubscribe(token: str, request: Request) -> Response:
-    """RFC 8058 one-click (and the page's button): suppress the address now, then record it."""
+    """RFC 8058 one-click (and the page's button): suppress the address from newsletters now,
+    then record it."""
     data = _verify(request, token, Kind.UNSUBSCRIBE)
     _count(request, "unsubscribe", data is not None)
     if data is None:
         return _NOT_FOUND
     st = state(request)
-    try:
-        store.unsubscribe(st.engine, data.message_id, st.clock.now())
-    except NotFound:
-        return _NOT_FOUND
-    ua, ip = _client(request)
-    st.recorder.record(data, "POST", ua, ip)
+    # A repeat (mail clients retry, people click twice) costs no database call at all here;
+    # one another process saw first costs a read and writes nothing.
+    if not st.recorder.already(data):
+        try:
+            store.unsubscribe(st.engine, data.message_id, st.clock.now())
+        except NotFound:
+            return _NOT_FOUND
+        ua, ip = _client(request)
+        st.recorder.record(data, "POST", ua, ip)
     return HTMLResponse(_CONFIRM.render(done=True), headers=_NO_STORE)

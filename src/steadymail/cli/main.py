@@ -218,7 +218,14 @@ def inbound_cmd(
     setup_logging()
     ctx = make_ctx()
     signer = load_tracking_secrets(ctx.settings).signer
-    controller, _ = start_inbound(ctx.engine, signer, ctx.settings.message_id_domain, host, port)
+    controller, _ = start_inbound(
+        ctx.engine,
+        signer,
+        ctx.settings.message_id_domain,
+        host,
+        port,
+        max_size=ctx.settings.inbound_max_message_size,
+    )
     err_console.print(f"unsubscribe mailbox listening on {host}:{port}")
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))

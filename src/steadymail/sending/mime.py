@@ -4,6 +4,8 @@ import binascii
 import functools
 import hashlib
 import re
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.header import Header
@@ -123,19 +125,20 @@ def build_message(env: Envelope) -> bytes:
     lines += [f"{name}: {_encode_header(value)}" for name, value in env.headers.items()]
     head = "\r\n".join(lines).encode("utf-8") + b"\r\n"
     if env.text and env.html:
-        boundary = "=_sm_" + hashlib.sha1(env.message_id.encode()).hexdigest()
-        b = boundary.encode()
+        text, html = _text_part(env.text, "plain"), _text_part(env.html, "html")
+        b = boundary_for(text, html).encode()
         return (
             head
-            + f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode()
+            + b'Content-Type: multipart/alternative; boundary="'
+            + b
+            + b'"\r\n\r\n--'
+            + b
+            + b"\r\n"
+            + text
             + b"--"
             + b
             + b"\r\n"
-            + _text_part(env.text, "plain")
-            + b"--"
-            + b
-            + b"\r\n"
-            + _text_part(env.html, "html")
+            + html
             + b"--"
             + b
             + b"--\r\n"
@@ -143,6 +146,15 @@ def build_message(env: Envelope) -> bytes:
     if env.text:
         return head + _text_part(env.text, "plain")
     return head + _text_part(env.html, "html")
+
+
+def boundary_for(*parts: bytes, new: Callable[[], str] = lambda: secrets.token_hex(16)) -> str:
+    """A random multipart boundary that occurs in none of `parts` (RFC 2046 5.1.1), drawn again
+    in the (astronomically rare, or hostile) case that a body already holds it."""
+    while True:
+        boundary = "=_sm_" + new()
+        if not any(boundary.encode() in p for p in parts):
+            return boundary
 
 
 _HEADER_NAME = re.compile(r"[!-9;-~]+")

@@ -1,8 +1,10 @@
 """SMTP delivery through pooled, reused aiosmtplib connections to one or more relays.
 
 Relays are tried in order; a relay whose connection fails is cooled down and the next takes
-over. A connection that drops mid-conversation is discarded and the message retried on a fresh
-one, up to `retries` times, before it is reported as a connection failure (the caller defers).
+over. STARTTLS is used whenever a relay offers it (`starttls = "require"` refuses one that does
+not; "off" skips it) and AUTH never crosses a plaintext link unless `allow_plaintext_auth`.
+A connection that drops mid-conversation is discarded and the message retried on a fresh one,
+up to `retries` times, before it is reported as a connection failure (the caller defers).
 """
 
 import asyncio
@@ -80,12 +82,16 @@ class SmtpPool:
             port=s.port,
             timeout=self._timeout,
             use_tls=s.use_tls,
-            start_tls=s.starttls if s.starttls else False,
+            # STARTTLS is decided below, where "require" can refuse with a clear reason.
+            start_tls=False,
             validate_certs=s.validate_certs,
         )
         await client.connect()
-        if s.username and s.password is not None:
-            await client.login(s.username, s.password.get_secret_value())
+        try:
+            await _secure(client, s)
+        except BaseException:
+            client.close()
+            raise
         self.connections_opened += 1
         return client
 
@@ -102,7 +108,8 @@ class SmtpPool:
             await relay.throttle.acquire()
             try:
                 client = relay.idle.pop() if relay.idle else await self._connect(relay)
-            except _CONNECTION_ERRORS as e:
+            except (*_CONNECTION_ERRORS, aiosmtplib.SMTPException) as e:
+                # A refused greeting, STARTTLS or login is the relay's failure, not the message's.
                 relay.down_until = self._clock.now() + self._cooldown
                 tried.add(index)
                 last = Verdict(Outcome.CONNECTION, 0, f"{relay.settings.name}: {e}")
@@ -143,6 +150,28 @@ class SmtpPool:
         for relay in self._relays:
             while relay.idle:
                 await _quit(relay.idle.pop())
+
+
+class RelayRefused(ConnectionError):
+    """The relay does not meet our TLS policy (STARTTLS required, or AUTH without TLS)."""
+
+
+async def _secure(client: aiosmtplib.SMTP, s: RelaySettings) -> None:
+    """STARTTLS as `s.starttls` says, then AUTH, never AUTH over plaintext unless allowed."""
+    if not s.use_tls and s.starttls != "off":
+        await client.ehlo()
+        if client.supports_extension("starttls"):
+            await client.starttls()
+        elif s.starttls == "require":
+            raise RelayRefused(f"{s.name}: STARTTLS is required but the relay does not offer it")
+    if s.username and s.password is not None:
+        encrypted = s.use_tls or client.get_transport_info("sslcontext") is not None
+        if not encrypted and not s.allow_plaintext_auth:
+            raise RelayRefused(
+                f"{s.name}: refusing AUTH over a plaintext connection "
+                "(enable STARTTLS or set allow_plaintext_auth)"
+            )
+        await client.login(s.username, s.password.get_secret_value())
 
 
 async def _quit(client: aiosmtplib.SMTP) -> None:

@@ -15,7 +15,6 @@ from sqlalchemy import (
     Engine,
     and_,
     bindparam,
-    func,
     insert,
     or_,
     select,
@@ -24,6 +23,8 @@ from sqlalchemy import (
 )
 
 from steadymail.domain.states import BatchState, MessageState, SendKind, SendState
+from steadymail.domain.suppression import Stream, blocks, suppression_key
+from steadymail.store.contacts import suppressed_streams
 from steadymail.store.db import insert_ignore
 from steadymail.store.schema import batches, contacts, messages, sends, suppressions
 
@@ -181,13 +182,8 @@ def load_messages(engine: Engine, claim: Claim, now: float) -> list[QueuedMessag
             messages.c.state,
             messages.c.crashes,
             contacts.c.attributes,
-            suppressions.c.email.label("suppressed"),
         )
-        .select_from(
-            messages.outerjoin(contacts, contacts.c.id == messages.c.contact_id).outerjoin(
-                suppressions, suppressions.c.email == func.lower(messages.c.email)
-            )
-        )
+        .select_from(messages.outerjoin(contacts, contacts.c.id == messages.c.contact_id))
         .where(
             messages.c.send_id == claim.send_id,
             messages.c.batch_seq == claim.seq,
@@ -204,6 +200,8 @@ def load_messages(engine: Engine, claim: Claim, now: float) -> list[QueuedMessag
     with engine.begin() as conn:
         if not _fence(conn, claim):
             return []
+        rows = conn.execute(due).all()
+        blocked = _blocked(conn, claim.send_id, rows)
         out = [
             QueuedMessage(
                 r.id,
@@ -213,11 +211,11 @@ def load_messages(engine: Engine, claim: Claim, now: float) -> list[QueuedMessag
                 r.attempts,
                 r.first_attempt_at,
                 r.attributes,
-                r.suppressed is not None,
+                r.id in blocked,
                 at_risk=r.state == MessageState.INFLIGHT.value,
                 crashes=r.crashes + (r.state == MessageState.INFLIGHT.value),
             )
-            for r in conn.execute(due)
+            for r in rows
         ]
         at_risk = [m.id for m in out if m.at_risk]
         if at_risk:
@@ -326,11 +324,36 @@ def _write_results(conn: Connection, item: Checkpoint, now: float) -> None:
             conn,
             suppressions,
             [
-                {"email": e, "reason": "hard_bounce", "detail": "", "created_at": now}
+                {
+                    "email": suppression_key(e),
+                    "stream": Stream.ALL.value,
+                    "reason": "hard_bounce",
+                    "detail": "",
+                    "created_at": now,
+                }
                 for e in bounced
             ],
-            ["email"],
+            ["email", "stream"],
         )
+
+
+def _blocked(conn: Connection, send_id: int, rows: Sequence[Any]) -> set[int]:
+    """Ids of the messages a suppression blocks, matched on the bare, case-folded address (in
+    Python: SQL's lower() is neither casefold nor display-name aware). Campaign messages and
+    messages offering an unsubscribe link heed newsletter unsubscribes; the rest only bounces
+    and complaints."""
+    streams = suppressed_streams(conn, [r.email for r in rows])
+    if not streams:
+        return set()
+    kind = conn.execute(select(sends.c.kind).where(sends.c.id == send_id)).scalar_one()
+    out = set()
+    for r in rows:
+        marketing = kind == SendKind.CAMPAIGN.value or bool(
+            (r.payload or {}).get("list_unsubscribe")
+        )
+        if any(blocks(s, marketing=marketing) for s in streams.get(suppression_key(r.email), ())):
+            out.add(r.id)
+    return out
 
 
 def release_batch(engine: Engine, claim: Claim, now: float) -> bool:

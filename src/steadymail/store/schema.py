@@ -9,13 +9,18 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
+
+# The tracking events a message records at most once (per machine flag).
+TRACKED_ONCE = "kind IN ('open', 'unsubscribe')"
 
 # SQLite only auto-increments INTEGER PRIMARY KEY, PostgreSQL wants BIGINT for big tables.
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -40,13 +45,17 @@ contacts = Table(
     UniqueConstraint("list_id", "email", name="uq_contacts_list_email"),
 )
 
+# Keyed by the bare, case-folded address (domain/suppression.py) and the stream it stops:
+# `marketing` (newsletter unsubscribes) or `all` (hard bounces, complaints).
 suppressions = Table(
     "suppressions",
     metadata,
-    Column("email", String(320), primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("stream", String(20), nullable=False),
     Column("reason", String(40), nullable=False),
     Column("detail", Text, nullable=False, server_default=""),
     Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("email", "stream", name="pk_suppressions"),
 )
 
 templates = Table(
@@ -203,6 +212,16 @@ tracking_events = Table(
     Column("machine", Integer, nullable=False, server_default="0"),
     Column("reason", String(100), nullable=False, server_default=""),
     Index("ix_tracking_events_send", "send_id", "kind"),
+    # Opens and unsubscribes are recorded once a message (and machine flag): a repeat is free.
+    Index(
+        "uq_tracking_events_once",
+        "message_id",
+        "kind",
+        "machine",
+        unique=True,
+        sqlite_where=text(TRACKED_ONCE),
+        postgresql_where=text(TRACKED_ONCE),
+    ),
 )
 
 # An append-only log of what processes did that the monitor must hear about (exits seen by a

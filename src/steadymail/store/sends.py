@@ -84,6 +84,8 @@ def start_campaign(engine: Engine, send_id: int, batch_size: int, now: float) ->
         send = _get(conn, send_id)
         _check(SendState(send["state"]), "start")
         list_id = send["list_id"]
+        # Any stream blocks a campaign. Contacts hold bare addresses (the import validates them),
+        # so lower() finds every ASCII spelling; the worker's casefold check catches the rest.
         suppressed_email = select(suppressions.c.email).where(
             suppressions.c.email == func.lower(contacts.c.email)
         )

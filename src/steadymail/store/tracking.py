@@ -2,12 +2,13 @@
 
 from typing import Any
 
-from sqlalchemy import Engine, case, distinct, func, insert, select
+from sqlalchemy import Engine, case, distinct, func, select, text
 
 from steadymail.domain.states import MessageState
 from steadymail.errors import NotFound
 from steadymail.store.contacts import suppress
-from steadymail.store.schema import messages, tracking_events
+from steadymail.store.db import dialect_insert
+from steadymail.store.schema import TRACKED_ONCE, messages, tracking_events
 
 
 def sent_times(engine: Engine, message_ids: list[int]) -> dict[int, float | None]:
@@ -21,13 +22,19 @@ def sent_times(engine: Engine, message_ids: list[int]) -> dict[int, float | None
 
 
 def insert_events(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    """Append events; an open or unsubscribe a message already has is skipped, not rewritten."""
     if rows:
         with engine.begin() as conn:
-            conn.execute(insert(tracking_events), rows)
+            stmt = dialect_insert(conn, tracking_events).on_conflict_do_nothing(
+                index_elements=["message_id", "kind", "machine"],
+                index_where=text(TRACKED_ONCE),
+            )
+            conn.execute(stmt, rows)
 
 
 def unsubscribe(engine: Engine, message_id: int, now: float) -> str:
-    """Suppress the message's recipient for every future send, at once; returns the address."""
+    """Suppress the message's recipient from newsletters (never from transactional mail), at
+    once; returns the address. A repeat writes nothing."""
     with engine.connect() as conn:
         row = conn.execute(select(messages.c.email).where(messages.c.id == message_id)).first()
     if row is None:

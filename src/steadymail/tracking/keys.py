@@ -7,7 +7,7 @@ from pathlib import Path
 
 from steadymail.config import Settings
 from steadymail.secretfile import write_secret
-from steadymail.tracking.tokens import TokenSigner
+from steadymail.tracking.tokens import Kind, TokenSigner
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,21 @@ def load_tracking_secrets(settings: Settings) -> TrackingSecrets:
         ip = settings.ip_hash_secret
         if ip is None:
             raise ValueError("ip_hash_secret is required when tracking_keys are configured")
-        return TrackingSecrets(TokenSigner(keys, kid), ip.get_secret_value().encode())
+        return TrackingSecrets(
+            TokenSigner(keys, kid, token_ttl(settings)), ip.get_secret_value().encode()
+        )
     gen = _generated(settings.data_dir / "tracking-secrets.json")
     ip_key = (
         settings.ip_hash_secret.get_secret_value() if settings.ip_hash_secret else gen["ip"]
     ).encode()
-    return TrackingSecrets(TokenSigner({gen["kid"]: gen["secret"].encode()}, gen["kid"]), ip_key)
+    signer = TokenSigner({gen["kid"]: gen["secret"].encode()}, gen["kid"], token_ttl(settings))
+    return TrackingSecrets(signer, ip_key)
+
+
+def token_ttl(settings: Settings) -> dict[Kind, float]:
+    """How long each kind of new tracking token stays valid (0: for ever)."""
+    return {
+        Kind.CLICK: settings.tracking_click_ttl,
+        Kind.OPEN: settings.tracking_open_ttl,
+        Kind.UNSUBSCRIBE: settings.tracking_unsubscribe_ttl,
+    }

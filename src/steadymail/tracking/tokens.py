@@ -4,11 +4,19 @@
 destination URL (zlib-compressed when that is shorter); mac is the first 16 bytes of
 HMAC-SHA256(key[kid], kid "." payload). The URL travels inside the signed token, so the click
 endpoint needs no lookup and can only ever redirect to a URL we signed.
+
+A token may expire: its kind is then written in capitals and the expiry, in whole minutes since
+the epoch, follows the link number as one more varint (4 bytes, ~6 characters). Tokens without
+one (lower-case kind, as every token was before expiry existed) keep verifying for as long as
+their key is accepted.
 """
 
 import base64
 import hmac
+import math
+import time
 import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -34,6 +42,8 @@ class InvalidToken(Exception):
 
 _MAC_BYTES = 16
 _COMPRESSED = 0x80
+# Clearing this bit turns the kind's letter into a capital: the token carries an expiry.
+_NO_EXPIRY = 0x20
 
 
 def _b64(data: bytes) -> str:
@@ -75,15 +85,29 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 class TokenSigner:
-    """Signs with one key id, verifies with any accepted one."""
+    """Signs with one key id, verifies with any accepted one.
 
-    def __init__(self, keys: dict[str, bytes], signing_kid: str) -> None:
+    `ttl` gives, per kind, the seconds a new token stays valid (absent or 0: for ever);
+    `now` is the clock (seconds since the epoch) both signing and verifying read.
+    """
+
+    def __init__(
+        self,
+        keys: dict[str, bytes],
+        signing_kid: str,
+        ttl: Mapping[Kind, float] | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         if signing_kid not in keys:
             raise ValueError(f"signing key {signing_kid!r} is not among the keys")
         if any(not kid.isalnum() or len(kid) > 16 for kid in keys):
             raise ValueError("key ids must be 1-16 letters or digits")
+        if any(not math.isfinite(t) or t < 0 for t in (ttl or {}).values()):
+            raise ValueError("token lifetimes must be finite and not negative")
         self._keys = keys
         self._kid = signing_kid
+        self._ttl = dict(ttl or {})
+        self._now = now
 
     def _mac(self, kid: str, payload: bytes) -> bytes:
         # hmac.digest is the one-shot C path: a third of hmac.new(...).digest()'s cost.
@@ -91,9 +115,13 @@ class TokenSigner:
 
     def sign(self, data: TokenData) -> str:
         ids = _varint(data.send_id) + _varint(data.message_id) + _varint(data.link)
+        flags = ord(data.kind)
+        ttl = self._ttl.get(data.kind, 0.0)
+        if ttl > 0:
+            flags &= ~_NO_EXPIRY
+            ids += _varint(math.ceil((self._now() + ttl) / 60))
         url = data.url.encode("utf-8")
         packed = zlib.compress(url, 9)[2:-4] if len(url) > 60 else b""
-        flags = ord(data.kind)
         if packed and len(packed) < len(url):
             flags |= _COMPRESSED
             url = packed
@@ -110,13 +138,18 @@ class TokenSigner:
         if not payload:
             raise InvalidToken("empty")
         flags = payload[0]
+        expiring = not flags & _NO_EXPIRY
         try:
-            kind = Kind(chr(flags & 0x7F))
+            kind = Kind(chr(flags & 0x7F | _NO_EXPIRY))
         except ValueError as e:
             raise InvalidToken("unknown kind") from e
         send_id, pos = _read_varint(payload, 1)
         message_id, pos = _read_varint(payload, pos)
         link, pos = _read_varint(payload, pos)
+        if expiring:
+            minute, pos = _read_varint(payload, pos)
+            if self._now() >= minute * 60:
+                raise InvalidToken("expired")
         raw = payload[pos:]
         try:
             if flags & _COMPRESSED:

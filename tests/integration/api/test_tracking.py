@@ -4,6 +4,7 @@ import asyncio
 import email
 import email.policy
 import re
+import time
 from typing import Any
 
 import httpx
@@ -195,3 +196,75 @@ def test_mailto_unsubscribe(
     assert handler.processed == 1
     assert contacts.is_suppressed(engine, "user0@example.com")
     assert not contacts.is_suppressed(engine, "user1@example.com")
+
+
+def test_repeated_opens_and_unsubscribes_cost_no_new_write(
+    live_api: LiveApi, engine: Engine, smtp_server: tuple[Recorder, int]
+) -> None:
+    from sqlalchemy import event
+
+    recorder, _ = smtp_server
+    deliver(live_api, engine, recorder, n=1)
+    _, html, _ = parts(recorder.messages[0].data)
+    links = [a.attributes.get("href") or "" for a in LexborHTMLParser(html).css("a")]
+    unsub_url = links[-1]
+    pixel = re.search(r'src="([^"]*/t/o/[^"]+)"', html)
+    assert pixel
+    writes: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        words = statement.lstrip().split(None, 3)
+        if words[0].upper() in ("INSERT", "UPDATE", "DELETE") and any(
+            t in statement for t in ("suppressions", "contacts", "tracking_events")
+        ):
+            writes.append(statement)
+
+    with httpx.Client(headers=BROWSER) as http:
+        assert http.get(pixel.group(1)).status_code == 200
+        assert http.post(unsub_url).status_code == 200
+        wait_for(lambda: len(events(engine)) == 2, timeout=10)
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            for _ in range(5):
+                assert http.get(pixel.group(1)).status_code == 200
+                r = http.post(unsub_url)
+                assert r.status_code == 200 and "any more" in r.text
+            live_api.state.recorder.flush()
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+    assert writes == []
+    assert [e.kind for e in events(engine)] == ["open", "unsubscribe"]
+
+
+def test_a_full_event_buffer_never_blocks_a_route(
+    live_api: LiveApi, engine: Engine, smtp_server: tuple[Recorder, int]
+) -> None:
+    recorder, _ = smtp_server
+    deliver(live_api, engine, recorder, n=1)
+    _, html, _ = parts(recorder.messages[0].data)
+    click_url = LexborHTMLParser(html).css_first("a").attributes.get("href") or ""
+    rec = live_api.state.recorder
+    rec._interval = 3600  # nothing is written while we flood it
+    rec._max = 3
+    with httpx.Client(headers=BROWSER) as http:
+        for _ in range(10):
+            assert http.get(click_url).status_code == 302
+    # The writer may have taken a group mid-flood; either way the rest was dropped, not queued.
+    assert rec.pending <= 3 and rec.dropped > 0
+
+
+def test_an_expired_token_is_a_404_like_a_forged_one(live_api: LiveApi) -> None:
+    from steadymail.tracking.tokens import Kind, TokenData, TokenSigner
+
+    app_signer = live_api.state.signer
+    keys, kid = app_signer._keys, app_signer._kid
+    # Signed with the region's own key, by a clock a day ago, to live for an hour.
+    old = TokenSigner(keys, kid, {Kind.CLICK: 3600, Kind.OPEN: 3600}, lambda: time.time() - 86400)
+    fresh = TokenSigner(keys, kid, {Kind.CLICK: 3600})
+    data = TokenData(Kind.CLICK, 1, 1, 0, "https://example.com/")
+    with httpx.Client(headers=BROWSER) as http:
+        assert http.get(f"{live_api.public_url}/t/c/{fresh.sign(data)}").status_code == 302
+        r = http.get(f"{live_api.public_url}/t/c/{old.sign(data)}")
+        assert r.status_code == 404 and "location" not in r.headers
+        pixel = old.sign(TokenData(Kind.OPEN, 1, 1))
+        assert http.get(f"{live_api.public_url}/t/o/{pixel}").status_code == 404

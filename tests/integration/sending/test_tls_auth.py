@@ -1,4 +1,4 @@
-"""STARTTLS and AUTH against an aiosmtpd server that requires both."""
+"""STARTTLS and AUTH against real aiosmtpd servers: required, offered, absent, plaintext."""
 
 import asyncio
 import datetime
@@ -15,7 +15,10 @@ from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
+from steadymail.clock import SystemClock
 from steadymail.config import RelaySettings
+from steadymail.domain.delivery import Outcome, Verdict
+from steadymail.sending.transport import SmtpPool
 from tests.conftest import Recorder, free_port
 from tests.helpers import make_campaign, run_worker_until, send_state, worker_for
 
@@ -91,3 +94,113 @@ def test_starttls_and_auth(engine: Engine, db_url: str, settings_for: Any, tmp_p
         controller.stop()
     assert len(recorder.messages) == 5
     assert logins and all(user == b"relayuser" and over_tls for user, over_tls in logins)
+
+
+class TlsSeen(Recorder):
+    """Records, with each message, whether it came over TLS and who logged in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.over_tls: list[bool] = []
+        self.logins: list[bytes] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.over_tls.append(session.ssl is not None)
+        return await super().handle_DATA(server, session, envelope)
+
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        self.logins.append(data.login)
+        return AuthResult(success=True)
+
+
+def _serve(handler: TlsSeen, tmp_path: Path | None, **kw: Any) -> Controller:
+    if tmp_path is not None:
+        kw["tls_context"] = tls_context(tmp_path)
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **kw)
+    controller.start()
+    return controller
+
+
+def _send(relay: RelaySettings) -> Verdict:
+    pool = SmtpPool(
+        [relay],
+        size=1,
+        timeout=5.0,
+        retries=0,
+        cooldown=0.0,
+        clock=SystemClock(),
+        take=lambda relay, limit, window, n: n,
+    )
+
+    async def go() -> Verdict:
+        try:
+            return await pool.send("a@example.com", "b@example.com", b"Subject: x\r\n\r\nhello\r\n")
+        finally:
+            await pool.close()
+
+    return asyncio.run(go())
+
+
+def _relay(controller: Controller, **kw: Any) -> RelaySettings:
+    return RelaySettings(host="127.0.0.1", port=controller.port, validate_certs=False, **kw)
+
+
+def test_starttls_is_used_when_offered_and_skipped_when_not(tmp_path: Path) -> None:
+    for offered, mode, expect_tls in (
+        (True, "opportunistic", True),
+        (False, "opportunistic", False),
+        (True, "off", False),
+        (True, "require", True),
+    ):
+        handler = TlsSeen()
+        controller = _serve(handler, tmp_path if offered else None)
+        try:
+            verdict = _send(_relay(controller, starttls=mode))
+        finally:
+            controller.stop()
+        assert verdict.outcome == Outcome.SENT, (offered, mode, verdict)
+        assert handler.over_tls == [expect_tls], (offered, mode)
+
+
+def test_required_starttls_refuses_a_relay_without_it() -> None:
+    handler = TlsSeen()
+    controller = _serve(handler, None)
+    try:
+        verdict = _send(_relay(controller, starttls="require"))
+    finally:
+        controller.stop()
+    assert verdict.outcome == Outcome.CONNECTION  # deferred, not bounced
+    assert "STARTTLS is required" in verdict.detail
+    assert handler.messages == []
+
+
+def test_auth_never_goes_over_plaintext_unless_allowed(tmp_path: Path) -> None:
+    creds: dict[str, Any] = dict(username="u", password=SecretStr("p"))
+    handler = TlsSeen()
+    plain = _serve(handler, None, authenticator=handler.authenticate, auth_require_tls=False)
+    try:
+        refused = _send(_relay(plain, **creds))
+        allowed = _send(_relay(plain, allow_plaintext_auth=True, **creds))
+    finally:
+        plain.stop()
+    assert refused.outcome == Outcome.CONNECTION and "plaintext" in refused.detail
+    assert allowed.outcome == Outcome.SENT
+    assert handler.logins == [b"u"]  # only the allowed attempt ever sent the password
+
+    handler = TlsSeen()
+    tls = _serve(handler, tmp_path, authenticator=handler.authenticate)
+    try:
+        verdict = _send(_relay(tls, **creds))  # opportunistic STARTTLS, then AUTH
+    finally:
+        tls.stop()
+    assert (
+        verdict.outcome == Outcome.SENT and handler.logins == [b"u"] and handler.over_tls == [True]
+    )
+
+
+def test_old_boolean_starttls_still_reads() -> None:
+    assert RelaySettings(starttls=True).starttls == "require"
+    assert RelaySettings(starttls=False).starttls == "opportunistic"
+    assert RelaySettings().starttls == "opportunistic" and not RelaySettings().allow_plaintext_auth

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from steadymail.errors import ValidationError
-from steadymail.sending.mime import Envelope, build_message, message_id_for
+from steadymail.sending.mime import Envelope, boundary_for, build_message, message_id_for
 
 
 def envelope(**kw: object) -> Envelope:
@@ -111,3 +111,25 @@ def test_extra_headers_are_encoded_and_reserved_ones_refused() -> None:
 def test_utf8_local_part_uses_smtputf8_headers() -> None:
     data = build_message(envelope(to_addr="Zoë <zoë@example.com>"))
     assert "zoë@example.com".encode() in data.split(b"\r\n\r\n")[0]
+
+
+def test_boundaries_are_random_and_never_inside_a_body() -> None:
+    a, b = (parse(build_message(envelope())).get_boundary() for _ in range(2))
+    assert a and b and a != b  # the same message twice: two unguessable boundaries
+    # A body that holds the first boundary drawn: it is drawn again.
+    draws = iter(["0" * 32, "1" * 32])
+    body = b"--=_sm_" + b"0" * 32 + b"\r\n"
+    assert boundary_for(body, b"", new=lambda: next(draws)) == "=_sm_" + "1" * 32
+
+
+@given(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1),
+    st.text(min_size=1),
+)
+def test_a_body_quoting_our_boundary_prefix_still_splits_right(text: str, extra: str) -> None:
+    text = f"--=_sm_{extra}\n{text}\n--=_sm_--"
+    msg = parse(build_message(envelope(text=text, html="<p>x</p>")))
+    parts = [p.get_content_type() for p in msg.iter_parts()]
+    assert parts == ["text/plain", "text/html"]
+    boundary = msg.get_boundary()
+    assert boundary and boundary.encode() not in text.encode()

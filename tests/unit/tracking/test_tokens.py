@@ -60,3 +60,70 @@ def test_long_urls_are_compressed() -> None:
     token = SIGNER.sign(TokenData(Kind.CLICK, 1, 2, 0, url))
     assert len(token) < len(url)
     assert SIGNER.verify(token).url == url
+
+
+class Now:
+    """A clock the test moves by hand."""
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+T0 = 1_800_000_000.0
+
+
+def test_tokens_from_before_expiry_existed_still_verify() -> None:
+    # Made by the signer as it was before tokens could expire (same key).
+    click = "k1.YwzZAgJodHRwczovL2V4YW1wbGUuY29tL29sZA.QNOh5AFdy6Sjrwlrj8SmcQ"
+    unsub = "k1.dQzZAgA.EFdrLWulefaQ24jboEjIFw"
+    strict = TokenSigner(
+        {"k1": b"secret-one"}, "k1", {Kind.CLICK: 60, Kind.UNSUBSCRIBE: 60}, Now(T0 * 2)
+    )
+    assert strict.verify(click) == TokenData(Kind.CLICK, 12, 345, 2, "https://example.com/old")
+    assert strict.verify(unsub) == TokenData(Kind.UNSUBSCRIBE, 12, 345)
+
+
+def test_an_expired_token_is_rejected() -> None:
+    now = Now(T0)
+    signer = TokenSigner({"k1": b"secret-one"}, "k1", {Kind.CLICK: 3600.0}, now)
+    click = signer.sign(TokenData(Kind.CLICK, 1, 2, 0, "https://example.com/"))
+    unsub = signer.sign(TokenData(Kind.UNSUBSCRIBE, 1, 2))  # no lifetime given: for ever
+    now.t = T0 + 3599
+    assert signer.verify(click).url == "https://example.com/"
+    now.t = T0 + 3600 + 60  # expiry is kept in whole minutes, rounded up
+    with pytest.raises(InvalidToken, match="expired"):
+        signer.verify(click)
+    now.t = T0 * 3
+    assert signer.verify(unsub).kind == Kind.UNSUBSCRIBE
+
+
+@given(tokens, st.floats(1, 10 * 365 * 86400))
+def test_expiring_tokens_round_trip_short_and_url_safe(data: TokenData, ttl: float) -> None:
+    signer = TokenSigner({"k1": b"secret-one"}, "k1", dict.fromkeys(Kind, ttl), Now(T0))
+    token = signer.sign(data)
+    assert all(c.isalnum() or c in "-_." for c in token)
+    assert len(token) <= len(SIGNER.sign(data)) + 7
+    assert signer.verify(token) == data
+    # The expiry is in the token: a verifier with no lifetimes configured still enforces it.
+    later = TokenSigner({"k1": b"secret-one"}, "k1", now=Now(T0 + ttl + 61))
+    with pytest.raises(InvalidToken, match="expired"):
+        later.verify(token)
+
+
+def test_lifetimes_must_be_finite() -> None:
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ValueError):
+            TokenSigner({"k1": b"x"}, "k1", {Kind.OPEN: bad})
+
+
+def test_unsubscribe_links_do_not_expire_by_default(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from steadymail.config import Settings
+    from steadymail.tracking.keys import token_ttl
+
+    settings = Settings(data_dir=Path(str(tmp_path)))
+    assert token_ttl(settings) == dict.fromkeys(Kind, 0.0)
