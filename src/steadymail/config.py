@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -12,9 +12,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from steadymail.secretfile import private_dir
+
 
 class RelaySettings(BaseModel):
     """One SMTP relay the workers deliver through."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     host: str = "127.0.0.1"
     port: int = 2525
@@ -28,7 +32,6 @@ class RelaySettings(BaseModel):
     validate_certs: bool = True
     # Messages per second across every worker of the region; 0 means unlimited.
     rate_per_second: int = 0
-    # public routes, relays, suppression (issue 11)
     # AUTH only ever goes over TLS unless this says a plaintext link is acceptable.
     allow_plaintext_auth: bool = False
 
@@ -47,6 +50,8 @@ class RelaySettings(BaseModel):
 class DkimSettings(BaseModel):
     """A DKIM signing key for one domain."""
 
+    model_config = ConfigDict(allow_inf_nan=False)
+
     domain: str
     selector: str
     key_file: Path
@@ -55,6 +60,8 @@ class DkimSettings(BaseModel):
 
 class NotifierSettings(BaseModel):
     """Where alerts go: the log, a JSON webhook, a Slack-compatible webhook, or email."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     name: str = "log"
     kind: Literal["log", "webhook", "slack", "email"] = "log"
@@ -65,6 +72,8 @@ class NotifierSettings(BaseModel):
 
 class RegionRef(BaseModel):
     """A region as the control plane knows it: only by its HTTP API."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     name: str
     url: str
@@ -282,5 +291,5 @@ def load_settings(**overrides: object) -> Settings:
     """Read settings once; callers pass the result down instead of re-reading."""
     settings = Settings(**overrides)  # type: ignore[arg-type]
     # Keys and the SQLite database live here: only the owner may enter.
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(settings.data_dir)
     return settings

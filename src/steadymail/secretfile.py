@@ -8,8 +8,13 @@ from pathlib import Path
 
 
 def private_dir(path: Path) -> Path:
-    """Create `path` (and its parents) if missing; a directory created here is mode 0700."""
+    """Create `path` (and its parents) if missing, and make it mode 0700: one that existed
+    already (made by an earlier version, or by a tool that only wanted its parent) is narrowed
+    too, if it is ours."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = path.stat()
+    if st.st_uid == os.getuid() and st.st_mode & 0o077:
+        path.chmod(0o700)
     return path
 
 

@@ -107,7 +107,10 @@ class ImportOut(BaseModel):
     imported: int
     skipped_existing: int
     # `builtins.list`: the field `list` shadows the name in the class body.
-    errors: builtins.list[RowError] = Field(description="rows refused, by line; others are kept")
+    errors: builtins.list[RowError] = Field(
+        description="rows refused, by line (the first 1000); others are kept"
+    )
+    rejected: int = Field(description="how many rows were refused in all")
 
 
 class TemplateOut(Out):

@@ -113,6 +113,7 @@ async def import_csv(name: str, request: Request, st: AppState = Write) -> Impor
             "imported": report.imported,
             "skipped_existing": report.skipped_existing,
             "errors": [{"line": e.line, "reason": e.reason} for e in report.errors],
+            "rejected": report.rejected,
         }
     )
 

@@ -38,12 +38,12 @@ def import_cmd(
     console.print(
         f"[green]{report.imported}[/] imported into [bold]{list_name}[/], "
         f"{report.skipped_existing} already on the list, "
-        f"[red]{len(report.errors)}[/] rejected"
+        f"[red]{report.rejected}[/] rejected"
     )
     for e in report.errors[:50]:
         console.print(f"  line {e.line}: {e.reason}", highlight=False)
-    if len(report.errors) > 50:
-        console.print(f"  … and {len(report.errors) - 50} more")
+    if report.rejected > 50:
+        console.print(f"  … and {report.rejected - 50} more")
 
 
 template_app = typer.Typer(help="Templates (Jinja2, sandboxed).", no_args_is_help=True)

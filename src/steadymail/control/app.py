@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from steadymail import __version__
 from steadymail.api import errors
 from steadymail.api.deps import bearer, bearer_token
-from steadymail.api.models import JsonValue
+from steadymail.api.limits import Page, Paged
+from steadymail.api.models import JsonValue, PathId
 from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings, load_settings
 from steadymail.control import store
@@ -114,19 +115,20 @@ def create_control_app(settings: Settings, clock: Clock | None = None) -> FastAP
         return plane.start(plan, body.by).to_dict()
 
     @app.get("/v1/rollouts", dependencies=[auth])
-    def listing() -> list[dict[str, Any]]:
-        return plane.rollouts()
+    def listing(page: Page = Paged) -> list[dict[str, Any]]:
+        """Rollouts, newest first, a page at a time (`limit`, `offset`)."""
+        return plane.rollouts(page.limit, page.offset)
 
     @app.get("/v1/rollouts/{rollout_id}", dependencies=[auth])
-    def status(rollout_id: int) -> dict[str, Any]:
+    def status(rollout_id: PathId) -> dict[str, Any]:
         return plane.status(rollout_id)
 
     @app.post("/v1/rollouts/{rollout_id}/pause", dependencies=[auth])
-    def pause(rollout_id: int, body: ActorIn) -> dict[str, Any]:
+    def pause(rollout_id: PathId, body: ActorIn) -> dict[str, Any]:
         return plane.pause(rollout_id, body.by).to_dict()
 
     @app.post("/v1/rollouts/{rollout_id}/resume", dependencies=[auth])
-    def resume(rollout_id: int, body: ActorIn) -> dict[str, Any]:
+    def resume(rollout_id: PathId, body: ActorIn) -> dict[str, Any]:
         return plane.resume(rollout_id, body.by).to_dict()
 
     @app.post("/v1/flags/{flag}/revert", status_code=201, dependencies=[auth])
@@ -135,7 +137,7 @@ def create_control_app(settings: Settings, clock: Clock | None = None) -> FastAP
         return plane.revert(flag, body.by, body.reason).to_dict()
 
     @app.post("/v1/rollouts/{rollout_id}/rollback", dependencies=[auth])
-    def rollback(rollout_id: int, body: ActorIn) -> dict[str, Any]:
+    def rollback(rollout_id: PathId, body: ActorIn) -> dict[str, Any]:
         return plane.rollback(rollout_id, body.by).to_dict()
 
     return app

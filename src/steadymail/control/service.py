@@ -350,8 +350,8 @@ class ControlPlane:
             raise NotFound(f"no rollout {rollout_id}")
         return {**rollout.to_dict(), "events": store.events(self.engine, rollout_id)}
 
-    def rollouts(self) -> list[dict[str, Any]]:
-        return [r.to_dict() for r in store.listing(self.engine)]
+    def rollouts(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in store.listing(self.engine, limit, offset)]
 
     def region_views(self) -> list[dict[str, Any]]:
         return [self.regions.health(name) for name in self.regions.names]

@@ -105,9 +105,12 @@ def active(engine: Engine, states: tuple[str, ...]) -> list[Rollout]:
         return [Rollout.from_dict(r.data) for r in rows]
 
 
-def listing(engine: Engine, limit: int = 50) -> list[Rollout]:
+def listing(engine: Engine, limit: int = 50, offset: int = 0) -> list[Rollout]:
+    """Rollouts, newest first."""
     with engine.connect() as conn:
-        rows = conn.execute(select(rollouts.c.data).order_by(rollouts.c.id.desc()).limit(limit))
+        rows = conn.execute(
+            select(rollouts.c.data).order_by(rollouts.c.id.desc()).limit(limit).offset(offset)
+        )
         return [Rollout.from_dict(r.data) for r in rows]
 
 

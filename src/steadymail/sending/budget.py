@@ -168,8 +168,9 @@ def check_add(left: Any, right: Any) -> None:
         check_size(len(left) + len(right), "a concatenation", limit)
 
 
-# printf-style conversion: flags, width, precision.
-_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-+ #0]*(\*|\d*)(?:\.(\*|\d*))?")
+# printf-style conversion: flags, width, precision. The mapping key's length is bounded so the
+# scan stays linear: with `[^)]*`, a run of "%(" without ")" was quadratic (40k pairs, 1.2 s).
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]{0,200}\))?[-+ #0]*(\*|\d*)(?:\.(\*|\d*))?")
 
 
 def check_percent_format(fmt: str, values: Any = ()) -> None:

@@ -145,6 +145,14 @@ class SmtpPool:
             return classify_reply(e.code, e.message, at_rcpt=False)
         except _CONNECTION_ERRORS as e:
             return Verdict(Outcome.CONNECTION, 0, f"connection lost: {e!r}")
+        except aiosmtplib.SMTPNotSupported as e:
+            # e.g. an internationalised address to a relay without SMTPUTF8: this relay can
+            # never take it. Not the recipient's fault, so no suppression.
+            return Verdict(Outcome.BOUNCE, 0, f"relay cannot carry this message: {e}")
+        except aiosmtplib.SMTPException as e:
+            # Anything else the client raises leaves the session in an unknown state: a new
+            # connection, another relay, then a deferral — never an escape that fails the batch.
+            return Verdict(Outcome.CONNECTION, 0, f"SMTP error: {e!r}")
 
     async def close(self) -> None:
         for relay in self._relays:

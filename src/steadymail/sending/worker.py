@@ -22,6 +22,7 @@ from steadymail.config import Settings
 from steadymail.domain.delivery import (
     BackoffPolicy,
     Outcome,
+    Verdict,
     deferral_expired,
     next_attempt_delay,
 )
@@ -400,9 +401,15 @@ class Worker:
             log.warning("event=compose_failed message=%d error=%r", m.id, reason[:200])
             return Result(m.id, MessageState.FAILED, attempts, first, error=reason[:500])
         self.composer.record(composed, now)
-        verdict = await self.pool.send(
-            composed.sender, composed.recipient, composed.data, smtputf8=composed.smtputf8
-        )
+        try:
+            verdict = await self.pool.send(
+                composed.sender, composed.recipient, composed.data, smtputf8=composed.smtputf8
+            )
+        except Exception as e:
+            # A fault below the SMTP client (the throttle's database call, a bug): this
+            # message is deferred like any transient failure; the window's others go on.
+            log.error("event=delivery_error message=%d error=%r", m.id, str(e))
+            verdict = Verdict(Outcome.DEFER, 0, f"delivery error: {type(e).__name__}: {e}")
         done = self.clock.now()
         if verdict.outcome == Outcome.SENT:
             self.stats.sent += 1

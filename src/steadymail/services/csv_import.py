@@ -27,7 +27,26 @@ class ImportReport:
     list_name: str
     imported: int = 0
     skipped_existing: int = 0
+    # The first MAX_REPORTED rows refused; `rejected` counts them all.
     errors: list[RowError] = field(default_factory=list)
+    rejected: int = 0
+
+
+MAX_REPORTED = 1000
+
+
+class RowErrors(list[RowError]):
+    """Keeps the first MAX_REPORTED refused rows and counts every one: a file of a million bad
+    lines must not cost a million error objects (and a response to match)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def append(self, error: RowError) -> None:
+        self.total += 1
+        if len(self) < MAX_REPORTED:
+            super().append(error)
 
 
 def _decoded_lines(raw: bytes, errors: list[RowError], origin: list[int]) -> Iterator[str]:
@@ -44,9 +63,9 @@ def _decoded_lines(raw: bytes, errors: list[RowError], origin: list[int]) -> Ite
         yield text
 
 
-def parse_contacts(raw: bytes) -> tuple[list[tuple[str, dict[str, str]]], list[RowError]]:
+def parse_contacts(raw: bytes) -> tuple[list[tuple[str, dict[str, str]]], RowErrors]:
     """Parse a CSV with an `email` column; other columns become contact attributes."""
-    errors: list[RowError] = []
+    errors = RowErrors()
     origin: list[int] = []
     reader = csv.reader(_decoded_lines(raw, errors, origin))
     try:
@@ -103,7 +122,7 @@ def import_contacts(
 ) -> ImportReport:
     """Import into `list_name` (created if missing); addresses already on the list are skipped."""
     good, errors = parse_contacts(raw)
-    report = ImportReport(list_name, errors=errors)
+    report = ImportReport(list_name, errors=errors, rejected=errors.total)
     list_id = contacts.get_or_create_list(engine, list_name, clock.now())
     existing = {e.lower() for e in contacts.existing_emails(engine, list_id)}
     fresh = [(e, a) for e, a in good if e.lower() not in existing]

@@ -1,5 +1,6 @@
 """Transactional messages: one API call, one or more recipients, the same durable pipeline."""
 
+import time
 from typing import Any
 
 from sqlalchemy import Engine
@@ -8,8 +9,10 @@ from steadymail.clock import Clock
 from steadymail.config import Settings
 from steadymail.domain.headers import BadHeader, check_custom_headers
 from steadymail.errors import ValidationError
+from steadymail.sending.deadline import RENDER_SECONDS
 from steadymail.sending.mime import parse_address
 from steadymail.sending.render import (
+    RenderError,
     check_template,
     check_variables,
     contact_context,
@@ -19,6 +22,8 @@ from steadymail.store import sends, templates
 from steadymail.tracking.rewrite import check_html_depth
 
 STREAM = "transactional"
+# The time one request may spend rendering its recipients' messages, all together.
+REQUEST_RENDER_SECONDS = 10.0
 
 
 def enqueue(
@@ -55,11 +60,22 @@ def enqueue(
     except BadHeader as e:
         raise ValidationError(str(e)) from e
     items = []
+    # One budget for the whole request, not one per recipient: a thousand recipients of a
+    # template just under the per-render deadline must not hold an API thread for half an hour.
+    deadline = time.monotonic() + REQUEST_RENDER_SECONDS
     for rcpt in to:
         addr = parse_address(rcpt)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RenderError(
+                f"rendering this request's {len(to)} recipients took over "
+                f"{REQUEST_RENDER_SECONDS:.0f} s: send fewer per request, or a lighter template"
+            )
         # Render once now so that a recipient-independent error is a 422, not a failed message.
         # Within the render budget: any failure is a RenderError, so the API answers 422.
-        rendered = render_within(compiled, contact_context(addr.addr_spec, variables))
+        rendered = render_within(
+            compiled, contact_context(addr.addr_spec, variables), min(RENDER_SECONDS, left)
+        )
         check_html_depth(rendered.html)
         items.append(
             (

@@ -61,7 +61,7 @@ def make_engine(
         )
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = create_engine(
         url, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=NullPool
     )
@@ -97,8 +97,19 @@ class _UnpipelinedCursor(psycopg.Cursor[Any]):
     def executemany(
         self, query: Any, params_seq: Iterable[Any], *, returning: bool = False
     ) -> None:
+        gen = getattr(self, "_executemany_gen_no_pipeline", None)
+        if gen is None and returning:
+            super().executemany(query, params_seq, returning=True)
+            return
+        if gen is None:  # another psycopg: one execute per row, same effect
+            total = 0
+            for params in params_seq:
+                self.execute(query, params)
+                total += max(self.rowcount, 0)
+            self._rowcount = total
+            return
         with self._conn.lock:
-            self._conn.wait(self._executemany_gen_no_pipeline(query, params_seq, returning))
+            self._conn.wait(gen(query, params_seq, returning))
 
 
 def alembic_config(url: str) -> Config:

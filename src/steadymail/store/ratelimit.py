@@ -1,7 +1,10 @@
 """A per-relay message rate shared by every worker, kept as a one-second window in the DB.
 
 Workers take tokens in small grants, so the database sees one write per grant, not per message.
+The row is shared by design (the limit is the relay's), but nobody ever waits on its lock.
 """
+
+import time
 
 from sqlalchemy import Engine, select, update
 
@@ -11,6 +14,20 @@ from steadymail.store.schema import relay_windows
 
 def take(engine: Engine, relay: str, limit: int, want: int, now: float) -> int:
     """Grant up to `want` sends through `relay` in the current second; 0 means wait."""
+    for _ in range(_TRIES):
+        grant = _take_once(engine, relay, limit, want, now)
+        if grant is not None:
+            return grant
+        # Another worker holds the row for a moment (or is frozen holding it): try again soon
+        # rather than wait on its lock.
+        time.sleep(_RETRY)
+    return 0
+
+
+_TRIES, _RETRY = 20, 0.005
+
+
+def _take_once(engine: Engine, relay: str, limit: int, want: int, now: float) -> int | None:
     window = int(now)
     with engine.begin() as conn:
         insert_ignore(
@@ -20,8 +37,12 @@ def take(engine: Engine, relay: str, limit: int, want: int, now: float) -> int:
             relay_windows.c.relay == relay
         )
         if conn.dialect.name != "sqlite":
-            q = q.with_for_update()
-        row = conn.execute(q).one()
+            # Never wait on the row: a worker frozen holding it (until PostgreSQL ends its
+            # session) would otherwise hold every other worker's sends here. Locked is "wait".
+            q = q.with_for_update(skip_locked=True)
+        row = conn.execute(q).first()
+        if row is None:
+            return None
         used = row.used if row.window == window else 0
         grant = max(0, min(want, limit - used))
         conn.execute(

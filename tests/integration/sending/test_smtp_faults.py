@@ -136,3 +136,52 @@ def test_pause_stops_and_resume_finishes(
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
     assert sorted(Counter(m.rcpt for m in recorder.messages).values()) == [1] * 300
+
+
+def test_a_relay_without_smtputf8_bounces_that_message_and_raises_nothing() -> None:
+    """aiosmtplib raises SMTPNotSupported when a message needs SMTPUTF8 and the relay lacks it:
+    a verdict for that one message (no suppression: the address is not at fault), never an
+    exception that would fail the worker's whole window."""
+    import asyncio
+
+    from aiosmtpd.controller import Controller
+
+    from steadymail.clock import SystemClock
+    from steadymail.config import RelaySettings
+    from steadymail.domain.delivery import Outcome
+    from steadymail.sending.transport import SmtpPool
+    from tests.conftest import Recorder, free_port
+
+    controller = Controller(
+        Recorder(), hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=False
+    )
+    controller.start()
+    try:
+        pool = SmtpPool(
+            [RelaySettings(host="127.0.0.1", port=controller.port, starttls="off")],
+            size=1,
+            timeout=5.0,
+            retries=0,
+            cooldown=0.0,
+            clock=SystemClock(),
+            take=lambda relay, limit, window, n: n,
+        )
+
+        async def go() -> tuple[object, object]:
+            try:
+                bad = await pool.send(
+                    "a@example.com", "zoë@example.com", b"Subject: x\r\n\r\nhi\r\n", smtputf8=True
+                )
+                good = await pool.send(
+                    "a@example.com", "b@example.com", b"Subject: x\r\n\r\nhi\r\n"
+                )
+                return bad, good
+            finally:
+                await pool.close()
+
+        bad, good = asyncio.run(go())
+    finally:
+        controller.stop()
+    assert bad.outcome == Outcome.BOUNCE and not bad.hard, bad  # type: ignore[attr-defined]
+    assert "cannot carry" in bad.detail  # type: ignore[attr-defined]
+    assert good.outcome == Outcome.SENT  # type: ignore[attr-defined]

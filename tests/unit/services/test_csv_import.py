@@ -62,3 +62,13 @@ def test_hostile_csv_is_parsed_whole() -> None:
     assert [e for e, _ in good] == ["ok@example.com"]
     assert [e.line for e in errors][:3] == [2, 3, 5]
     assert "longer than 320" in errors[0].reason
+
+
+def test_a_file_of_bad_lines_reports_the_first_thousand_and_counts_them_all() -> None:
+    from steadymail.services.csv_import import MAX_REPORTED, parse_contacts
+
+    raw = b"email,name\n" + b"x\n" * 5000 + b"ok@example.com,Ok\n"
+    good, errors = parse_contacts(raw)
+    assert [e for e, _ in good] == ["ok@example.com"]
+    assert len(errors) == MAX_REPORTED and errors.total == 5000
+    assert errors[0].line == 2
