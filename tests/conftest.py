@@ -5,6 +5,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,14 +55,24 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         migrate(url)
         yield url
         return
+    with fresh_pg_database() as url:
+        yield url
+
+
+@contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A new, migrated PostgreSQL database, dropped afterwards; skips (or fails, when
+    STEADYMAIL_REQUIRE_PG=1) if PostgreSQL does not answer."""
     if not PG_UP:
         if REQUIRE_PG:
             pytest.fail("PostgreSQL on 127.0.0.1:5432 is required but not reachable")
         pytest.skip("PostgreSQL not reachable")
     url = create_pg_database()
     migrate(url)
-    yield url
-    drop_pg_database(url)
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
 
 
 @pytest.fixture

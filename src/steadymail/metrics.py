@@ -68,6 +68,11 @@ TRACKING_REQUESTS = Counter(
     "Tracking requests by kind (click, open, unsubscribe) and result",
     ["region", "kind", "result"],
 )
+TRACKING_EVENTS_DROPPED = Counter(
+    "steadymail_tracking_events_dropped_total",
+    "Tracking events dropped because the in-memory buffer was full",
+    ["kind"],
+)
 ANOMALY_SCORE = Gauge(
     "steadymail_anomaly_score",
     "Latest anomaly score per series",

@@ -78,3 +78,30 @@ def workers_for(tmp_path: Path) -> Iterator[object]:
     yield make
     for w in made:
         w.stop_all()
+
+
+@dataclass
+class UpPorts:
+    api: int
+    public: int
+    sink: int
+
+
+def up_env(**settings: object) -> tuple[dict[str, str], UpPorts]:
+    """The environment for a `steadymail up` of one region with two workers on free ports
+    (admin API, public listener, capture sink), plus `settings` as STEADYMAIL_* variables."""
+    from tests.conftest import free_port
+
+    ports = UpPorts(free_port(), free_port(), free_port())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEADYMAIL_")}
+    env.update(
+        {
+            "STEADYMAIL_API_PORT": str(ports.api),
+            "STEADYMAIL_PUBLIC_PORT": str(ports.public),
+            "STEADYMAIL_SINK_PORT": str(ports.sink),
+            "STEADYMAIL_RELAYS": f'[{{"host": "127.0.0.1", "port": {ports.sink}}}]',
+            "STEADYMAIL_WORKERS": "2",
+        }
+    )
+    env.update({f"STEADYMAIL_{k.upper()}": str(v) for k, v in settings.items()})
+    return env, ports

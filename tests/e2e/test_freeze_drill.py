@@ -28,7 +28,7 @@ from tests.helpers import make_campaign, wait_for
 
 pytestmark = pytest.mark.e2e
 
-TTL = 1.0
+TTL = 0.75
 FREEZES = 50
 OUTSIDE = ["claimed", "loaded", "window", "delivered", "released", "idle", "beat"]
 # Statements inside a worker's transactions: the claim, the fence's lock, in-flight and result

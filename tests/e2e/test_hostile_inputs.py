@@ -1,7 +1,6 @@
 """Hostile input through a running region (`steadymail up`): refused at the door with a clear
 4xx, or failed as that one message; never a dead process, never a 5xx, and the API answers."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from sqlalchemy import Engine, select
 from steadymail.store import sends
 from steadymail.store.db import make_engine
 from steadymail.store.schema import instances
-from tests.conftest import free_port
+from tests.e2e.conftest import up_env
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -43,18 +42,8 @@ def _processes(engine: Engine) -> dict[str, int]:
 
 
 def test_hostile_inputs_kill_no_process_and_get_no_5xx(tmp_path: Path) -> None:
-    api_port, public_port, sink_port = free_port(), free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STEADYMAIL_")}
-    env.update(
-        {
-            "STEADYMAIL_API_PORT": str(api_port),
-            "STEADYMAIL_PUBLIC_PORT": str(public_port),
-            "STEADYMAIL_SINK_PORT": str(sink_port),
-            "STEADYMAIL_RELAYS": f'[{{"host": "127.0.0.1", "port": {sink_port}}}]',
-            "STEADYMAIL_WORKERS": "2",
-            "STEADYMAIL_MAX_IMPORT_BYTES": "100000",
-        }
-    )
+    env, ports = up_env(max_import_bytes=100_000)
+    api_port = ports.api
     up = subprocess.Popen(
         [sys.executable, "-m", "steadymail", "up"],
         cwd=tmp_path,

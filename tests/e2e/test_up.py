@@ -12,25 +12,15 @@ from sqlalchemy import select
 
 from steadymail.store.db import make_engine
 from steadymail.store.schema import instances
-from tests.conftest import free_port
+from tests.e2e.conftest import up_env
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 
 
 def test_up_runs_a_region_and_restarts_a_killed_worker(tmp_path: Path) -> None:
-    api_port, public_port, sink_port = free_port(), free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STEADYMAIL_")}
-    env.update(
-        {
-            "STEADYMAIL_API_PORT": str(api_port),
-            "STEADYMAIL_PUBLIC_PORT": str(public_port),
-            "STEADYMAIL_SINK_PORT": str(sink_port),
-            "STEADYMAIL_RELAYS": f'[{{"host": "127.0.0.1", "port": {sink_port}}}]',
-            "STEADYMAIL_WORKERS": "2",
-            "STEADYMAIL_METRICS_INTERVAL": "1",
-        }
-    )
+    env, ports = up_env(metrics_interval=1)
+    api_port, public_port = ports.api, ports.public
     cmd = [sys.executable, "-m", "steadymail"]
     up = subprocess.Popen(
         [*cmd, "up"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT

@@ -268,9 +268,9 @@ def test_paused_and_rate_limited_sends_raise_no_stall(
     paused = make_campaign(engine, settings_for(db_url, port), 200, list_name="paused")
     sends.change_state(engine, paused, "pause", time.time())
     slow = make_campaign(engine, settings_for(db_url, port), 200, list_name="slow")
-    r, _ = region(relay={"rate_per_second": 4}, stall_floor=8.0)
+    r, _ = region(relay={"rate_per_second": 4}, stall_floor=4.0)
     r.supervise(engine, 1)
-    time.sleep(24)  # three times the stall floor, for a send that moves 4 messages a second
+    time.sleep(12)  # three times the stall floor, for a send that moves 4 messages a second
     assert 20 < recorder.count() < 200  # the limit held and the send kept moving
     assert firing(engine, "send_stalled") == []
     assert firing(engine, "no_live_worker") == []

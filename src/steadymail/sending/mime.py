@@ -3,7 +3,6 @@
 import binascii
 import functools
 import hashlib
-import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,7 +11,12 @@ from email.header import Header
 from email.headerregistry import Address
 from email.utils import format_datetime, formataddr, getaddresses
 
-from steadymail.domain.headers import HeaderInjection, check_header_value
+from steadymail.domain.headers import (
+    BadHeader,
+    HeaderInjection,
+    check_custom_headers,
+    check_header_value,
+)
 from steadymail.errors import ValidationError
 
 
@@ -109,9 +113,12 @@ def build_message(env: Envelope) -> bytes:
             check_header_value("header name", name)
     except HeaderInjection as e:
         raise ValidationError(str(e)) from e
-    for name in env.headers:
-        if not _HEADER_NAME.fullmatch(name) or name.lower() in _RESERVED:
-            raise ValidationError(f"header name {name!r} is not allowed")
+    try:
+        # The API checked them already; the same rule again, in case another door (the CLI, a
+        # payload stored by an older version) let one through.
+        check_custom_headers(env.headers)
+    except BadHeader as e:
+        raise ValidationError(str(e)) from e
     sender, rcpt = parse_address(env.from_addr), parse_address(env.to_addr)
     utf8 = needs_smtputf8(sender) or needs_smtputf8(rcpt)
     lines = [
@@ -155,23 +162,3 @@ def boundary_for(*parts: bytes, new: Callable[[], str] = lambda: secrets.token_h
         boundary = "=_sm_" + new()
         if not any(boundary.encode() in p for p in parts):
             return boundary
-
-
-_HEADER_NAME = re.compile(r"[!-9;-~]+")
-# Headers the pipeline writes itself; a caller may not set or duplicate them.
-_RESERVED = frozenset(
-    {
-        "from",
-        "to",
-        "subject",
-        "date",
-        "message-id",
-        "mime-version",
-        "content-type",
-        "content-transfer-encoding",
-        "bcc",
-        "cc",
-        "sender",
-        "dkim-signature",
-    }
-)

@@ -16,10 +16,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 
-from prometheus_client import Counter
 from sqlalchemy import Engine
 
 from steadymail.clock import Clock
+from steadymail.metrics import TRACKING_EVENTS_DROPPED
 from steadymail.store import tracking as store
 from steadymail.tracking.classify import classify_click, classify_open
 from steadymail.tracking.tokens import Kind, TokenData
@@ -28,11 +28,7 @@ log = logging.getLogger("steadymail.tracking")
 
 _KIND_NAMES = {Kind.CLICK: "click", Kind.OPEN: "open", Kind.UNSUBSCRIBE: "unsubscribe"}
 
-EVENTS_DROPPED = Counter(
-    "steadymail_tracking_events_dropped_total",
-    "Tracking events dropped because the in-memory buffer was full",
-    ["kind"],
-)
+EVENTS_DROPPED = TRACKING_EVENTS_DROPPED
 
 # How many once-only events (open, unsubscribe) a process remembers having queued.
 SEEN_MAX = 100_000

@@ -22,10 +22,10 @@ from sqlalchemy import Engine, select
 from steadymail.config import Settings
 from steadymail.domain.states import MessageState
 from steadymail.store import queue, sends
-from steadymail.store.db import make_engine, migrate
+from steadymail.store.db import make_engine
 from steadymail.store.queue import Checkpoint, Claim, Result
 from steadymail.store.schema import messages, metadata
-from tests.conftest import PG_UP, REQUIRE_PG, create_pg_database, drop_pg_database
+from tests.conftest import fresh_pg_database
 from tests.helpers import make_campaign
 
 TTL = 10.0
@@ -249,16 +249,10 @@ TestLeaseQueueSQLite.settings = _SETTINGS
 
 @pytest.fixture(scope="module")
 def _pg_database() -> Iterator[None]:
-    if not PG_UP:
-        if REQUIRE_PG:
-            pytest.fail("PostgreSQL on 127.0.0.1:5432 is required but not reachable")
-        pytest.skip("PostgreSQL not reachable")
-    url = create_pg_database()
-    migrate(url)
-    _CheckedPG.pg_url = url
-    yield
-    _CheckedPG.pg_url = None
-    drop_pg_database(url)
+    with fresh_pg_database() as url:
+        _CheckedPG.pg_url = url
+        yield
+        _CheckedPG.pg_url = None
 
 
 @pytest.mark.usefixtures("_pg_database")
