@@ -7,7 +7,8 @@ from collections.abc import Callable
 from sqlalchemy import Engine
 
 from steadymail.clock import SystemClock
-from steadymail.config import Settings
+from steadymail.config import RelaySettings, Settings
+from steadymail.sending.transport import SmtpPool
 from steadymail.sending.worker import Worker
 from steadymail.services import campaigns, csv_import, templates
 from steadymail.services.runtime import build_worker
@@ -75,3 +76,16 @@ def send_state(engine: Engine, send_id: int) -> str:
 
 def worker_for(settings: Settings, engine: Engine) -> Worker:
     return build_worker(settings, engine, CLOCK, seed=1)
+
+
+def lone_pool(relay: RelaySettings) -> SmtpPool:
+    """An SMTP pool of one connection to one relay: no retries, no cooldown, no rate limit."""
+    return SmtpPool(
+        [relay],
+        size=1,
+        timeout=5.0,
+        retries=0,
+        cooldown=0.0,
+        clock=SystemClock(),
+        take=lambda relay, limit, window, n: n,
+    )

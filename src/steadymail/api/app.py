@@ -7,6 +7,8 @@ routes.
 """
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -27,7 +29,17 @@ from steadymail.api.limits import BodyLimit, body_limit_for
 from steadymail.api.runtime import ApiRuntime
 from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings, load_settings
-from steadymail.store.db import make_engine
+from steadymail.store.db import engine_for
+
+
+def _app(runtime: ApiRuntime, limit_for: Callable[[str], int], **fastapi: Any) -> FastAPI:
+    """What both listeners' apps share: the runtime's lifespan and state, the error shape and
+    the body limit."""
+    app = FastAPI(lifespan=runtime.lifespan, **fastapi)
+    app.state.steadymail = runtime.state
+    errors.install(app)
+    app.add_middleware(BodyLimit, limit_for=limit_for)
+    return app
 
 
 def create_app(
@@ -38,11 +50,11 @@ def create_app(
 ) -> FastAPI:
     """The admin API; pass the `runtime` of `create_public_app` to share one process's state."""
     runtime = runtime or ApiRuntime(settings, engine, clock or SystemClock())
-    app = FastAPI(title="steadymail", version=__version__, lifespan=runtime.lifespan)
-    app.state.steadymail = runtime.state
-    errors.install(app)
-    app.add_middleware(
-        BodyLimit, limit_for=body_limit_for(settings.max_request_bytes, settings.max_import_bytes)
+    app = _app(
+        runtime,
+        body_limit_for(settings.max_request_bytes, settings.max_import_bytes),
+        title="steadymail",
+        version=__version__,
     )
     # Before rest's catch-all `POST /v1/sends/{id}/{action}`, which would answer requeue 404.
     app.include_router(quarantine_routes.router)
@@ -84,13 +96,14 @@ def create_public_app(
 ) -> FastAPI:
     """The public listener: click, open and unsubscribe routes and a liveness probe only."""
     runtime = runtime or ApiRuntime(settings, engine, clock or SystemClock())
-    # No schema, no docs: nothing here describes the admin API to the internet.
-    app = FastAPI(lifespan=runtime.lifespan, openapi_url=None, docs_url=None, redoc_url=None)
-    app.state.steadymail = runtime.state
-    errors.install(app)
-    # Nothing here takes an upload: every body is held to the ordinary request limit.
-    app.add_middleware(
-        BodyLimit, limit_for=body_limit_for(settings.max_request_bytes, settings.max_request_bytes)
+    app = _app(
+        runtime,
+        # Nothing here takes an upload: every body is held to the ordinary request limit.
+        body_limit_for(settings.max_request_bytes, settings.max_request_bytes),
+        # No schema, no docs: nothing here describes the admin API to the internet.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.include_router(tracking_routes.router)
 
@@ -115,16 +128,10 @@ def create_apps(
 def app_from_env() -> FastAPI:
     """uvicorn factory, the admin API alone: `uvicorn --factory steadymail.api.app:app_from_env`."""
     settings = load_settings()
-    return create_app(
-        settings,
-        make_engine(settings.resolved_database_url(), **settings.resolved_pg_timeouts()),
-    )
+    return create_app(settings, engine_for(settings))
 
 
 def public_app_from_env() -> FastAPI:
     """uvicorn factory for the public listener alone (`…:public_app_from_env`)."""
     settings = load_settings()
-    return create_public_app(
-        settings,
-        make_engine(settings.resolved_database_url(), **settings.resolved_pg_timeouts()),
-    )
+    return create_public_app(settings, engine_for(settings))

@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 
 from steadymail.clock import SystemClock
 from steadymail.config import Settings, load_settings
-from steadymail.store.db import make_engine, migrate
+from steadymail.store.db import engine_for, migrate
 
 console = Console()
 err_console = Console(stderr=True)
@@ -25,7 +25,7 @@ class Ctx:
     @cached_property
     def engine(self) -> Engine:
         url = self.settings.resolved_database_url()
-        engine = make_engine(url, **self.settings.resolved_pg_timeouts())
+        engine = engine_for(self.settings, url)
         # A newcomer's first command may come before `up` or `migrate`: create the schema
         # rather than fail on a missing table. Existing databases are left to `migrate`.
         if not inspect(engine).has_table("alembic_version"):

@@ -22,7 +22,7 @@ from steadymail.clock import SystemClock
 from steadymail.config import Settings
 from steadymail.errors import ValidationError
 from steadymail.secretfile import private_dir, read_or_create
-from steadymail.store.db import make_engine, migrate
+from steadymail.store.db import engine_for, migrate
 
 
 def _database_url(s: Settings, region: str, data_dir: Path) -> str:
@@ -67,7 +67,7 @@ def up_regions(
         data_dir = private_dir(s.data_dir / "regions" / name)
         url = _database_url(s, name, data_dir)
         migrate(url)
-        engine = make_engine(url, **s.resolved_pg_timeouts())
+        engine = engine_for(s, url)
         key = dev_key(engine, data_dir / "dev-api-key", clock.now())
         port, public_port = s.api_port + i, s.public_port + i
         api = f"http://{s.api_host}:{port}"

@@ -10,6 +10,8 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 
+from steadymail.config import Settings
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -110,6 +112,12 @@ class _UnpipelinedCursor(psycopg.Cursor[Any]):
             return
         with self._conn.lock:
             self._conn.wait(gen(query, params_seq, returning))
+
+
+def engine_for(settings: Settings, url: str | None = None) -> Engine:
+    """The engine for the region's database (or `url`), with the session bounds its lease TTL
+    implies: how every service and command should open it."""
+    return make_engine(url or settings.resolved_database_url(), **settings.resolved_pg_timeouts())
 
 
 def alembic_config(url: str) -> Config:

@@ -211,14 +211,7 @@ class PeerWatch:
         if self._sqlite is None or self._grace <= 0:
             return None
         holder = identity.sqlite_writer_pid(self._sqlite)
-        if holder is not None and holder != os.getpid():
-            # A peer, even one started since the peer list was read (reading it again needs
-            # the lock that peer holds): a process of this host running steadymail.
-            ours = holder in {int(r["pid"]) for r in self._peers} or identity.runs_steadymail(
-                holder
-            )
-            holder = holder if ours else None
-        if holder is None or holder == os.getpid():
+        if holder is None or holder == os.getpid() or not self._is_peer(holder):
             self._stopped_since.clear()
             return None
         if not identity.stopped(holder):
@@ -269,6 +262,11 @@ class PeerWatch:
                 found.append(iid)
                 log.warning("event=peer_gone instance=%s pid=%s", iid, row["pid"])
         return found
+
+    def _is_peer(self, pid: int) -> bool:
+        """On the peer list, or (started since the list was read: reading it again needs the
+        lock a frozen peer may hold) a process of this host running steadymail."""
+        return pid in {int(r["pid"]) for r in self._peers} or identity.runs_steadymail(pid)
 
     async def run(self, interval: float) -> None:
         # The frozen-writer look runs on its own: `check` may wait on that very writer's lock.

@@ -146,26 +146,17 @@ def test_a_relay_without_smtputf8_bounces_that_message_and_raises_nothing() -> N
 
     from aiosmtpd.controller import Controller
 
-    from steadymail.clock import SystemClock
     from steadymail.config import RelaySettings
     from steadymail.domain.delivery import Outcome
-    from steadymail.sending.transport import SmtpPool
     from tests.conftest import Recorder, free_port
+    from tests.helpers import lone_pool
 
     controller = Controller(
         Recorder(), hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=False
     )
     controller.start()
     try:
-        pool = SmtpPool(
-            [RelaySettings(host="127.0.0.1", port=controller.port, starttls="off")],
-            size=1,
-            timeout=5.0,
-            retries=0,
-            cooldown=0.0,
-            clock=SystemClock(),
-            take=lambda relay, limit, window, n: n,
-        )
+        pool = lone_pool(RelaySettings(host="127.0.0.1", port=controller.port, starttls="off"))
 
         async def go() -> tuple[object, object]:
             try:

@@ -15,12 +15,10 @@ from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from steadymail.clock import SystemClock
 from steadymail.config import RelaySettings
 from steadymail.domain.delivery import Outcome, Verdict
-from steadymail.sending.transport import SmtpPool
 from tests.conftest import Recorder, free_port
-from tests.helpers import make_campaign, run_worker_until, send_state, worker_for
+from tests.helpers import lone_pool, make_campaign, run_worker_until, send_state, worker_for
 
 
 def tls_context(tmp_path: Path) -> ssl.SSLContext:
@@ -124,15 +122,7 @@ def _serve(handler: TlsSeen, tmp_path: Path | None, **kw: Any) -> Controller:
 
 
 def _send(relay: RelaySettings) -> Verdict:
-    pool = SmtpPool(
-        [relay],
-        size=1,
-        timeout=5.0,
-        retries=0,
-        cooldown=0.0,
-        clock=SystemClock(),
-        take=lambda relay, limit, window, n: n,
-    )
+    pool = lone_pool(relay)
 
     async def go() -> Verdict:
         try:
