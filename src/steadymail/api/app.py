@@ -14,7 +14,6 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy import Engine, text
 
 from steadymail import __version__
 from steadymail.api import (
@@ -29,7 +28,8 @@ from steadymail.api.limits import BodyLimit, body_limit_for
 from steadymail.api.runtime import ApiRuntime
 from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings, load_settings
-from steadymail.store.db import engine_for
+from steadymail.services import database
+from steadymail.services.database import Engine
 
 
 def _app(runtime: ApiRuntime, limit_for: Callable[[str], int], **fastapi: Any) -> FastAPI:
@@ -69,11 +69,9 @@ def create_app(
     @app.get("/readyz")
     def readyz() -> JSONResponse:
         """Ready when the region database answers (a load balancer's or kubelet's probe)."""
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception as e:
-            return JSONResponse({"status": "failing", "error": type(e).__name__}, status_code=503)
+        error = database.ready(engine)
+        if error is not None:
+            return JSONResponse({"status": "failing", "error": error}, status_code=503)
         return JSONResponse({"status": "ok", "region": settings.region})
 
     @app.get("/metrics")
@@ -128,10 +126,10 @@ def create_apps(
 def app_from_env() -> FastAPI:
     """uvicorn factory, the admin API alone: `uvicorn --factory steadymail.api.app:app_from_env`."""
     settings = load_settings()
-    return create_app(settings, engine_for(settings))
+    return create_app(settings, database.open_region(settings))
 
 
 def public_app_from_env() -> FastAPI:
     """uvicorn factory for the public listener alone (`…:public_app_from_env`)."""
     settings = load_settings()
-    return create_public_app(settings, engine_for(settings))
+    return create_public_app(settings, database.open_region(settings))

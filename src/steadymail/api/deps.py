@@ -6,13 +6,13 @@ from pathlib import Path
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Engine
 
 from steadymail.clock import Clock
 from steadymail.config import Settings
 from steadymail.errors import Forbidden, Unauthorized
 from steadymail.metrics import Metrics
-from steadymail.store import apikeys
+from steadymail.services import apikeys
+from steadymail.services.database import Engine
 from steadymail.tracking.events import EventRecorder
 from steadymail.tracking.tokens import TokenSigner
 

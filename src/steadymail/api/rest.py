@@ -33,9 +33,16 @@ from steadymail.api.models import (
 )
 from steadymail.domain.headers import BadHeader, check_custom_headers
 from steadymail.errors import NotFound, ValidationError
-from steadymail.services import campaigns, csv_import, templates, transactional
-from steadymail.store import capture, contacts, sends, tracking
-from steadymail.store import templates as template_store
+from steadymail.services import (
+    campaigns,
+    captured,
+    csv_import,
+    engagement,
+    lists,
+    sends,
+    templates,
+    transactional,
+)
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
@@ -86,12 +93,12 @@ class MessageIn(In):
 @router.get("/lists")
 def get_lists(page: Page = Paged, st: AppState = Read) -> list[ListOut]:
     """Contact lists with their sizes, oldest first."""
-    return [ListOut(**r) for r in contacts.all_lists(st.engine, page.limit, page.offset)]
+    return [ListOut(**r) for r in lists.listing(st.engine, page.limit, page.offset)]
 
 
 @router.post("/lists", status_code=201)
 def post_list(body: ListIn, st: AppState = Write) -> Created:
-    return Created(id=contacts.create_list(st.engine, body.name, st.clock.now()), name=body.name)
+    return Created(id=lists.create(st.engine, st.clock, body.name), name=body.name)
 
 
 @router.post(
@@ -121,9 +128,7 @@ async def import_csv(name: str, request: Request, st: AppState = Write) -> Impor
 @router.get("/templates")
 def get_templates(page: Page = Paged, st: AppState = Read) -> list[TemplateOut]:
     """Templates (without their bodies), oldest first."""
-    return [
-        TemplateOut(**r) for r in template_store.all_templates(st.engine, page.limit, page.offset)
-    ]
+    return [TemplateOut(**r) for r in templates.listing(st.engine, page.limit, page.offset)]
 
 
 @router.post("/templates", status_code=201)
@@ -145,13 +150,13 @@ def post_campaign(body: CampaignIn, st: AppState = Write) -> SendOut:
         template=body.template,
         from_addr=body.from_addr,
     )
-    return SendOut(**sends.get_send(st.engine, send_id))
+    return SendOut(**sends.get(st.engine, send_id))
 
 
 @router.get("/sends")
 def get_sends(page: Page = Paged, st: AppState = Read) -> list[SendOut]:
     """Sends, oldest first."""
-    return [SendOut(**r) for r in sends.all_sends(st.engine, page.limit, page.offset)]
+    return [SendOut(**r) for r in sends.listing(st.engine, page.limit, page.offset)]
 
 
 @router.get("/sends/{send_id}")
@@ -163,8 +168,7 @@ def get_send(send_id: PathId, st: AppState = Read) -> SendOut:
 @router.get("/sends/{send_id}/stats", response_model=StatsOut)
 def get_send_stats(send_id: PathId, st: AppState = Read) -> dict[str, Any]:
     """Delivered, opens, clicks (human and machine apart), unsubscribes, and per-link clicks."""
-    sends.get_send(st.engine, send_id)
-    return tracking.send_stats(st.engine, send_id)
+    return engagement.send_stats(st.engine, send_id)
 
 
 @router.post("/sends/{send_id}/start", response_model=StartedOut)
@@ -210,10 +214,7 @@ def post_message(body: MessageIn, st: AppState = Send) -> QueuedOut:
 @router.get("/messages/{send_id}")
 def get_messages(send_id: PathId, page: Page = Paged, st: AppState = Read) -> list[MessageOut]:
     """A send's messages, in the order they were queued (without their payloads)."""
-    rows = sends.message_rows(st.engine, send_id, page.limit, page.offset)
-    for r in rows:
-        r.pop("payload", None)
-    return [MessageOut(**r) for r in rows]
+    return [MessageOut(**r) for r in sends.messages(st.engine, send_id, page.limit, page.offset)]
 
 
 @router.get("/captured")
@@ -221,8 +222,8 @@ def get_captured(
     page: Page = Paged, to: str | None = None, st: AppState = Read
 ) -> list[CapturedOut]:
     """Messages received by the built-in capture server, newest first."""
-    db = capture.open_capture(st.capture_path)
-    return [CapturedOut(**r) for r in capture.recent(db, page.limit, to, page.offset)]
+    mailbox = captured.open_mailbox(st.capture_path)
+    return [CapturedOut(**r) for r in captured.recent(mailbox, page.limit, to, page.offset)]
 
 
 @router.get(
@@ -230,5 +231,5 @@ def get_captured(
     responses={200: {"content": {"message/rfc822": {}}, "description": "the message as received"}},
 )
 def get_captured_raw(capture_id: PathId, st: AppState = Read) -> Response:
-    data = capture.raw(capture.open_capture(st.capture_path), capture_id)
+    data = captured.raw(captured.open_mailbox(st.capture_path), capture_id)
     return Response(content=data, media_type="message/rfc822")

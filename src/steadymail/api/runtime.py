@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy import Engine
 
 from steadymail.api.deps import AppState
 from steadymail.clock import Clock
 from steadymail.config import Settings
 from steadymail.metrics import Metrics, SeriesFlusher
-from steadymail.store.presence import ServicePresence
+from steadymail.services.database import Engine
+from steadymail.services.runtime import ServicePresence, build_presence
 from steadymail.tracking.events import EventRecorder
 from steadymail.tracking.keys import load_tracking_secrets
 
@@ -51,7 +51,7 @@ class ApiRuntime:
     async def _start(self) -> None:
         st = self.state
         self._stop = [asyncio.create_task(st.recorder.run())]
-        self._presence = ServicePresence(st.engine, st.clock, st.settings, "api")
+        self._presence = build_presence(st.settings, st.engine, st.clock, "api")
         await self._presence.start()
         self._flusher = SeriesFlusher(st.metrics, st.engine, st.clock, self._presence.instance_id)
         self._stop.append(asyncio.create_task(self._flusher.run()))

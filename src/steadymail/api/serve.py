@@ -8,12 +8,12 @@ from typing import Literal
 
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import Engine
 
 from steadymail.api.app import create_app, create_public_app
 from steadymail.api.runtime import ApiRuntime
 from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings
+from steadymail.services.database import Engine
 
 Which = Literal["both", "admin", "public"]
 

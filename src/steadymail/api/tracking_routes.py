@@ -14,7 +14,7 @@ from jinja2 import Environment
 
 from steadymail.api.deps import state
 from steadymail.errors import NotFound
-from steadymail.store import tracking as store
+from steadymail.services import unsubscribes
 from steadymail.tracking.rewrite import is_http
 from steadymail.tracking.tokens import InvalidToken, Kind, TokenData
 
@@ -114,7 +114,7 @@ def unsubscribe(token: str, request: Request) -> Response:
     # one another process saw first costs a read and writes nothing.
     if not st.recorder.already(data):
         try:
-            store.unsubscribe(st.engine, data.message_id, st.clock.now())
+            unsubscribes.by_link(st.engine, st.clock, data.message_id)
         except NotFound:
             return _NOT_FOUND
         ua, ip = _client(request)

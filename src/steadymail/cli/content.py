@@ -9,8 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from steadymail.cli.context import console, make_ctx
-from steadymail.services import campaigns, csv_import, templates
-from steadymail.store import capture, sends, tracking
+from steadymail.services import campaigns, captured, csv_import, engagement, sends, templates
 
 
 def import_cmd(
@@ -152,7 +151,7 @@ def status_cmd(
             f"{_counts_line(p)}; open batches {p['open_batches']}"
         )
         return
-    rows = sends.all_sends(ctx.engine)
+    rows = sends.listing(ctx.engine)
     if watch:
         _watch([int(r["id"]) for r in rows if r["state"] in {"running", "paused"}])
         return
@@ -185,14 +184,14 @@ def captured_cmd(
 ) -> None:
     """Messages the built-in capture server received, newest first."""
     ctx = make_ctx()
-    engine = capture.open_capture(ctx.settings.resolved_capture_db())
+    mailbox = captured.open_mailbox(ctx.settings.resolved_capture_db())
     if show is not None:
         console.print(
-            capture.raw(engine, show).decode("utf-8", "replace"), highlight=False, markup=False
+            captured.raw(mailbox, show).decode("utf-8", "replace"), highlight=False, markup=False
         )
         return
     table = Table("id", "received", "from", "to", "subject", "size")
-    for r in capture.recent(engine, limit, to):
+    for r in captured.recent(mailbox, limit, to):
         table.add_row(
             str(r["id"]),
             time.strftime("%H:%M:%S", time.localtime(r["received_at"])),
@@ -202,14 +201,13 @@ def captured_cmd(
             str(r["size"]),
         )
     console.print(table)
-    console.print(f"{capture.count(engine)} captured in all")
+    console.print(f"{captured.count(mailbox)} captured in all")
 
 
 def stats_cmd(send_id: int) -> None:
     """Engagement of a send: opens, clicks (human and machine apart), unsubscribes, links."""
     ctx = make_ctx()
-    sends.get_send(ctx.engine, send_id)
-    st = tracking.send_stats(ctx.engine, send_id)
+    st = engagement.send_stats(ctx.engine, send_id)
     table = Table("", "total", "unique", "machine")
     for kind in ("open", "click"):
         table.add_row(

@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from rich.console import Console
-from sqlalchemy import Engine, inspect
-from sqlalchemy.engine import make_url
 
 from steadymail.clock import SystemClock
 from steadymail.config import Settings, load_settings
-from steadymail.store.db import engine_for, migrate
+from steadymail.services import database
+from steadymail.services.database import Engine
 
 console = Console()
 err_console = Console(stderr=True)
@@ -24,21 +23,9 @@ class Ctx:
 
     @cached_property
     def engine(self) -> Engine:
-        url = self.settings.resolved_database_url()
-        engine = engine_for(self.settings, url)
-        # A newcomer's first command may come before `up` or `migrate`: create the schema
-        # rather than fail on a missing table. Existing databases are left to `migrate`.
-        if not inspect(engine).has_table("alembic_version"):
-            migrate(url)
-        return engine
-
-
-def shown_url(url: str) -> str:
-    """A database URL fit to print or log: its password, if any, masked."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: show nothing of it
-        return "<database url>"
+        # A newcomer's first command may come before `up` or `migrate`: the schema is created
+        # rather than failing on a missing table. Existing databases are left to `migrate`.
+        return database.open_region_created(self.settings)
 
 
 def make_ctx() -> Ctx:

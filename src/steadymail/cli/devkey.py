@@ -2,19 +2,19 @@
 
 from pathlib import Path
 
-from sqlalchemy import Engine
-
+from steadymail.clock import Clock
 from steadymail.errors import Unauthorized
 from steadymail.secretfile import read_or_create, write_secret
-from steadymail.store import apikeys
+from steadymail.services import apikeys
+from steadymail.services.database import Engine
 
 
-def dev_key(engine: Engine, path: Path, now: float) -> str:
+def dev_key(engine: Engine, path: Path, clock: Clock) -> str:
     """The key in `path` if it still works with every scope (the CLI, the control plane's
     rollouts and a person at /docs all use it); otherwise a new one, written there."""
 
     def make() -> str:
-        return apikeys.create_key(engine, "dev", set(apikeys.SCOPES), now)
+        return apikeys.create_key(engine, clock, "dev", set(apikeys.SCOPES))
 
     if not path.exists():
         return read_or_create(path, make)

@@ -13,7 +13,7 @@ import uvloop
 from rich.table import Table
 
 from steadymail.cli import content, nab, watch
-from steadymail.cli.context import console, err_console, make_ctx, setup_logging, shown_url
+from steadymail.cli.context import console, err_console, make_ctx, setup_logging
 from steadymail.cli.devkey import dev_key
 from steadymail.cli.exit_cmd import changes_cmd, report_exit_cmd
 from steadymail.cli.metrics_cmd import metrics_cmd
@@ -22,9 +22,9 @@ from steadymail.cli.replay_cmd import replay_cmd
 from steadymail.cli.rollout_cmd import control_cmd, flags_app, rollout_app
 from steadymail.cli.supervisor import Child, Supervisor, exit_reporter, steadymail_argv
 from steadymail.errors import SteadymailError, ValidationError
+from steadymail.services import apikeys, database
+from steadymail.services.database import shown_url
 from steadymail.services.runtime import build_worker
-from steadymail.store import apikeys
-from steadymail.store.db import migrate
 
 app = typer.Typer(
     help="steadymail: email sending that never stalls silently.",
@@ -63,7 +63,7 @@ app.command("replay")(replay_cmd)
 def migrate_cmd() -> None:
     """Create or upgrade the region database."""
     ctx = make_ctx()
-    migrate(ctx.settings.resolved_database_url())
+    database.migrate_region(ctx.settings.resolved_database_url())
     console.print(f"database at {shown_url(ctx.settings.resolved_database_url())} is up to date")
 
 
@@ -80,9 +80,7 @@ def apikey_create(
 ) -> None:
     """Create an API key; it is printed once and only its hash is kept."""
     ctx = make_ctx()
-    key = apikeys.create_key(
-        ctx.engine, name, {s.strip() for s in scopes.split(",")}, ctx.clock.now()
-    )
+    key = apikeys.create_key(ctx.engine, ctx.clock, name, {s.strip() for s in scopes.split(",")})
     console.print(key, highlight=False, markup=False)
 
 
@@ -114,7 +112,7 @@ def apikey_list(
 def apikey_revoke(key: Annotated[str, typer.Argument(help="the key's id or prefix")]) -> None:
     """Revoke an API key: its next request gets 401."""
     ctx = make_ctx()
-    info = apikeys.revoke(ctx.engine, key, ctx.clock.now())
+    info = apikeys.revoke(ctx.engine, ctx.clock, key)
     console.print(f"API key {info.id} ({info.name}, sm_{info.prefix}_…) revoked", highlight=False)
 
 
@@ -181,11 +179,11 @@ def sink_cmd(
 ) -> None:
     """Run the built-in SMTP capture server; `steadymail captured` shows what it got."""
     from steadymail.sending.capture import flush_forever, start_sink
-    from steadymail.store.capture import open_capture
+    from steadymail.services.captured import open_mailbox
 
     setup_logging()
     ctx = make_ctx()
-    engine = open_capture(ctx.settings.resolved_capture_db())
+    engine = open_mailbox(ctx.settings.resolved_capture_db())
     h, p = host or ctx.settings.sink_host, port or ctx.settings.sink_port
     controller, handler = start_sink(engine, h, p)
     err_console.print(f"capture server listening on {h}:{p}")
@@ -272,9 +270,9 @@ def up_cmd(
         names = [r.strip() for r in regions.split(",") if r.strip()]
         up_regions(s, names, workers or s.workers, sink, console, plain_restarts)
         return
-    migrate(s.resolved_database_url())
+    database.migrate_region(s.resolved_database_url())
     _fresh_prometheus_dir()
-    dev_key(ctx.engine, s.data_dir / "dev-api-key", ctx.clock.now())
+    dev_key(ctx.engine, s.data_dir / "dev-api-key", ctx.clock)
     children = [Child("api", steadymail_argv("api")), Child("monitor", steadymail_argv("monitor"))]
     if sink:
         children.insert(0, Child("sink", steadymail_argv("sink")))

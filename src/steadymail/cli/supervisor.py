@@ -7,17 +7,15 @@ from staying dead, with a growing delay for a child that keeps crashing.
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
-
 from steadymail.clock import Clock
-from steadymail.store import instances
+from steadymail.services import exits
+from steadymail.services.database import Engine
 
 log = logging.getLogger("steadymail.supervisor")
 
@@ -156,20 +154,9 @@ def exit_reporter(engine: Engine, clock: Clock) -> Callable[[Child, int, str], N
     leases at once: the supervisor saw the process end, so its batches can resume now."""
 
     def report(child: Child, pid: int, reason: str) -> None:
-        instance = instances.instance_of_pid(engine, pid, socket.gethostname())
-        if instance is None:
+        if exits.record_supervised_exit(engine, clock, pid, reason) is None:
             log.warning(
                 "event=exit_of_unknown_child name=%s pid=%d reason=%r", child.name, pid, reason
             )
-            return
-        instances.record_end(
-            engine,
-            instance,
-            reason,
-            clock.now(),
-            overwrite=True,
-            expire_leases=True,
-            seen_by="supervisor",
-        )
 
     return report

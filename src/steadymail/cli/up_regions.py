@@ -12,17 +12,16 @@ import secrets
 import shutil
 from pathlib import Path
 
-import psycopg
 from rich.console import Console
 
-from steadymail.cli.context import shown_url
 from steadymail.cli.devkey import dev_key
 from steadymail.cli.supervisor import Child, Supervisor, exit_reporter, steadymail_argv
 from steadymail.clock import SystemClock
 from steadymail.config import Settings
 from steadymail.errors import ValidationError
 from steadymail.secretfile import private_dir, read_or_create
-from steadymail.store.db import engine_for, migrate
+from steadymail.services import database
+from steadymail.services.database import shown_url
 
 
 def _database_url(s: Settings, region: str, data_dir: Path) -> str:
@@ -33,11 +32,7 @@ def _database_url(s: Settings, region: str, data_dir: Path) -> str:
             "with --regions, database_url must contain {region} (one database per region)"
         )
     url = s.database_url.replace("{region}", region.lower())
-    if url.startswith(("postgresql://", "postgres://")):
-        base, name = url.rsplit("/", 1)
-        with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-                conn.execute(f'CREATE DATABASE "{name}"')
+    database.ensure_database(url)
     return url
 
 
@@ -66,9 +61,9 @@ def up_regions(
     for i, name in enumerate(names):
         data_dir = private_dir(s.data_dir / "regions" / name)
         url = _database_url(s, name, data_dir)
-        migrate(url)
-        engine = engine_for(s, url)
-        key = dev_key(engine, data_dir / "dev-api-key", clock.now())
+        database.migrate_region(url)
+        engine = database.open_region(s, url)
+        key = dev_key(engine, data_dir / "dev-api-key", clock)
         port, public_port = s.api_port + i, s.public_port + i
         api = f"http://{s.api_host}:{port}"
         env = {

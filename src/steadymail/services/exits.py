@@ -88,6 +88,25 @@ def report_exit(
     return {"slot": slot, "recorded": recorded, "reason": reason, "instance": pred["instance_id"]}
 
 
+def record_supervised_exit(engine: Engine, clock: Clock, pid: int, reason: str) -> str | None:
+    """Record the end (exit code or signal) that a supervisor saw of its child `pid` on this
+    host's instance for the monitor, and lapse its leases at once: its batches can resume now.
+    Returns the instance, or None when no instance of this host had that PID."""
+    instance = instances.instance_of_pid(engine, pid, socket.gethostname())
+    if instance is None:
+        return None
+    instances.record_end(
+        engine,
+        instance,
+        reason,
+        clock.now(),
+        overwrite=True,
+        expire_leases=True,
+        seen_by="supervisor",
+    )
+    return instance
+
+
 def change_log(
     engine: Engine, limit: int = 100, since: float | None = None, offset: int = 0
 ) -> list[dict[str, Any]]:

@@ -14,8 +14,11 @@ from steadymail.sending.flagview import FlagView
 from steadymail.sending.transport import SmtpPool
 from steadymail.sending.worker import Worker
 from steadymail.store import ratelimit
+from steadymail.store.presence import ServicePresence
 from steadymail.tracking.keys import load_tracking_secrets
 from steadymail.tracking.tracker import Tracker
+
+__all__ = ["ServicePresence", "build_presence", "build_worker"]
 
 
 def build_worker(
@@ -59,3 +62,11 @@ def build_worker(
         metrics=metrics,
         flags=flags,
     )
+
+
+def build_presence(
+    settings: Settings, engine: Engine, clock: Clock, service: str
+) -> ServicePresence:
+    """The registration, heartbeat and peer watch of a process without a lease loop of its own
+    (api, control); the caller starts and stops it."""
+    return ServicePresence(engine, clock, settings, service)

@@ -1,5 +1,7 @@
 """Templates: validated (syntax, sandbox, a dry render within the budgets) before storing."""
 
+from typing import Any
+
 from sqlalchemy import Engine
 
 from steadymail.clock import Clock
@@ -20,3 +22,8 @@ def create_template(
     return templates.create_template(
         engine, name, subject, html, text, sorted(compiled.variables), clock.now()
     )
+
+
+def listing(engine: Engine, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    """Templates without their bodies, oldest first."""
+    return templates.all_templates(engine, limit, offset)

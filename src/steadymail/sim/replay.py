@@ -32,16 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
-from sqlalchemy import Engine, create_engine, select, text
 
 from steadymail.clock import SystemClock
 from steadymail.errors import ValidationError
-from steadymail.services.watching import incident
-from steadymail.store import alerts, events
-from steadymail.store.db import make_engine
-from steadymail.store.schema import messages
-from steadymail.store.schema import sends as sends_table
+from steadymail.services import database, outcomes
+from steadymail.services.captured import deliveries, open_mailbox
+from steadymail.services.database import Engine
+from steadymail.services.watching import incident, list_alerts
 
 REGIONS = ("R1", "R2", "R3")
 PLAN = "R3,R1,R2"  # APAC first, then Europe, then North America: the outage's order
@@ -321,12 +318,10 @@ def _campaign(stack: Stack, region: str, n: int) -> int:
 def _pg_databases(url: str, create: bool) -> None:
     for region in REGIONS:
         target = url.replace("{region}", region.lower())
-        base, name = target.rsplit("/", 1)
-        with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-            if create:
-                conn.execute(f'CREATE DATABASE "{name}"')
-            else:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if create:
+            database.create_database(target)
+        else:
+            database.drop_database(target)
 
 
 class Replay:
@@ -434,7 +429,7 @@ class Replay:
     def _measure(self, rid: int, sends: dict[str, int]) -> ReplayResult:
         stack = self.stack
         result = ReplayResult(self.mode, "postgresql" if self._pg else "sqlite", rollout=rid)
-        engines = {r: make_engine(stack.region_url(r)) for r in REGIONS}
+        engines = {r: database.open_url(stack.region_url(r)) for r in REGIONS}
         try:
             return self._from_records(result, rid, sends, engines)
         finally:
@@ -448,8 +443,8 @@ class Replay:
         for region, engine in engines.items():
             crashed = [
                 float(e["at"])
-                for e in events.after(engine, 0, limit=100000)
-                if e["kind"] == "process_exited" and "RewriterCrash" in str(e["detail"])
+                for e in outcomes.process_exits(engine)
+                if "RewriterCrash" in str(e["detail"])
             ]
             if crashed:
                 exits[region] = min(crashed)
@@ -463,7 +458,7 @@ class Replay:
         symptoms = []
         named = []
         for region, engine in engines.items():
-            for a in alerts.listing(engine, limit=500, since=t0 - 1):
+            for a in list_alerts(engine, since=t0 - 1, limit=500):
                 if a["name"] not in SYMPTOMS:
                     continue
                 symptoms.append((float(a["started_at"]), region, a["summary"]))
@@ -500,26 +495,17 @@ class Replay:
     def _hit_messages_delivered(engine: Engine, send_id: int) -> float | None:
         """When the last message that a crash caught in flight was delivered; None while one
         of them is not."""
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(messages.c.state, messages.c.sent_at).where(
-                    messages.c.send_id == send_id, messages.c.crashes > 0
-                )
-            ).all()
-        if any(state != "sent" for state, _ in rows):
+        rows = outcomes.message_outcomes(engine, send_id, crashed_only=True)
+        if any(m.state != "sent" for m in rows):
             return None
-        return max((float(at) for _, at in rows if at is not None), default=0.0)
+        return max((float(m.sent_at) for m in rows if m.sent_at is not None), default=0.0)
 
     def _captured(self) -> list[tuple[str, float]]:
-        engine = create_engine(f"sqlite:///{self.stack.data / 'capture.db'}")
+        mailbox = open_mailbox(self.stack.data / "capture.db")
         try:
-            with engine.connect() as conn:
-                return [
-                    (str(r[0]), float(r[1]))
-                    for r in conn.execute(text("SELECT rcpt_to, received_at FROM captured"))
-                ]
+            return deliveries(mailbox)
         finally:
-            engine.dispose()
+            mailbox.dispose()
 
     def _count(
         self,
@@ -533,25 +519,13 @@ class Replay:
         result.duplicates = len(captured) - len(distinct)
         result.sent = len(distinct)
         for region, engine in engines.items():
-            with engine.connect() as conn:
-                result.duplicates_counted += int(
-                    conn.execute(
-                        select(sends_table.c.resent_after_crash).where(
-                            sends_table.c.id == sends[region]
-                        )
-                    ).scalar_one()
-                )
-                rows = conn.execute(
-                    select(messages.c.email, messages.c.state).where(
-                        messages.c.send_id == sends[region]
-                    )
-                ).all()
-            for email, state in rows:
-                if email in distinct:
+            result.duplicates_counted += outcomes.resent_after_crash(engine, sends[region])
+            for m in outcomes.message_outcomes(engine, sends[region]):
+                if m.email in distinct:
                     continue
-                if state == "quarantined":
+                if m.state == "quarantined":
                     result.quarantined += 1
-                elif state in ("sent", "bounced", "failed"):
+                elif m.state in ("sent", "bounced", "failed"):
                     result.lost += 1  # the platform thinks it is done, and it never arrived
                 else:
                     result.undelivered += 1
@@ -560,7 +534,7 @@ class Replay:
         for region in hit:
             found = [
                 a
-                for a in alerts.listing(engines[region], limit=500)
+                for a in list_alerts(engines[region], limit=500)
                 if a["name"] == "rollout_rolled_back"
             ]
             if found:

@@ -92,3 +92,12 @@ def count(engine: Engine) -> int:
 def clear(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(delete(captured))
+
+
+def deliveries(engine: Engine) -> list[tuple[str, float]]:
+    """(recipient, received at) of every message in the mailbox."""
+    with engine.connect() as conn:
+        return [
+            (str(r.rcpt_to), float(r.received_at))
+            for r in conn.execute(select(captured.c.rcpt_to, captured.c.received_at))
+        ]

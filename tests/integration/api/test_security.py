@@ -210,20 +210,20 @@ def test_listeners_can_run_one_at_a_time(engine: Engine, settings: Settings) -> 
 
 def test_up_keeps_a_key_of_every_scope_in_a_private_file(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "data" / "dev-api-key"
-    key = dev_key(engine, path, CLOCK.now())
+    key = dev_key(engine, path, CLOCK)
     assert (path.stat().st_mode & 0o777) == 0o600
     assert (path.parent.stat().st_mode & 0o777) == 0o700
     assert apikeys.authenticate(engine, key) == set(apikeys.SCOPES)
-    assert dev_key(engine, path, CLOCK.now()) == key  # kept across runs
+    assert dev_key(engine, path, CLOCK) == key  # kept across runs
 
     # A key from before the admin scope existed would leave rollouts 403: replaced.
     old = apikeys.create_key(engine, "dev", ALL_BUT_ADMIN, CLOCK.now())
     path.write_text(old + "\n")
-    new = dev_key(engine, path, CLOCK.now())
+    new = dev_key(engine, path, CLOCK)
     assert new != old and path.read_text().strip() == new
     assert (path.stat().st_mode & 0o777) == 0o600
     apikeys.revoke(engine, new.split("_")[1], CLOCK.now())
-    assert dev_key(engine, path, CLOCK.now()) not in (old, new)
+    assert dev_key(engine, path, CLOCK) not in (old, new)
     assert sorted(p.name for p in path.parent.iterdir()) == ["dev-api-key"]
 
 

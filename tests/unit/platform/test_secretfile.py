@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from steadymail.cli.context import shown_url
 from steadymail.config import load_settings
 from steadymail.secretfile import private_dir, read_or_create, write_secret
+from steadymail.services.database import shown_url
 
 
 @pytest.fixture
