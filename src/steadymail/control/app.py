@@ -20,10 +20,9 @@ from steadymail.api.limits import Page, Paged
 from steadymail.api.models import JsonValue, PathId
 from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings, load_settings
-from steadymail.control import store
 from steadymail.control.service import ControlPlane
 from steadymail.errors import Unauthorized, ValidationError
-from steadymail.store.db import make_engine
+from steadymail.services import control_plane
 
 log = logging.getLogger("steadymail.control")
 
@@ -67,8 +66,7 @@ def create_control_app(settings: Settings, clock: Clock | None = None) -> FastAP
             f"<data_dir>/control-api-key"
         )
     clock = clock or SystemClock()
-    engine = make_engine(f"sqlite:///{settings.resolved_control_db()}")
-    store.create_schema(engine)
+    engine = control_plane.open_database(settings)  # migrated, as a region's database is
     plane = ControlPlane(settings, engine, clock)
 
     def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:

@@ -10,17 +10,16 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
-
 from steadymail.clock import Clock
 from steadymail.config import Settings
-from steadymail.control import store
 from steadymail.control.regions import HttpRegions, RegionUnreachable
 from steadymail.errors import NotFound, ValidationError
 from steadymail.rollout.controller import ACTIVE, Controller, Event, Rollout
 from steadymail.rollout.flags import FLAGS, validate
 from steadymail.rollout.plan import GATES, Plan, parse_duration, parse_waves
 from steadymail.rollout.policy import check, load_policy
+from steadymail.services import control_plane as records
+from steadymail.services.database import Engine
 
 log = logging.getLogger("steadymail.control")
 
@@ -113,15 +112,15 @@ class ControlPlane:
             raise PolicyViolation("; ".join(str(v) for v in violations))
         with self._lock:
             busy = [
-                r for r in store.active(self.engine, (*ACTIVE, "paused")) if r.flag == plan.flag
+                r for r in records.active(self.engine, (*ACTIVE, "paused")) if r.flag == plan.flag
             ]
             if busy:
                 raise ValidationError(
                     f"rollout {busy[0].id} of {plan.flag} is still {busy[0].state}"
                 )
-            rollout = Rollout.start(store.next_id(self.engine), plan, by, now)
-            store.insert_rollout(self.engine, rollout, now)
-            store.save(
+            rollout = Rollout.start(records.next_id(self.engine), plan, by, now)
+            records.insert_rollout(self.engine, rollout, now)
+            records.save(
                 self.engine,
                 rollout,
                 [
@@ -141,7 +140,7 @@ class ControlPlane:
         """Step every active rollout once (the driver loop calls this); every couple of seconds
         also watch completed rollouts in their revert window and compare regions' symptoms."""
         with self._lock:
-            for rollout in store.active(self.engine, ACTIVE):
+            for rollout in records.active(self.engine, ACTIVE):
                 now = self.clock.now()
                 try:
                     events = self.controller.step(rollout, now)
@@ -165,7 +164,7 @@ class ControlPlane:
     def _record(self, rollout: Rollout, events: list[Event], now: float) -> None:
         if not events:
             return
-        store.save(self.engine, rollout, events, now)
+        records.save(self.engine, rollout, events, now)
         for ev in events:
             log.info(
                 "event=rollout_%s id=%d region=%s detail=%r",
@@ -184,7 +183,7 @@ class ControlPlane:
             return
         with self._lock:
             newest: dict[str, Rollout] = {}
-            for r in store.listing(self.engine, limit=200):  # newest first
+            for r in records.listing(self.engine, limit=200):  # newest first
                 newest.setdefault(r.flag, r)
             for rollout in newest.values():
                 if rollout.state != "completed" or rollout.kind != "rollout":
@@ -210,7 +209,7 @@ class ControlPlane:
         asked = Event("revert_asked", reason, actor=by)
         with self._lock:
             now = self.clock.now()
-            latest = next((r for r in store.listing(self.engine, 200) if r.flag == flag), None)
+            latest = next((r for r in records.listing(self.engine, 200) if r.flag == flag), None)
             if latest is not None:
                 return self._revert_rollout(latest, now, why, by, asked)
             return self._revert_by_hand(flag, now, why, by, asked)
@@ -256,7 +255,7 @@ class ControlPlane:
         if not previous:
             raise ValidationError(f"no region has changed {flag}: nothing to revert")
         r = Rollout(
-            store.next_id(self.engine),
+            records.next_id(self.engine),
             flag,
             Counter(current).most_common(1)[0][0] if current else None,
             [list(previous)],
@@ -270,7 +269,7 @@ class ControlPlane:
             applied=dict.fromkeys(previous, now),
             previous=previous,
         )
-        store.insert_rollout(self.engine, r, now)
+        records.insert_rollout(self.engine, r, now)
         events = [asked]
         events += [
             Event("revert_unreachable", "its history could not be read: not reverted", n)
@@ -318,7 +317,7 @@ class ControlPlane:
 
     def _act(self, rollout_id: int, action: str, by: str) -> Rollout:
         with self._lock:
-            rollout = store.load(self.engine, rollout_id)
+            rollout = records.load(self.engine, rollout_id)
             if rollout is None:
                 raise NotFound(f"no rollout {rollout_id}")
             now = self.clock.now()
@@ -332,7 +331,7 @@ class ControlPlane:
                 events = self.controller.roll_back(rollout, now, f"asked by {by}", by)
             if not events:
                 raise ValidationError(f"rollout {rollout_id} is {rollout.state}: cannot {action}")
-            store.save(self.engine, rollout, events, now)
+            records.save(self.engine, rollout, events, now)
             return rollout
 
     def pause(self, rollout_id: int, by: str) -> Rollout:
@@ -345,13 +344,13 @@ class ControlPlane:
         return self._act(rollout_id, "rollback", by)
 
     def status(self, rollout_id: int) -> dict[str, Any]:
-        rollout = store.load(self.engine, rollout_id)
+        rollout = records.load(self.engine, rollout_id)
         if rollout is None:
             raise NotFound(f"no rollout {rollout_id}")
-        return {**rollout.to_dict(), "events": store.events(self.engine, rollout_id)}
+        return {**rollout.to_dict(), "events": records.events(self.engine, rollout_id)}
 
     def rollouts(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-        return [r.to_dict() for r in store.listing(self.engine, limit, offset)]
+        return [r.to_dict() for r in records.listing(self.engine, limit, offset)]
 
     def region_views(self) -> list[dict[str, Any]]:
         return [self.regions.health(name) for name in self.regions.names]

@@ -10,13 +10,12 @@ import pytest
 
 from steadymail.clock import FakeClock
 from steadymail.config import Settings
-from steadymail.control import store
 from steadymail.control.regions import RegionUnreachable
 from steadymail.control.service import ControlPlane, PolicyViolation
 from steadymail.errors import ValidationError
 from steadymail.rollout.controller import Controller, Rollout
 from steadymail.rollout.plan import Plan, parse_waves
-from steadymail.store.db import make_engine
+from steadymail.services import control_plane as store
 from tests.unit.rollout.test_controller import InMemoryRegions, _traffic
 
 FREEZE_ALWAYS = """
@@ -60,8 +59,7 @@ def _plane(tmp_path: Path) -> tuple[ControlPlane, Regions]:
     settings = Settings(
         data_dir=tmp_path, control_db=tmp_path / "control.db", policy_file=tmp_path / "policy.toml"
     )
-    engine = make_engine(f"sqlite:///{tmp_path / 'control.db'}")
-    store.create_schema(engine)
+    engine = store.open_database(settings)
     plane = ControlPlane(settings, engine, FakeClock(1_800_000_000.0))
     regions = Regions()
     plane.regions = regions  # type: ignore[assignment]

@@ -1,0 +1,163 @@
+"""The control plane's migrations build exactly `store/control_schema.py` on SQLite and on
+PostgreSQL, and a control database that the control plane created before it had migrations
+(`data_dir/control.db` outlives `steadymail up --regions` runs) keeps its rollouts and audit log
+when it is brought under them."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import (
+    JSON,
+    Column,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    inspect,
+    select,
+)
+
+from steadymail.config import Settings
+from steadymail.rollout.controller import Event, Rollout
+from steadymail.rollout.plan import Plan
+from steadymail.services import control_plane
+from steadymail.store.control_plane import VERSION_TABLE, migrate_control
+from steadymail.store.control_schema import metadata
+from steadymail.store.db import make_engine
+from tests.conftest import PG_UP, REQUIRE_PG, create_pg_database, drop_pg_database
+
+
+@contextmanager
+def _empty_pg_database() -> Iterator[str]:
+    """A new PostgreSQL database with nothing in it (a control plane's first start)."""
+    if not PG_UP:
+        if REQUIRE_PG:
+            pytest.fail("PostgreSQL on 127.0.0.1:5432 is required but not reachable")
+        pytest.skip("PostgreSQL not reachable")
+    url = create_pg_database()
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'control.db'}"
+        return
+    with _empty_pg_database() as url:
+        yield url
+
+
+def _differences(engine: Engine) -> list[object]:
+    """What autogenerate would change to make the database match the metadata (tables,
+    columns, types, nullability, indexes; not server defaults, which SQLite reflects as text
+    that never compares equal)."""
+    opts = {"version_table": VERSION_TABLE, "compare_type": True}
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts=opts)
+        return list(compare_metadata(context, metadata))
+
+
+def _revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
+
+
+def test_the_migrations_build_exactly_the_control_schema(empty_url: str) -> None:
+    migrate_control(empty_url)
+    migrate_control(empty_url)  # a second start changes nothing
+    engine = make_engine(empty_url)
+    try:
+        assert _differences(engine) == []
+        assert _revision(engine) is not None
+        assert set(inspect(engine).get_table_names()) == {*metadata.tables, VERSION_TABLE}
+    finally:
+        engine.dispose()
+
+
+def _tables_before_migrations() -> MetaData:
+    """The two tables as `control/store.py` created them in place (create_all), before the
+    control plane had migrations."""
+    old = MetaData()
+    Table(
+        "rollouts",
+        old,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("state", String(20), nullable=False),
+        Column("data", JSON, nullable=False),
+        Column("created_at", Float, nullable=False),
+        Column("updated_at", Float, nullable=False),
+    )
+    Table(
+        "rollout_audit",
+        old,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("rollout_id", Integer, nullable=False, index=True),
+        Column("at", Float, nullable=False),
+        Column("kind", String(40), nullable=False),
+        Column("region", String(40), nullable=False, server_default=""),
+        Column("actor", String(200), nullable=False),
+        Column("detail", Text, nullable=False),
+    )
+    return old
+
+
+def test_a_control_database_from_before_migrations_keeps_its_rollouts(empty_url: str) -> None:
+    old = _tables_before_migrations()
+    engine = make_engine(empty_url)
+    try:
+        old.create_all(engine)
+        rollout = Rollout.start(
+            1, Plan("tracking.version", "v2", [["R3"], ["R1"]], 60, 60), "bob", 5
+        )
+        with engine.begin() as conn:
+            conn.execute(
+                insert(old.tables["rollouts"]).values(
+                    id=1, state="running", data=rollout.to_dict(), created_at=5, updated_at=5
+                )
+            )
+            conn.execute(
+                insert(old.tables["rollout_audit"]).values(
+                    rollout_id=1, at=5, kind="started", actor="bob", detail="tracking.version"
+                )
+            )
+
+        migrate_control(empty_url)  # what the control plane now does when it starts
+
+        assert _differences(engine) == []
+        assert _revision(engine) is not None
+        kept = control_plane.load(engine, 1)
+        assert kept == rollout
+        # It goes on working: the next rollout, and the audit log as written and as it grows.
+        assert control_plane.next_id(engine) == 2
+        control_plane.save(engine, rollout, [Event("applied", "R3 has v2", "R3")], 6)
+        trail = control_plane.events(engine, 1)
+        assert [(e["kind"], e["region"], e["actor"]) for e in trail] == [
+            ("started", "", "bob"),
+            ("applied", "R3", "controller"),
+        ]
+        with engine.connect() as conn:
+            assert conn.execute(select(old.tables["rollouts"].c.state)).scalar_one() == "running"
+    finally:
+        engine.dispose()
+
+
+def test_the_control_plane_migrates_its_database_when_it_starts(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, control_db=tmp_path / "control" / "control.db")
+    engine = control_plane.open_database(settings)
+    try:
+        assert _differences(engine) == []
+        assert control_plane.next_id(engine) == 1
+    finally:
+        engine.dispose()
