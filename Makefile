@@ -24,6 +24,7 @@ lint: $(BIN)/steadymail
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(BIN)/steadymail  ## benchmarks: never part of the test suite
 	scripts/ensure-postgres
