@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from fastapi.responses import JSONResponse
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from steadymail import __version__
@@ -25,6 +25,8 @@ from steadymail.api import (
     watch_routes,
 )
 from steadymail.api.limits import BodyLimit, body_limit_for
+from steadymail.api.models import HealthOut, ReadyOut, StatusOut
+from steadymail.api.responses import PrometheusResponse
 from steadymail.api.runtime import ApiRuntime
 from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings, load_settings
@@ -63,10 +65,14 @@ def create_app(
     app.include_router(flag_routes.router)
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok", "region": settings.region, "version": __version__}
+    def healthz() -> HealthOut:
+        return HealthOut(status="ok", region=settings.region, version=__version__)
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        response_model=ReadyOut,
+        responses={503: {"model": ReadyOut, "description": "the region database does not answer"}},
+    )
     def readyz() -> JSONResponse:
         """Ready when the region database answers (a load balancer's or kubelet's probe)."""
         error = database.ready(engine)
@@ -74,14 +80,14 @@ def create_app(
             return JSONResponse({"status": "failing", "error": error}, status_code=503)
         return JSONResponse({"status": "ok", "region": settings.region})
 
-    @app.get("/metrics")
-    def prometheus_metrics() -> PlainTextResponse:
+    @app.get("/metrics", response_class=PrometheusResponse)
+    def prometheus_metrics() -> PrometheusResponse:
         registry = REGISTRY
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # Every process of this host that wrote to the directory: workers included.
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return PlainTextResponse(generate_latest(registry).decode(), media_type=CONTENT_TYPE_LATEST)
+        return PrometheusResponse(generate_latest(registry).decode())
 
     return app
 
@@ -106,8 +112,8 @@ def create_public_app(
     app.include_router(tracking_routes.router)
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> StatusOut:
+        return StatusOut(status="ok")
 
     return app
 

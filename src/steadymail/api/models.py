@@ -222,3 +222,19 @@ class NotedOut(BaseModel):
 class SeriesOut(Out):
     name: str
     points: list[list[float]] = Field(description="[epoch seconds, value] pairs")
+
+
+class HealthOut(BaseModel):
+    status: str = Field(description="`ok` while the process serves")
+    region: str
+    version: str
+
+
+class ReadyOut(BaseModel):
+    status: str = Field(description="`ok`, or `failing` when the region database does not answer")
+    region: str | None = Field(default=None, description="when ok")
+    error: str | None = Field(default=None, description="when failing: the kind of error")
+
+
+class StatusOut(BaseModel):
+    status: str

@@ -4,7 +4,6 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
 from pydantic import Field, model_validator
 
 from steadymail.api.deps import AppState, Read, Send, Write
@@ -31,6 +30,7 @@ from steadymail.api.models import (
     TemplateOut,
     Variables,
 )
+from steadymail.api.responses import Rfc822Response
 from steadymail.domain.headers import BadHeader, check_custom_headers
 from steadymail.errors import NotFound, ValidationError
 from steadymail.services import (
@@ -228,8 +228,9 @@ def get_captured(
 
 @router.get(
     "/captured/{capture_id}/raw",
-    responses={200: {"content": {"message/rfc822": {}}, "description": "the message as received"}},
+    response_class=Rfc822Response,
+    responses={200: {"description": "the message as received"}},
 )
-def get_captured_raw(capture_id: PathId, st: AppState = Read) -> Response:
+def get_captured_raw(capture_id: PathId, st: AppState = Read) -> Rfc822Response:
     data = captured.raw(captured.open_mailbox(st.capture_path), capture_id)
-    return Response(content=data, media_type="message/rfc822")
+    return Rfc822Response(content=data)

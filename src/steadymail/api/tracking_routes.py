@@ -6,6 +6,7 @@ unsubscribe is written once a message, and events wait in a bounded buffer (trac
 """
 
 import base64
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Request
@@ -13,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment
 
 from steadymail.api.deps import state
+from steadymail.api.responses import GifResponse
 from steadymail.errors import NotFound
 from steadymail.services import unsubscribes
 from steadymail.tracking.rewrite import is_http
@@ -23,6 +25,11 @@ router = APIRouter(include_in_schema=False)
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 _NO_STORE = {"Cache-Control": "no-store, private", "Pragma": "no-cache"}
 _NOT_FOUND = Response("not found\n", status_code=404, media_type="text/plain")
+# What a route answers for a token that does not verify (the schema is not published: the
+# declarations say what each route returns, for the reader and the route test).
+_NOT_FOUND_DOC: dict[int | str, dict[str, Any]] = {
+    404: {"description": "the token does not verify", "content": {"text/plain": {}}}
+}
 _PAGES = Environment(autoescape=True)
 _CONFIRM = _PAGES.from_string("""<!doctype html><html><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width"><title>Unsubscribe</title></head>
@@ -72,7 +79,13 @@ def _client(request: Request) -> tuple[str, str]:
     return request.headers.get("user-agent", ""), ip
 
 
-@router.api_route("/t/c/{token}", methods=["GET", "HEAD"])
+@router.api_route(
+    "/t/c/{token}",
+    methods=["GET", "HEAD"],
+    response_class=RedirectResponse,
+    status_code=302,
+    responses=_NOT_FOUND_DOC,
+)
 async def click(token: str, request: Request) -> Response:
     data = _verify(request, token, Kind.CLICK)
     _count(request, "click", data is not None)
@@ -83,7 +96,7 @@ async def click(token: str, request: Request) -> Response:
     return RedirectResponse(safe_location(data.url), status_code=302, headers=_NO_STORE)
 
 
-@router.get("/t/o/{token}")
+@router.get("/t/o/{token}", response_class=GifResponse, responses=_NOT_FOUND_DOC)
 async def open_pixel(token: str, request: Request) -> Response:
     data = _verify(request, token, Kind.OPEN)
     _count(request, "open", data is not None)
@@ -91,17 +104,17 @@ async def open_pixel(token: str, request: Request) -> Response:
         return _NOT_FOUND
     ua, ip = _client(request)
     state(request).recorder.record(data, request.method, ua, ip)
-    return Response(GIF, media_type="image/gif", headers=_NO_STORE)
+    return GifResponse(GIF, headers=_NO_STORE)
 
 
-@router.get("/u/{token}")
+@router.get("/u/{token}", response_class=HTMLResponse, responses=_NOT_FOUND_DOC)
 async def unsubscribe_page(token: str, request: Request) -> Response:
     if _verify(request, token, Kind.UNSUBSCRIBE) is None:
         return _NOT_FOUND
     return HTMLResponse(_CONFIRM.render(done=False), headers=_NO_STORE)
 
 
-@router.post("/u/{token}")
+@router.post("/u/{token}", response_class=HTMLResponse, responses=_NOT_FOUND_DOC)
 def unsubscribe(token: str, request: Request) -> Response:
     """RFC 8058 one-click (and the page's button): suppress the address from newsletters now,
     then record it."""

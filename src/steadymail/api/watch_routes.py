@@ -1,7 +1,6 @@
 """REST routes for watching: alerts, acknowledgements, silences, workers, stalls, incidents."""
 
 from fastapi import APIRouter, Query
-from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from steadymail.api.deps import AppState, Read, Write
@@ -16,6 +15,7 @@ from steadymail.api.models import (
     SeriesOut,
     WorkerOut,
 )
+from steadymail.api.responses import MarkdownResponse
 from steadymail.services import exits, metrics, watching
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
@@ -88,12 +88,11 @@ def get_stalls(page: Page = Paged, st: AppState = Read) -> list[AlertOut]:
 
 @router.get(
     "/incidents/{alert_id}",
-    responses={200: {"content": {"text/markdown": {}}, "description": "the postmortem draft"}},
+    response_class=MarkdownResponse,
+    responses={200: {"description": "the postmortem draft"}},
 )
-def get_incident(alert_id: PathId, st: AppState = Read) -> PlainTextResponse:
-    return PlainTextResponse(
-        watching.incident(st.engine, st.clock, alert_id), media_type="text/markdown"
-    )
+def get_incident(alert_id: PathId, st: AppState = Read) -> MarkdownResponse:
+    return MarkdownResponse(watching.incident(st.engine, st.clock, alert_id))
 
 
 @router.get("/metrics/series")

@@ -7,6 +7,7 @@ import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -22,6 +23,7 @@ from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings, load_settings
 from steadymail.control.service import ControlPlane
 from steadymail.errors import Unauthorized, ValidationError
+from steadymail.rollout.controller import Rollout
 from steadymail.services import control_plane
 
 log = logging.getLogger("steadymail.control")
@@ -53,6 +55,47 @@ class RevertIn(BaseModel):
 
     by: str = Field(min_length=1, max_length=200)
     reason: str = Field(min_length=1, max_length=2000)
+
+
+class ServiceHealthOut(BaseModel):
+    status: str
+    service: str
+    version: str
+
+
+class FiringAlertOut(BaseModel):
+    id: int
+    name: str
+    summary: str
+
+
+class RegionOut(BaseModel):
+    """A region as the control plane sees it; the fields after `reachable` are there only when
+    it answered, `error` only when it did not."""
+
+    region: str
+    reachable: bool
+    error: str | None = None
+    version: str | None = None
+    flags: dict[str, JsonValue] | None = Field(default=None, description="flags set, by name")
+    firing_alerts: list[FiringAlertOut] | None = None
+
+
+class AuditEventOut(BaseModel):
+    id: int
+    rollout_id: int
+    at: float = Field(description="epoch seconds")
+    kind: str
+    region: str = Field(description="empty for the rollout as a whole")
+    actor: str
+    detail: str
+
+
+@dataclass
+class RolloutStatusOut(Rollout):
+    """A rollout's whole state with its audit log, oldest first."""
+
+    events: list[AuditEventOut] = field(default_factory=list)
 
 
 def create_control_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
@@ -100,41 +143,50 @@ def create_control_app(settings: Settings, clock: Clock | None = None) -> FastAP
     errors.install(app)
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": "control", "version": __version__}
+    def healthz() -> ServiceHealthOut:
+        return ServiceHealthOut(status="ok", service="control", version=__version__)
 
-    @app.get("/v1/regions", dependencies=[auth])
+    # What a route returns as a dict is checked against (and documented by) its model; fields a
+    # dict leaves out stay out.
+    @app.get(
+        "/v1/regions",
+        dependencies=[auth],
+        response_model=list[RegionOut],
+        response_model_exclude_unset=True,
+    )
     def regions() -> list[dict[str, Any]]:
         return plane.region_views()
 
-    @app.post("/v1/rollouts", status_code=201, dependencies=[auth])
+    @app.post("/v1/rollouts", status_code=201, dependencies=[auth], response_model=Rollout)
     def start(body: RolloutIn) -> dict[str, Any]:
         plan = plane.plan(body.flag, body.value, body.plan, body.bake, body.guard, body.gates)
         return plane.start(plan, body.by).to_dict()
 
-    @app.get("/v1/rollouts", dependencies=[auth])
+    @app.get("/v1/rollouts", dependencies=[auth], response_model=list[Rollout])
     def listing(page: Page = Paged) -> list[dict[str, Any]]:
         """Rollouts, newest first, a page at a time (`limit`, `offset`)."""
         return plane.rollouts(page.limit, page.offset)
 
-    @app.get("/v1/rollouts/{rollout_id}", dependencies=[auth])
+    @app.get("/v1/rollouts/{rollout_id}", dependencies=[auth], response_model=RolloutStatusOut)
     def status(rollout_id: PathId) -> dict[str, Any]:
         return plane.status(rollout_id)
 
-    @app.post("/v1/rollouts/{rollout_id}/pause", dependencies=[auth])
+    @app.post("/v1/rollouts/{rollout_id}/pause", dependencies=[auth], response_model=Rollout)
     def pause(rollout_id: PathId, body: ActorIn) -> dict[str, Any]:
         return plane.pause(rollout_id, body.by).to_dict()
 
-    @app.post("/v1/rollouts/{rollout_id}/resume", dependencies=[auth])
+    @app.post("/v1/rollouts/{rollout_id}/resume", dependencies=[auth], response_model=Rollout)
     def resume(rollout_id: PathId, body: ActorIn) -> dict[str, Any]:
         return plane.resume(rollout_id, body.by).to_dict()
 
-    @app.post("/v1/flags/{flag}/revert", status_code=201, dependencies=[auth])
+    @app.post(
+        "/v1/flags/{flag}/revert", status_code=201, dependencies=[auth], response_model=Rollout
+    )
     def revert(flag: str, body: RevertIn) -> dict[str, Any]:
         """Every region back to its previous value of the flag, now, freeze or not (audited)."""
         return plane.revert(flag, body.by, body.reason).to_dict()
 
-    @app.post("/v1/rollouts/{rollout_id}/rollback", dependencies=[auth])
+    @app.post("/v1/rollouts/{rollout_id}/rollback", dependencies=[auth], response_model=Rollout)
     def rollback(rollout_id: PathId, body: ActorIn) -> dict[str, Any]:
         return plane.rollback(rollout_id, body.by).to_dict()
 
