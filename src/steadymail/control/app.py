@@ -98,6 +98,23 @@ class RolloutStatusOut(Rollout):
     events: list[AuditEventOut] = field(default_factory=list)
 
 
+async def drive(plane: ControlPlane, interval: float) -> None:
+    """Step the rollouts every `interval` seconds while the app runs. A tick that fails is
+    logged with its traceback and how many ticks in a row have failed, and the loop goes on: a
+    broken driver is in the log every tick, never silent, and recovers when its cause does.
+    (A rollout that fails to step is logged with its id by `ControlPlane.tick`; the others
+    still step.)"""
+    failed = 0
+    while True:
+        try:
+            await asyncio.to_thread(plane.tick)
+            failed = 0
+        except Exception:
+            failed += 1
+            log.exception("event=control_tick_failed failed_in_a_row=%d", failed)
+        await asyncio.sleep(interval)
+
+
 def create_control_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     """The control plane's app; refuses to exist without a control API key (ValidationError):
     it steers every region, so it is never open."""
@@ -120,18 +137,9 @@ def create_control_app(settings: Settings, clock: Clock | None = None) -> FastAP
 
     auth = Depends(authorised)
 
-    async def drive() -> None:
-        while True:
-            try:
-                await asyncio.to_thread(plane.tick)
-            except Exception:
-                # Never silent: a driver that fails every tick is in the log every tick.
-                log.exception("event=control_tick_failed")
-            await asyncio.sleep(settings.control_interval)
-
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        driver = asyncio.create_task(drive())
+        driver = asyncio.create_task(drive(plane, settings.control_interval))
         try:
             yield
         finally:

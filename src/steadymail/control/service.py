@@ -143,23 +143,27 @@ class ControlPlane:
             for rollout in records.active(self.engine, ACTIVE):
                 now = self.clock.now()
                 try:
-                    events = self.controller.step(rollout, now)
-                except Exception as e:  # a region down mid-apply: try again next tick
+                    self._record(rollout, self.controller.step(rollout, now), now)
+                except RegionUnreachable as e:  # a region down mid-apply: try again next tick
                     log.warning("event=rollout_step_failed id=%d error=%r", rollout.id, str(e))
-                    continue
-                self._record(rollout, events, now)
+                except Exception:
+                    # Anything else is a fault of ours or of the database: logged with the
+                    # rollout and its traceback every tick it lasts; the other rollouts step.
+                    log.exception(
+                        "event=rollout_step_failed id=%d flag=%s", rollout.id, rollout.flag
+                    )
         now = self.clock.now()
         if now - self._last_watch < WATCH_INTERVAL:
             return
         self._last_watch = now
         try:
             self.watch_completed(now)
-        except Exception as e:
-            log.warning("event=revert_watch_failed error=%r", str(e))
+        except Exception:
+            log.exception("event=revert_watch_failed")
         try:
             self.correlate()
-        except Exception as e:
-            log.warning("event=correlate_failed error=%r", str(e))
+        except Exception:
+            log.exception("event=correlate_failed")
 
     def _record(self, rollout: Rollout, events: list[Event], now: float) -> None:
         if not events:

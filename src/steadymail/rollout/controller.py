@@ -15,6 +15,8 @@ that kept the old one, revert it everywhere.
 from __future__ import annotations
 
 import contextlib
+import logging
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -22,10 +24,29 @@ from typing import Any, Protocol
 from steadymail.rollout.gates import Evidence, Verdict, hard_alerts, judge_hard, judge_rates
 from steadymail.rollout.plan import Plan
 
+log = logging.getLogger("steadymail.rollout")
+
 MAX_EXTENSIONS = 4
 ACTIVE = ("running", "rolling_back")
 # What still ties a fault to a completed change: the hard gates without anomalies.
 AFTER_GATES = ("restarts", "stalls")
+
+
+@contextlib.contextmanager
+def _best_effort(what: str, region: str, rollout_id: int) -> Iterator[None]:
+    """A region call that must not stop a rollback (an incident raised, a timeline note, an
+    incident resolved): if it fails, the rollback goes on and the failure is logged with the
+    rollout and the region, never swallowed."""
+    try:
+        yield
+    except Exception as e:
+        log.warning(
+            "event=rollout_%s_failed rollout=%d region=%s error=%r",
+            what,
+            rollout_id,
+            region,
+            str(e),
+        )
 
 
 class RegionPort(Protocol):
@@ -209,14 +230,16 @@ class Controller:
         out = [Event("rollback_decided", why, actor=decided_by)]
         for v in verdicts or []:
             if v.alert_id is not None:
-                self._note(v.region, v.alert_id, f"rollout {r.id} of {r.flag} rolled back: {why}")
+                self._note(
+                    r, v.region, v.alert_id, f"rollout {r.id} of {r.flag} rolled back: {why}"
+                )
         # Each region that had the value gets an incident of its own, with the rollout's story.
         story = "; ".join(
             f"{region} got {r.flag}={r.value!r} at {at:.3f} (wave {self._wave_of(r, region)})"
             for region, at in r.applied.items()
         )
         for region in r.pending_rollback:
-            with contextlib.suppress(Exception):
+            with _best_effort("incident", region, r.id):
                 self._regions.alert(
                     region,
                     f"rollout:{r.id}",
@@ -230,9 +253,9 @@ class Controller:
     def _wave_of(r: Rollout, region: str) -> int:
         return next(i + 1 for i, wave in enumerate(r.waves) if region in wave)
 
-    def _note(self, region: str, alert_id: int, text: str) -> None:
+    def _note(self, r: Rollout, region: str, alert_id: int, text: str) -> None:
         # The timeline note is best effort; the rollback is not.
-        with contextlib.suppress(Exception):
+        with _best_effort("note", region, r.id):
             self._regions.note(region, alert_id, text)
 
     def _finish_rollback(self, r: Rollout) -> list[Event]:
@@ -255,7 +278,7 @@ class Controller:
                 continue
             restored = f"{r.flag}={r.previous.get(region)!r}"
             out.append(Event("rolled_back", restored, region))
-            with contextlib.suppress(Exception):
+            with _best_effort("resolve", region, r.id):
                 self._regions.resolve(
                     region, f"rollout:{r.id}", f"previous value restored: {restored}"
                 )
