@@ -62,6 +62,17 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: _doc("the request is invalid; `errors` names each bad field"),
 }
 
+# The same for a route whose success is not JSON (a raw message, a markdown draft): FastAPI
+# would document each error model in the route's own media type; these say what the errors
+# are, JSON in the one error shape.
+ERROR_RESPONSES_BESIDE_NON_JSON: dict[int | str, dict[str, Any]] = {
+    code: {
+        "description": doc["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+    }
+    for code, doc in ERROR_RESPONSES.items()
+}
+
 
 def _body(error: str, detail: str, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"error": error, "detail": detail}

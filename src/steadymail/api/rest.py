@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field, model_validator
 
 from steadymail.api.deps import AppState, Read, Send, Write
-from steadymail.api.errors import ERROR_RESPONSES
+from steadymail.api.errors import ERROR_RESPONSES, ERROR_RESPONSES_BESIDE_NON_JSON
 from steadymail.api.limits import Page, Paged
 from steadymail.api.models import (
     Address,
@@ -229,7 +229,10 @@ def get_captured(
 @router.get(
     "/captured/{capture_id}/raw",
     response_class=Rfc822Response,
-    responses={200: {"description": "the message as received"}},
+    responses={
+        **ERROR_RESPONSES_BESIDE_NON_JSON,
+        200: {"description": "the message as received"},
+    },
 )
 def get_captured_raw(capture_id: PathId, st: AppState = Read) -> Rfc822Response:
     data = captured.raw(captured.open_mailbox(st.capture_path), capture_id)

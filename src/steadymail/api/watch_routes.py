@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from steadymail.api.deps import AppState, Read, Write
-from steadymail.api.errors import ERROR_RESPONSES
+from steadymail.api.errors import ERROR_RESPONSES, ERROR_RESPONSES_BESIDE_NON_JSON
 from steadymail.api.limits import MAX_PAGE, Page, Paged
 from steadymail.api.models import (
     AlertOut,
@@ -89,7 +89,7 @@ def get_stalls(page: Page = Paged, st: AppState = Read) -> list[AlertOut]:
 @router.get(
     "/incidents/{alert_id}",
     response_class=MarkdownResponse,
-    responses={200: {"description": "the postmortem draft"}},
+    responses={**ERROR_RESPONSES_BESIDE_NON_JSON, 200: {"description": "the postmortem draft"}},
 )
 def get_incident(alert_id: PathId, st: AppState = Read) -> MarkdownResponse:
     return MarkdownResponse(watching.incident(st.engine, st.clock, alert_id))
