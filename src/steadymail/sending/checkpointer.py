@@ -28,7 +28,6 @@ class Checkpointer:
         # The worker's flags: reported with each beat, and refreshed from the same transaction.
         self.flags: FlagView | None = None
         self._queue: asyncio.Queue[tuple[Checkpoint | None, asyncio.Future[bool]]] = asyncio.Queue()
-        self.flushes = 0
 
     async def submit(self, item: Checkpoint) -> bool:
         """Write `item` with the next group; True if its fence held."""
@@ -80,7 +79,6 @@ class Checkpointer:
             )
             if view is not None:
                 view.update(rows)
-        self.flushes += 1
         for item, fut in group:
             ok = True if item is None else item.accepted
             fut.get_loop().call_soon_threadsafe(_resolve, fut, ok)

@@ -58,7 +58,6 @@ class WorkerStats:
     deferred: int = 0
     bounced: int = 0
     failed: int = 0
-    leases_lost: int = 0
     reclaims: int = 0
     at_risk: int = 0
 
@@ -320,7 +319,6 @@ class Worker:
         )
 
     def _lost(self, claim: Claim) -> None:
-        self.stats.leases_lost += 1
         log.warning(
             "event=lease_lost batch=%d send=%d epoch=%d", claim.batch_id, claim.send_id, claim.epoch
         )

@@ -208,11 +208,6 @@ def _check(current: SendState, action: str) -> SendState:
         raise Conflict(str(e)) from e
 
 
-def send_states(conn: Connection, send_ids: list[int]) -> dict[int, str]:
-    rows = conn.execute(select(sends.c.id, sends.c.state).where(sends.c.id.in_(send_ids)))
-    return {int(r.id): str(r.state) for r in rows}
-
-
 def progress(engine: Engine, send_id: int) -> dict[str, Any]:
     """A send with its message counts by state and its open batch count."""
     with engine.connect() as conn:
