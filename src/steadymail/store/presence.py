@@ -31,6 +31,7 @@ from steadymail import __version__, identity, lastwords
 from steadymail.clock import Clock
 from steadymail.config import Settings
 from steadymail.store import changes, instances
+from steadymail.store.db import is_sqlite
 
 log = logging.getLogger("steadymail.presence")
 
@@ -199,7 +200,7 @@ class PeerWatch:
         self._refresh_every = refresh_every
         self._grace = frozen_writer_grace
         self._stopped_since: dict[int, float] = {}
-        db = engine.url.database if engine.dialect.name == "sqlite" else None
+        db = engine.url.database if is_sqlite(engine) else None
         self._sqlite = Path(db) if db and db != ":memory:" else None
 
     def kill_frozen_writer(self) -> int | None:

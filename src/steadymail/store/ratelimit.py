@@ -8,7 +8,7 @@ import time
 
 from sqlalchemy import Engine, select, update
 
-from steadymail.store.db import insert_ignore
+from steadymail.store.db import insert_ignore, is_sqlite
 from steadymail.store.schema import relay_windows
 
 
@@ -36,7 +36,7 @@ def _take_once(engine: Engine, relay: str, limit: int, want: int, now: float) ->
         q = select(relay_windows.c.window, relay_windows.c.used).where(
             relay_windows.c.relay == relay
         )
-        if conn.dialect.name != "sqlite":
+        if not is_sqlite(conn):
             # Never wait on the row: a worker frozen holding it (until PostgreSQL ends its
             # session) would otherwise hold every other worker's sends here. Locked is "wait".
             q = q.with_for_update(skip_locked=True)
