@@ -10,6 +10,7 @@ from steadymail.config import Settings
 from steadymail.metrics import Metrics
 from steadymail.sending.compose import Composer
 from steadymail.sending.dkim_signer import DkimSigner
+from steadymail.sending.faults import Faults
 from steadymail.sending.flagview import FlagView
 from steadymail.sending.transport import SmtpPool
 from steadymail.sending.worker import Worker
@@ -26,7 +27,8 @@ def build_worker(
     seed: int | None = None,
 ) -> Worker:
     metrics = Metrics(settings.region, settings.metrics_interval)
-    flags = FlagView(engine, clock)
+    flags = FlagView(engine)
+    faults = Faults(settings, flags, clock)
     pool = SmtpPool(
         settings.relays,
         size=settings.worker_concurrency,
@@ -46,7 +48,7 @@ def build_worker(
         lambda: str(flags.get("tracking.version") or settings.tracking_version),
         metrics,
         # The drill's fault, once armed: one message in N crashes the link rewriter.
-        lambda: int((flags.armed("fault.tracking_crash") or {}).get("one_in", 0)),
+        faults.tracking_crash_one_in,
     )
     return Worker(
         settings,
@@ -58,4 +60,5 @@ def build_worker(
         rng=random.Random(seed),
         metrics=metrics,
         flags=flags,
+        faults=faults,
     )
