@@ -290,19 +290,27 @@ class Worker:
             claim.epoch,
             at_risk,
         )
-        await asyncio.to_thread(
-            events.append,
-            self.engine,
-            region=self.settings.region,
-            kind="lease_reclaimed",
-            subject=f"send:{claim.send_id}",
-            detail={
+        await self._platform_event(
+            "lease_reclaimed",
+            f"send:{claim.send_id}",
+            {
                 "batch": claim.batch_id,
                 "send": claim.send_id,
                 "epoch": claim.epoch,
                 "at_risk": at_risk,
                 "by": self.instance_id,
             },
+        )
+
+    async def _platform_event(self, kind: str, subject: str, detail: dict[str, object]) -> None:
+        """Tell the monitor (platform_events): a reclaim, a quarantine."""
+        await asyncio.to_thread(
+            events.append,
+            self.engine,
+            region=self.settings.region,
+            kind=kind,
+            subject=subject,
+            detail=detail,
             now=self.clock.now(),
         )
 
@@ -341,14 +349,10 @@ class Worker:
     async def _quarantine(self, m: QueuedMessage, first: float) -> Result:
         why = f"{m.crashes} workers died while sending it"
         log.error("event=message_quarantined message=%d crashes=%d", m.id, m.crashes)
-        await asyncio.to_thread(
-            events.append,
-            self.engine,
-            region=self.settings.region,
-            kind="message_quarantined",
-            subject=f"message:{m.id}",
-            detail={"message": m.id, "email": m.email, "crashes": m.crashes, "reason": why},
-            now=self.clock.now(),
+        await self._platform_event(
+            "message_quarantined",
+            f"message:{m.id}",
+            {"message": m.id, "email": m.email, "crashes": m.crashes, "reason": why},
         )
         return Result(m.id, MessageState.QUARANTINED, m.attempts, first, error=why)
 
