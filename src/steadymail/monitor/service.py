@@ -20,10 +20,10 @@ from steadymail.monitor.stalls import StallDetector
 from steadymail.probes import serve_probes
 from steadymail.store import flags, instances
 from steadymail.store.presence import (
-    PeerWatch,
     arm_excepthook,
     new_instance_id,
     register_self,
+    watch_peers,
 )
 
 log = logging.getLogger("steadymail.monitor")
@@ -110,14 +110,7 @@ class Monitor:
         now = self.clock.now()
         await register_self(self.engine, self.settings, "monitor", self.instance_id, now)
         arm_excepthook(self.engine, self.clock, self.instance_id)
-        peers = asyncio.create_task(
-            PeerWatch(
-                self.engine,
-                self.clock,
-                self.instance_id,
-                frozen_writer_grace=self.settings.resolved_frozen_writer_grace(),
-            ).run(self.settings.peer_check_interval)
-        )
+        peers = watch_peers(self.engine, self.clock, self.settings, self.instance_id)
         await asyncio.to_thread(self.health.prime, now)
         await asyncio.to_thread(self.prime_anomalies, now)
         dispatch = asyncio.create_task(self.dispatcher.run(0.5))

@@ -39,11 +39,11 @@ from steadymail.sending.render import compile_template
 from steadymail.sending.transport import SmtpPool
 from steadymail.store import events, instances, queue, sends, templates
 from steadymail.store.presence import (
-    PeerWatch,
     leave_exit_note,
     leave_last_words,
     new_instance_id,
     register_self,
+    watch_peers,
 )
 from steadymail.store.queue import Checkpoint, Claim, QueuedMessage, Result
 
@@ -128,17 +128,11 @@ class Worker:
             self.settings.worker_concurrency,
         )
         self.heartbeat.start(now)
-        peers = PeerWatch(
-            self.engine,
-            self.clock,
-            self.instance_id,
-            frozen_writer_grace=self.settings.resolved_frozen_writer_grace(),
-        )
         helpers = [
             asyncio.create_task(self.checkpointer.run()),
             asyncio.create_task(self.heartbeat.run()),
             asyncio.create_task(self._flusher.run()),
-            asyncio.create_task(peers.run(self.settings.peer_check_interval)),
+            watch_peers(self.engine, self.clock, self.settings, self.instance_id),
         ]
         probes = None
         if self.settings.health_port:

@@ -293,6 +293,16 @@ class PeerWatch:
             await asyncio.sleep(interval / 4)
 
 
+def watch_peers(
+    engine: Engine, clock: Clock, settings: Settings, instance_id: str
+) -> asyncio.Task[None]:
+    """This process's `PeerWatch`, every ``peer_check_interval``: a task to cancel at exit."""
+    watch = PeerWatch(
+        engine, clock, instance_id, frozen_writer_grace=settings.resolved_frozen_writer_grace()
+    )
+    return asyncio.create_task(watch.run(settings.peer_check_interval))
+
+
 def leave_last_words(engine: Engine, clock: Clock, instance_id: str, exc: BaseException) -> None:
     """Write down why this process is dying (synchronously: it may be gone a moment later), and
     lapse its leases: its batches need not wait for a successor or a lease TTL (fencing keeps
@@ -349,15 +359,9 @@ class ServicePresence:
         )
         arm_excepthook(self._engine, self._clock, self.instance_id)
         self.ready = True
-        peers = PeerWatch(
-            self._engine,
-            self._clock,
-            self.instance_id,
-            frozen_writer_grace=self._settings.resolved_frozen_writer_grace(),
-        )
         self._tasks = [
             asyncio.create_task(self._beat()),
-            asyncio.create_task(peers.run(self._settings.peer_check_interval)),
+            watch_peers(self._engine, self._clock, self._settings, self.instance_id),
         ]
 
     async def _beat(self) -> None:
