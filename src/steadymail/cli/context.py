@@ -8,6 +8,7 @@ from functools import cached_property
 from rich.console import Console
 from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from steadymail.clock import SystemClock
 from steadymail.config import Settings, load_settings
@@ -37,7 +38,7 @@ def shown_url(url: str) -> str:
     """A database URL fit to print or log: its password, if any, masked."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: show nothing of it
+    except (ArgumentError, ValueError):  # not a URL SQLAlchemy can parse: show nothing of it
         return "<database url>"
 
 

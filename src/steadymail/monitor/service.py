@@ -130,7 +130,9 @@ class Monitor:
                     await asyncio.to_thread(self.tick)
                     self._last_tick = self.clock.now()
                 except Exception as e:
-                    log.error("event=monitor_tick_failed error=%r", str(e))
+                    log.error(
+                        "event=monitor_tick_failed instance=%s error=%r", self.instance_id, str(e)
+                    )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.settings.monitor_interval)
         finally:

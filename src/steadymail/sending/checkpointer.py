@@ -50,7 +50,12 @@ class Checkpointer:
             try:
                 await asyncio.to_thread(self._write, group)
             except Exception as e:
-                log.error("event=checkpoint_failed error=%r", str(e))
+                log.error(
+                    "event=checkpoint_failed instance=%s items=%d error=%r",
+                    self._owner,
+                    len(group),
+                    str(e),
+                )
                 for _, fut in group:
                     if not fut.done():
                         fut.set_exception(e)

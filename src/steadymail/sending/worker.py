@@ -192,7 +192,12 @@ class Worker:
                     self.clock.now(),
                 )
             except Exception as e:
-                log.warning("event=claim_failed error=%r", str(e))
+                log.warning(
+                    "event=claim_failed instance=%s rescue=%s error=%r",
+                    self.instance_id,
+                    rescue,
+                    str(e),
+                )
                 claim = None
             if claim is None:
                 await self._idle()

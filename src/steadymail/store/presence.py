@@ -277,7 +277,7 @@ class PeerWatch:
                 try:
                     await asyncio.to_thread(self.check)
                 except Exception as e:
-                    log.warning("event=peer_watch_failed error=%r", str(e))
+                    log.warning("event=peer_watch_failed instance=%s error=%r", self._me, str(e))
                 await asyncio.sleep(interval)
         finally:
             frozen.cancel()
@@ -289,7 +289,9 @@ class PeerWatch:
             try:
                 self.kill_frozen_writer()
             except Exception as e:
-                log.warning("event=frozen_writer_check_failed error=%r", str(e))
+                log.warning(
+                    "event=frozen_writer_check_failed instance=%s error=%r", self._me, str(e)
+                )
             await asyncio.sleep(interval / 4)
 
 

@@ -160,7 +160,7 @@ class EventRecorder:
             try:
                 await asyncio.to_thread(self.flush)
             except Exception as e:
-                log.error("event=tracking_flush_failed error=%r", str(e))
+                log.error("event=tracking_flush_failed pending=%d error=%r", self.pending, str(e))
 
     async def close(self) -> None:
         await asyncio.to_thread(self.flush)
