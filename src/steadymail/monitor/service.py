@@ -17,7 +17,7 @@ from steadymail.monitor.health import HealthWatcher
 from steadymail.monitor.series import Interval, SeriesKeeper
 from steadymail.monitor.signals import Signal
 from steadymail.monitor.stalls import StallDetector
-from steadymail.probes import serve_probes
+from steadymail.probes import serve_health
 from steadymail.store import flags, instances
 from steadymail.store.presence import (
     arm_excepthook,
@@ -114,15 +114,11 @@ class Monitor:
         await asyncio.to_thread(self.health.prime, now)
         await asyncio.to_thread(self.prime_anomalies, now)
         dispatch = asyncio.create_task(self.dispatcher.run(0.5))
-        probes = None
-        if self.settings.health_port:
-            probes = await serve_probes(
-                self.settings.health_host,
-                self.settings.health_port,
-                # Live when its loop answers; ready while its ticks go through.
-                lambda: True,
-                lambda: self.clock.now() - self._last_tick < 5 * self.settings.monitor_interval + 5,
-            )
+        # Ready while its ticks go through.
+        probes = await serve_health(
+            self.settings,
+            lambda: self.clock.now() - self._last_tick < 5 * self.settings.monitor_interval + 5,
+        )
         log.info("event=monitor_started instance=%s", self.instance_id)
         try:
             while not self._stop.is_set():

@@ -27,7 +27,7 @@ from steadymail.domain.delivery import (
 from steadymail.domain.states import MessageState, SendState
 from steadymail.errors import NotFound, ValidationError
 from steadymail.metrics import Metrics, SeriesFlusher
-from steadymail.probes import serve_probes
+from steadymail.probes import serve_health
 from steadymail.sending.checkpointer import Checkpointer
 from steadymail.sending.compose import Composer, SendInfo
 from steadymail.sending.deadline import within
@@ -134,16 +134,10 @@ class Worker:
             asyncio.create_task(self._flusher.run()),
             watch_peers(self.engine, self.clock, self.settings, self.instance_id),
         ]
-        probes = None
-        if self.settings.health_port:
-            probes = await serve_probes(
-                self.settings.health_host,
-                self.settings.health_port,
-                # Live when its event loop answers: a database outage must not have every
-                # worker restarted. Ready while its heartbeats go through and it is not stopping.
-                lambda: True,
-                lambda: not self._stopping.is_set() and self.heartbeat.valid(),
-            )
+        # Ready while its heartbeats go through and it is not stopping.
+        probes = await serve_health(
+            self.settings, lambda: not self._stopping.is_set() and self.heartbeat.valid()
+        )
         slots = [asyncio.create_task(self._slot()) for _ in range(self.settings.worker_concurrency)]
         # One more slot that only takes over lapsed leases, so a dead worker's batches resume
         # within a lease TTL even while every ordinary slot is busy with a long batch.
