@@ -15,7 +15,7 @@ from steadymail.api.deps import AppState
 from steadymail.clock import Clock
 from steadymail.config import Settings
 from steadymail.metrics import Metrics, SeriesFlusher
-from steadymail.store.presence import ServicePresence
+from steadymail.presence import ServicePresence
 from steadymail.tracking.events import EventRecorder
 from steadymail.tracking.keys import load_tracking_secrets
 

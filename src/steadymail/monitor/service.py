@@ -12,19 +12,19 @@ from steadymail.alerts.notifiers import Dispatcher, SendEmail
 from steadymail.clock import Clock
 from steadymail.config import Settings
 from steadymail.metrics import ANOMALY_SCORE, FLAG_INFO, QUEUE_DUE, RESTARTS, STALLED_SENDS
-from steadymail.monitor.anomalies import WATCHED, AnomalyWatcher
+from steadymail.monitor.anomaly_watch import WATCHED, AnomalyWatcher
 from steadymail.monitor.health import HealthWatcher
 from steadymail.monitor.series import Interval, SeriesKeeper
 from steadymail.monitor.signals import Signal
 from steadymail.monitor.stalls import StallDetector
-from steadymail.probes import serve_health
-from steadymail.store import flags, instances
-from steadymail.store.presence import (
+from steadymail.presence import (
     arm_excepthook,
     new_instance_id,
     register_self,
     watch_peers,
 )
+from steadymail.probes import serve_health
+from steadymail.store import flag_values, instances
 
 log = logging.getLogger("steadymail.monitor")
 
@@ -70,7 +70,7 @@ class Monitor:
 
     def tick(self) -> None:
         now = self.clock.now()
-        self._flags = flags.current(self.engine)
+        self._flags = flag_values.current(self.engine)
         self._export_flags()
         self.apply(self.health.tick(now))
         self.apply(self.stalls.tick(now))

@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 
 from steadymail.clock import Clock
 from steadymail.config import Settings
-from steadymail.sending.flagview import FlagView
+from steadymail.sending.flag_view import FlagView
 from steadymail.sending.freeze_drill import FreezeDrill
 
 log = logging.getLogger("steadymail.faults")

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from steadymail.clock import Clock
 from steadymail.sending.checkpointer import Checkpointer
 from steadymail.sending.faults import Faults
-from steadymail.sending.flagview import FlagView
+from steadymail.sending.flag_view import FlagView
 from steadymail.store import instances
 
 log = logging.getLogger("steadymail.worker")

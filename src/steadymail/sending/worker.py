@@ -27,24 +27,24 @@ from steadymail.domain.delivery import (
 from steadymail.domain.states import MessageState, SendState
 from steadymail.errors import NotFound, ValidationError
 from steadymail.metrics import Metrics, SeriesFlusher
-from steadymail.probes import serve_health
-from steadymail.sending.checkpointer import Checkpointer
-from steadymail.sending.compose import Composer, SendInfo
-from steadymail.sending.deadline import within
-from steadymail.sending.faults import Faults
-from steadymail.sending.flagview import FlagView
-from steadymail.sending.gate import SuspectGate
-from steadymail.sending.heartbeat import Heartbeat
-from steadymail.sending.render import compile_template
-from steadymail.sending.transport import SmtpPool
-from steadymail.store import events, instances, queue, sends, templates
-from steadymail.store.presence import (
+from steadymail.presence import (
     leave_exit_note,
     leave_last_words,
     new_instance_id,
     register_self,
     watch_peers,
 )
+from steadymail.probes import serve_health
+from steadymail.sending.checkpointer import Checkpointer
+from steadymail.sending.compose import Composer, SendInfo
+from steadymail.sending.deadline import within
+from steadymail.sending.faults import Faults
+from steadymail.sending.flag_view import FlagView
+from steadymail.sending.gate import SuspectGate
+from steadymail.sending.heartbeat import Heartbeat
+from steadymail.sending.render import compile_template
+from steadymail.sending.transport import SmtpPool
+from steadymail.store import events, instances, queue, sends, templates
 from steadymail.store.queue import Checkpoint, Claim, QueuedMessage, Result
 
 log = logging.getLogger("steadymail.worker")

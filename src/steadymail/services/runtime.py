@@ -11,7 +11,7 @@ from steadymail.metrics import Metrics
 from steadymail.sending.compose import Composer
 from steadymail.sending.dkim_signer import DkimSigner
 from steadymail.sending.faults import Faults
-from steadymail.sending.flagview import FlagView
+from steadymail.sending.flag_view import FlagView
 from steadymail.sending.transport import SmtpPool
 from steadymail.sending.worker import Worker
 from steadymail.store import ratelimit

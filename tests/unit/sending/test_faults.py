@@ -10,7 +10,7 @@ from steadymail.clock import FakeClock
 from steadymail.config import Settings
 from steadymail.sending import faults as faults_module
 from steadymail.sending.faults import FAULT_EXIT_CODE, Faults
-from steadymail.sending.flagview import FlagView
+from steadymail.sending.flag_view import FlagView
 
 
 class Exited(Exception):

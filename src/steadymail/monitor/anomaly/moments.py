@@ -1,5 +1,5 @@
 """The exponentially weighted mean and variance, one step at a time: the detectors' level
-(``ewma``, ``novelty``) and the monitor's usual band of a series (``anomalies``) all learn
+(``ewma``, ``novelty``) and the monitor's usual band of a series (``anomaly_watch``) all learn
 with it."""
 
 from __future__ import annotations

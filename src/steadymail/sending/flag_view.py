@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from steadymail.store import flags
+from steadymail.store import flag_values
 
 log = logging.getLogger("steadymail.flags")
 
@@ -32,7 +32,7 @@ class FlagView:
         return dict(self.values)
 
     def refresh(self) -> None:
-        self.update(flags.detailed(self._engine))
+        self.update(flag_values.detailed(self._engine))
 
     def update(self, rows: list[dict[str, Any]]) -> None:
         """New values from flag rows (read by the heartbeat's transaction)."""
