@@ -17,7 +17,7 @@ import math
 import random
 
 from steadymail.config import Settings
-from steadymail.monitor.anomalies import AnomalyWatcher
+from steadymail.monitor.anomaly_watch import AnomalyWatcher
 from steadymail.monitor.series import Interval, derive
 
 INTERVAL = 5.0

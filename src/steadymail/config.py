@@ -273,6 +273,11 @@ class Settings(BaseSettings):
     def resolved_heartbeat_interval(self) -> float:
         return self.heartbeat_interval or self.lease_ttl / 3
 
+    def dead_age(self) -> float:
+        """The dead-age rule: a process silent this long (``dead_after_beats`` heartbeat
+        intervals) counts as dead; ``store.instances.alive`` applies it in SQL."""
+        return self.resolved_heartbeat_interval() * self.dead_after_beats
+
     def resolved_frozen_writer_grace(self) -> float:
         g = self.sqlite_frozen_writer_grace
         return self.lease_ttl / 2 if g == 0 else max(g, 0.0)

@@ -25,12 +25,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import logging
 import os
 import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+log = logging.getLogger("steadymail.identity")
 
 _UNIT = re.compile(r"([A-Za-z0-9:_.\\@-]+\.service)$")
 MAX_SLOTS = 256
@@ -114,8 +117,14 @@ def numbered_slot(base: str, region: str, lock_dir: Path) -> tuple[str, str | No
             lock = _take_lock(lock_dir / f"{safe}.{n}.lock")
             if lock is not None:
                 return (base if n == 1 else f"{base}#{n}"), lock
-    except OSError:
-        pass
+    except OSError as e:
+        log.warning(
+            "event=slot_lock_unavailable slot=%s dir=%s error=%r "
+            "(a restart in this slot is then known by missed heartbeats, not at once)",
+            base,
+            lock_dir,
+            str(e),
+        )
     # No lock directory we can write to: the name alone, and no certainty about predecessors.
     return base, None
 

@@ -3,7 +3,7 @@
 `describe` turns an exception into one line that names the innermost frame of our own code
 (`tracking/rewrite.py:42 in rewrite_html raised KeyError: 'href'`); `frames` gives the few
 innermost frames of ours for the alert's detail. Writing them down is the presence's job
-(store/presence.py), which knows the process's instance.
+(presence.py), which knows the process's instance.
 """
 
 from __future__ import annotations

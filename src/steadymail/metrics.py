@@ -181,4 +181,9 @@ class SeriesFlusher:
                 rows,
             )
         except Exception as e:
-            log.warning("event=metrics_flush_failed error=%r rows=%d", str(e), len(rows))
+            log.warning(
+                "event=metrics_flush_failed instance=%s rows=%d error=%r",
+                self._instance_id,
+                len(rows),
+                str(e),
+            )

@@ -8,6 +8,8 @@ import json
 import logging
 from collections.abc import Callable
 
+from steadymail.config import Settings
+
 log = logging.getLogger("steadymail.probes")
 
 
@@ -45,3 +47,12 @@ async def serve_probes(
     server = await asyncio.start_server(handle, host, port)
     log.info("event=probes_listening host=%s port=%d", host, port)
     return server
+
+
+async def serve_health(settings: Settings, ready: Callable[[], bool]) -> asyncio.Server | None:
+    """A process's probes on ``health_port`` (None when it is 0): live while its event loop
+    answers (a database outage must not have every process restarted), ready when ``ready``
+    says so. The caller closes the returned server."""
+    if not settings.health_port:
+        return None
+    return await serve_probes(settings.health_host, settings.health_port, lambda: True, ready)

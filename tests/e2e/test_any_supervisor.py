@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from steadymail.services import flags as flag_service
-from steadymail.services import quarantine
+from steadymail.services import flag_admin, quarantine
 from steadymail.store import alerts, instances, sends
 from tests.conftest import CLOCK, Recorder
 from tests.helpers import make_campaign, wait_for
@@ -181,7 +180,7 @@ def test_a_worker_that_dies_of_an_exception_leaves_last_words_on_the_restart_ale
         text="Hi {{ first_name }}",
     )
     # The rewriter crashes on one message in 250 (ids 250, 500): the worker dies of it.
-    flag_service.set_flag(
+    flag_admin.set_flag(
         engine, CLOCK, "fault.tracking_crash", {"one_in": 250}, "test", "drill", "R1"
     )
     loops.start(1)
@@ -199,7 +198,7 @@ def test_a_worker_that_dies_of_an_exception_leaves_last_words_on_the_restart_ale
     assert any("tracking/rewrite.py" in e["detail"] for e in timeline)
     # Take the fault away. A message that crashed three workers meanwhile was quarantined:
     # the person on call releases it, and the send completes with everything delivered.
-    flag_service.set_flag(engine, CLOCK, "fault.tracking_crash", None, "test", "over", "R1")
+    flag_admin.set_flag(engine, CLOCK, "fault.tracking_crash", None, "test", "over", "R1")
     wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=120)
     quarantine.release(engine, CLOCK, send_id=send_id)
     wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=120)
@@ -231,7 +230,7 @@ def test_when_every_worker_crash_loops_the_send_stalled_alert_fires_within_the_f
     recorder, port = smtp_server
     send_id = text_campaign(engine, settings_for(db_url, port, batch_size=50), 500)
     # Every message crashes the rewriter, and nothing is set aside: every worker crash-loops.
-    flag_service.set_flag(engine, CLOCK, "fault.tracking_crash", {"one_in": 1}, "t", "", "R1")
+    flag_admin.set_flag(engine, CLOCK, "fault.tracking_crash", {"one_in": 1}, "t", "", "R1")
     loops.env["STEADYMAIL_QUARANTINE_AFTER"] = "1000000"
     loops.start(2)
     stall, waited = _stall_after(engine, send_id)
@@ -239,7 +238,7 @@ def test_when_every_worker_crash_loops_the_send_stalled_alert_fires_within_the_f
     assert waited <= SETTINGS["stall_floor"] + 2.0, waited
     assert any(a["name"] == "crash_loop" for a in alerts.listing(engine, limit=500))
     # The fault taken away, the same workers finish the send and the stall resolves.
-    flag_service.set_flag(engine, CLOCK, "fault.tracking_crash", None, "t", "", "R1")
+    flag_admin.set_flag(engine, CLOCK, "fault.tracking_crash", None, "t", "", "R1")
     wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=120)
     wait_for(lambda: alerts.get(engine, stall["id"])["state"] == "resolved", timeout=30)
     assert len({m.rcpt for m in recorder.messages}) == 500

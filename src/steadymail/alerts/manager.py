@@ -93,7 +93,3 @@ class AlertManager:
                 return False
             store.add_event(conn, existing.id, now, kind, detail)
         return True
-
-    def is_open(self, fingerprint: str) -> bool:
-        with self._engine.connect() as conn:
-            return store.open_alert(conn, fingerprint) is not None

@@ -19,7 +19,7 @@ from steadymail.api.models import (
     NotedOut,
     PathId,
 )
-from steadymail.services import flags
+from steadymail.services import flag_admin
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
@@ -46,7 +46,7 @@ class NoteIn(In):
 @router.get("/flags", response_model=FlagsOut)
 def get_flags(st: AppState = Read) -> dict[str, Any]:
     """Flags set in this region, and every flag the region knows."""
-    return flags.listing(st.engine, st.settings.region)
+    return flag_admin.listing(st.engine, st.settings.region)
 
 
 @router.get("/flags/history")
@@ -56,27 +56,29 @@ def get_flag_history(
     st: AppState = Read,
 ) -> list[FlagChangeOut]:
     """Flag changes, newest first; ``name`` narrows to one flag."""
-    return [FlagChangeOut(**c) for c in flags.history(st.engine, name, page.limit, page.offset)]
+    return [
+        FlagChangeOut(**c) for c in flag_admin.history(st.engine, name, page.limit, page.offset)
+    ]
 
 
 @router.put("/flags/{name}", response_model=FlagSetOut)
 def put_flag(name: str, body: FlagIn, st: AppState = Admin) -> dict[str, Any]:
     """Set (or, with a null value, unset) a flag; workers pick it up within a second."""
-    return flags.set_flag(
+    return flag_admin.set_flag(
         st.engine, st.clock, name, body.value, body.by, body.reason, st.settings.region
     )
 
 
 @router.post("/alerts/{alert_id}/notes", status_code=201, response_model=NotedOut)
 def post_note(alert_id: PathId, body: NoteIn, st: AppState = Write) -> dict[str, str]:
-    flags.note_alert(st.engine, st.clock, alert_id, body.by, body.text)
+    flag_admin.note_alert(st.engine, st.clock, alert_id, body.by, body.text)
     return {"status": "noted"}
 
 
 @router.post("/alerts", response_model=ExternalAlertOut)
 def post_alert(body: ExternalAlertIn, st: AppState = Write) -> dict[str, Any]:
     """Raise or resolve an alert from outside (``rollout:<id>``: the control plane's rollbacks)."""
-    return flags.external_alert(
+    return flag_admin.external_alert(
         st.engine,
         st.clock,
         st.settings,

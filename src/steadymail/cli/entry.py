@@ -16,7 +16,7 @@ def main() -> None:
             directory = load_settings().resolved_prometheus_dir()
             directory.mkdir(parents=True, exist_ok=True)
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
-        except Exception:  # a bad config is reported by the command itself
+        except (ValueError, OSError):  # a bad config (or directory) is the command's to report
             pass
     from steadymail.cli.main import main as run
 

@@ -16,7 +16,7 @@ from steadymail.cli.numbers import loads_finite
 from steadymail.config import load_settings
 from steadymail.errors import SteadymailError
 from steadymail.secretfile import read_or_create
-from steadymail.services import flags as flag_service
+from steadymail.services import flag_admin
 
 rollout_app = typer.Typer(help="Roll a flag out region by region (via the control plane).")
 flags_app = typer.Typer(help="This region's flags.", invoke_without_command=True)
@@ -167,7 +167,7 @@ def flags_list(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     c = make_ctx()
-    listing = flag_service.listing(c.engine, c.settings.region)
+    listing = flag_admin.listing(c.engine, c.settings.region)
     table = Table("flag", "value", "what")
     for name, description in listing["known"].items():
         table.add_row(name, json.dumps(listing["flags"].get(name)), description)
@@ -183,7 +183,7 @@ def flags_set(
 ) -> None:
     """Set a flag in this region only (a rollout does this region by region for you)."""
     c = make_ctx()
-    out = flag_service.set_flag(
+    out = flag_admin.set_flag(
         c.engine, c.clock, name, _parse_value(value), by, reason, c.settings.region
     )
     console.print(f"{name}: {out['previous']!r} -> {out['value']!r}", highlight=False)
@@ -192,7 +192,7 @@ def flags_set(
 @flags_app.command("history")
 def flags_history(name: Annotated[str | None, typer.Argument()] = None) -> None:
     c = make_ctx()
-    for h in flag_service.history(c.engine, name):
+    for h in flag_admin.history(c.engine, name):
         console.print(
             f"{_when(h['at'])} {h['name']}: {h['previous']!r} -> {h['value']!r} by {h['by']}"
             + (f" ({h['reason']})" if h["reason"] else ""),

@@ -15,7 +15,7 @@ from steadymail.config import Settings
 from steadymail.control.regions import HttpRegions, RegionUnreachable
 from steadymail.errors import NotFound, ValidationError
 from steadymail.rollout.controller import ACTIVE, Controller, Event, Rollout
-from steadymail.rollout.flags import FLAGS, validate
+from steadymail.rollout.flag_specs import FLAGS, validate
 from steadymail.rollout.plan import GATES, Plan, parse_duration, parse_waves
 from steadymail.rollout.policy import check, load_policy
 from steadymail.services import control_plane as records

@@ -36,17 +36,6 @@ class MessageState(StrEnum):
     SUPPRESSED = "suppressed"
 
 
-TERMINAL_MESSAGE_STATES = frozenset(
-    {
-        MessageState.SENT,
-        MessageState.BOUNCED,
-        MessageState.FAILED,
-        MessageState.CANCELLED,
-        MessageState.QUARANTINED,
-        MessageState.SUPPRESSED,
-    }
-)
-
 _ACTIONS: dict[str, tuple[frozenset[SendState], SendState]] = {
     "start": (frozenset({SendState.DRAFT}), SendState.RUNNING),
     "pause": (frozenset({SendState.RUNNING}), SendState.PAUSED),

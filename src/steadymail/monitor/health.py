@@ -40,16 +40,13 @@ class HealthWatcher:
 
     def prime(self, now: float) -> None:
         """Learn what runs now without alerting on it (a monitor restart is not an incident)."""
-        for row in instances.all_live(self._engine, now, self._dead_age()):
+        for row in instances.all_live(self._engine, now, self._s.dead_age()):
             self._slots[row["slot"]] = _Slot(
                 row["instance_id"], row["service"], "live", row["started_at"]
             )
             self._known.add(row["instance_id"])
         self._event_id = events.last_id(self._engine)
         self._last = now
-
-    def _dead_age(self) -> float:
-        return self._s.resolved_heartbeat_interval() * self._s.dead_after_beats
 
     def tick(self, now: float) -> list[Signal]:
         out: list[Signal] = []
@@ -60,7 +57,7 @@ class HealthWatcher:
         # mitigations last, so they land on the alerts this tick opens.
         out += self._from_events([e for e in fresh if e["kind"] == "process_exited"])
         # A margin for clocks and commit delays between processes; repeats are ignored.
-        rows = instances.changed_since(self._engine, self._last - 5.0, now - self._dead_age())
+        rows = instances.changed_since(self._engine, self._last - 5.0, now - self._s.dead_age())
         for row in sorted(rows, key=lambda r: r["started_at"]):
             out += self._instance(row, now)
         out += self._from_events([e for e in fresh if e["kind"] != "process_exited"])
@@ -94,7 +91,7 @@ class HealthWatcher:
             )
         elif (
             row["stopped_at"] is None
-            and row["heartbeat_at"] < now - self._dead_age()
+            and row["heartbeat_at"] < now - self._s.dead_age()
             and slot.state == "live"
         ):
             slot.state, slot.since = "dead", now
@@ -239,7 +236,7 @@ class HealthWatcher:
         dead = {slot.instance: name for name, slot in self._slots.items() if slot.state == "dead"}
         out: list[Signal] = []
         for row in instances.by_ids(self._engine, list(dead)):
-            if row["stopped_at"] is None and row["heartbeat_at"] >= now - self._dead_age():
+            if row["stopped_at"] is None and row["heartbeat_at"] >= now - self._s.dead_age():
                 slot = self._slots[dead[row["instance_id"]]]
                 slot.state = "live"
                 out.append(

@@ -12,19 +12,19 @@ from steadymail.alerts.notifiers import Dispatcher, SendEmail
 from steadymail.clock import Clock
 from steadymail.config import Settings
 from steadymail.metrics import ANOMALY_SCORE, FLAG_INFO, QUEUE_DUE, RESTARTS, STALLED_SENDS
-from steadymail.monitor.anomalies import WATCHED, AnomalyWatcher
+from steadymail.monitor.anomaly_watch import WATCHED, AnomalyWatcher
 from steadymail.monitor.health import HealthWatcher
 from steadymail.monitor.series import Interval, SeriesKeeper
 from steadymail.monitor.signals import Signal
 from steadymail.monitor.stalls import StallDetector
-from steadymail.probes import serve_probes
-from steadymail.store import flags, instances
-from steadymail.store.presence import (
-    PeerWatch,
+from steadymail.presence import (
     arm_excepthook,
     new_instance_id,
     register_self,
+    watch_peers,
 )
+from steadymail.probes import serve_health
+from steadymail.store import flag_values, instances
 
 log = logging.getLogger("steadymail.monitor")
 
@@ -70,7 +70,7 @@ class Monitor:
 
     def tick(self) -> None:
         now = self.clock.now()
-        self._flags = flags.current(self.engine)
+        self._flags = flag_values.current(self.engine)
         self._export_flags()
         self.apply(self.health.tick(now))
         self.apply(self.stalls.tick(now))
@@ -110,26 +110,15 @@ class Monitor:
         now = self.clock.now()
         await register_self(self.engine, self.settings, "monitor", self.instance_id, now)
         arm_excepthook(self.engine, self.clock, self.instance_id)
-        peers = asyncio.create_task(
-            PeerWatch(
-                self.engine,
-                self.clock,
-                self.instance_id,
-                frozen_writer_grace=self.settings.resolved_frozen_writer_grace(),
-            ).run(self.settings.peer_check_interval)
-        )
+        peers = watch_peers(self.engine, self.clock, self.settings, self.instance_id)
         await asyncio.to_thread(self.health.prime, now)
         await asyncio.to_thread(self.prime_anomalies, now)
         dispatch = asyncio.create_task(self.dispatcher.run(0.5))
-        probes = None
-        if self.settings.health_port:
-            probes = await serve_probes(
-                self.settings.health_host,
-                self.settings.health_port,
-                # Live when its loop answers; ready while its ticks go through.
-                lambda: True,
-                lambda: self.clock.now() - self._last_tick < 5 * self.settings.monitor_interval + 5,
-            )
+        # Ready while its ticks go through.
+        probes = await serve_health(
+            self.settings,
+            lambda: self.clock.now() - self._last_tick < 5 * self.settings.monitor_interval + 5,
+        )
         log.info("event=monitor_started instance=%s", self.instance_id)
         try:
             while not self._stop.is_set():
@@ -137,7 +126,9 @@ class Monitor:
                     await asyncio.to_thread(self.tick)
                     self._last_tick = self.clock.now()
                 except Exception as e:
-                    log.error("event=monitor_tick_failed error=%r", str(e))
+                    log.error(
+                        "event=monitor_tick_failed instance=%s error=%r", self.instance_id, str(e)
+                    )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.settings.monitor_interval)
         finally:

@@ -111,7 +111,7 @@ class StallDetector:
         return out
 
     def _workers(self, now: float, any_due: bool) -> list[Signal]:
-        max_age = self._s.resolved_heartbeat_interval() * self._s.dead_after_beats
+        max_age = self._s.dead_age()
         if self._born is None:
             self._born = now
         if now - self._born < max_age:

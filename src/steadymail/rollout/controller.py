@@ -14,9 +14,8 @@ that kept the old one, revert it everywhere.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -30,23 +29,6 @@ MAX_EXTENSIONS = 4
 ACTIVE = ("running", "rolling_back")
 # What still ties a fault to a completed change: the hard gates without anomalies.
 AFTER_GATES = ("restarts", "stalls")
-
-
-@contextlib.contextmanager
-def _best_effort(what: str, region: str, rollout_id: int) -> Iterator[None]:
-    """A region call that must not stop a rollback (an incident raised, a timeline note, an
-    incident resolved): if it fails, the rollback goes on and the failure is logged with the
-    rollout and the region, never swallowed."""
-    try:
-        yield
-    except Exception as e:
-        log.warning(
-            "event=rollout_%s_failed rollout=%d region=%s error=%r",
-            what,
-            rollout_id,
-            region,
-            str(e),
-        )
 
 
 class RegionPort(Protocol):
@@ -230,33 +212,45 @@ class Controller:
         out = [Event("rollback_decided", why, actor=decided_by)]
         for v in verdicts or []:
             if v.alert_id is not None:
-                self._note(
-                    r, v.region, v.alert_id, f"rollout {r.id} of {r.flag} rolled back: {why}"
-                )
+                text = f"rollout {r.id} of {r.flag} rolled back: {why}"
+                self._best_effort(r, self._regions.note, v.region, v.alert_id, text)
         # Each region that had the value gets an incident of its own, with the rollout's story.
         story = "; ".join(
             f"{region} got {r.flag}={r.value!r} at {at:.3f} (wave {self._wave_of(r, region)})"
             for region, at in r.applied.items()
         )
         for region in r.pending_rollback:
-            with _best_effort("incident", region, r.id):
-                self._regions.alert(
-                    region,
-                    f"rollout:{r.id}",
-                    f"rollout {r.id} of {r.flag}={r.value!r} rolled back by {decided_by}: {why}",
-                    {"rollout": r.id, "flag": r.flag, "value": r.value, "decided_by": decided_by},
-                    f"{story}; decided by {decided_by}: {why}",
-                )
+            self._best_effort(
+                r,
+                self._regions.alert,
+                region,
+                f"rollout:{r.id}",
+                f"rollout {r.id} of {r.flag}={r.value!r} rolled back by {decided_by}: {why}",
+                {"rollout": r.id, "flag": r.flag, "value": r.value, "decided_by": decided_by},
+                f"{story}; decided by {decided_by}: {why}",
+            )
         return out + self._finish_rollback(r)
 
     @staticmethod
     def _wave_of(r: Rollout, region: str) -> int:
         return next(i + 1 for i, wave in enumerate(r.waves) if region in wave)
 
-    def _note(self, r: Rollout, region: str, alert_id: int, text: str) -> None:
-        # The timeline note is best effort; the rollback is not.
-        with _best_effort("note", region, r.id):
-            self._regions.note(region, alert_id, text)
+    @staticmethod
+    def _best_effort(r: Rollout, call: Callable[..., None], region: str, *args: Any) -> None:
+        """``call(region, *args)``, a region call the rollout does not wait on (an alert, a
+        timeline note, a resolve): a failure is logged and not retried, where the rollback
+        itself is retried until it is done."""
+        try:
+            call(region, *args)
+        except Exception as e:
+            log.warning(
+                "event=region_call_failed call=%s rollout=%d flag=%s region=%s error=%r",
+                getattr(call, "__name__", repr(call)),
+                r.id,
+                r.flag,
+                region,
+                f"{type(e).__name__}: {e}",
+            )
 
     def _finish_rollback(self, r: Rollout) -> list[Event]:
         def restore(region: str) -> tuple[str, str]:
@@ -278,10 +272,13 @@ class Controller:
                 continue
             restored = f"{r.flag}={r.previous.get(region)!r}"
             out.append(Event("rolled_back", restored, region))
-            with _best_effort("resolve", region, r.id):
-                self._regions.resolve(
-                    region, f"rollout:{r.id}", f"previous value restored: {restored}"
-                )
+            self._best_effort(
+                r,
+                self._regions.resolve,
+                region,
+                f"rollout:{r.id}",
+                f"previous value restored: {restored}",
+            )
         if not r.pending_rollback:
             r.state = "rolled_back"
         return out

@@ -9,7 +9,6 @@ from typing import Any
 
 from steadymail.errors import ValidationError
 
-DEFAULT_PLAN = "R3,R1,R2"  # APAC first, then Europe, then North America
 GATES = ("restarts", "stalls", "error_rate", "anomalies")
 MAX_DURATION = 366 * 24 * 3600.0
 

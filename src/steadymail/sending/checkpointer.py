@@ -6,18 +6,17 @@ import logging
 from sqlalchemy import Engine
 
 from steadymail.clock import Clock
-from steadymail.sending.flagview import FlagView
-from steadymail.store import instances
 from steadymail.store.queue import Checkpoint, apply_checkpoints, extend_leases
 
 log = logging.getLogger("steadymail.checkpoint")
 
 
 class Checkpointer:
-    """Collects checkpoints and lease heartbeats and writes them from one thread, in order.
+    """Collects checkpoints and writes them from one thread, in order, a group at a time.
 
-    Heartbeats go through the same writer so a worker never holds two transactions that lock
-    its own batch rows in different orders (a deadlock on PostgreSQL).
+    The heartbeat's lease extension goes through the same writer (`extend_leases`), so a worker
+    never holds two transactions that lock its own batch rows in different orders (a deadlock
+    on PostgreSQL).
     """
 
     def __init__(
@@ -25,21 +24,20 @@ class Checkpointer:
     ) -> None:
         self._engine, self._clock, self._interval = engine, clock, interval
         self._owner, self._ttl = owner, lease_ttl
-        # The worker's flags: reported with each beat, and refreshed from the same transaction.
-        self.flags: FlagView | None = None
+        # None: extend this worker's leases in the group's transaction.
         self._queue: asyncio.Queue[tuple[Checkpoint | None, asyncio.Future[bool]]] = asyncio.Queue()
-        self.flushes = 0
 
     async def submit(self, item: Checkpoint) -> bool:
         """Write `item` with the next group; True if its fence held."""
+        return await self._put(item)
+
+    async def extend_leases(self) -> bool:
+        """Extend every lease this worker holds, in the next group's transaction."""
+        return await self._put(None)
+
+    async def _put(self, item: Checkpoint | None) -> bool:
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         await self._queue.put((item, fut))
-        return await fut
-
-    async def heartbeat(self) -> bool:
-        """Extend every lease this worker holds and beat its instance row."""
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        await self._queue.put((None, fut))
         return await fut
 
     async def run(self) -> None:
@@ -52,7 +50,12 @@ class Checkpointer:
             try:
                 await asyncio.to_thread(self._write, group)
             except Exception as e:
-                log.error("event=checkpoint_failed error=%r", str(e))
+                log.error(
+                    "event=checkpoint_failed instance=%s items=%d error=%r",
+                    self._owner,
+                    len(group),
+                    str(e),
+                )
                 for _, fut in group:
                     if not fut.done():
                         fut.set_exception(e)
@@ -60,27 +63,15 @@ class Checkpointer:
     def _write(self, group: list[tuple[Checkpoint | None, asyncio.Future[bool]]]) -> None:
         now = self._clock.now()
         items = [item for item, _ in group if item is not None]
-        beat = any(item is None for item, _ in group)
+        extend = any(item is None for item, _ in group)
         apply_checkpoints(
             self._engine,
             items,
             now,
             extend=(lambda conn: extend_leases(conn, self._owner, self._ttl, now))
-            if beat
+            if extend
             else None,
         )
-        if beat:
-            view = self.flags
-            rows = instances.heartbeat(
-                self._engine,
-                self._owner,
-                now,
-                view.snapshot() if view else None,
-                read_flags=view is not None,
-            )
-            if view is not None:
-                view.update(rows)
-        self.flushes += 1
         for item, fut in group:
             ok = True if item is None else item.accepted
             fut.get_loop().call_soon_threadsafe(_resolve, fut, ok)

@@ -185,5 +185,6 @@ async def _secure(client: aiosmtplib.SMTP, s: RelaySettings) -> None:
 async def _quit(client: aiosmtplib.SMTP) -> None:
     try:
         await client.quit()
-    except Exception:
+    except (*_CONNECTION_ERRORS, aiosmtplib.SMTPException):
+        # The relay hung up or refused QUIT: the connection is done with all the same.
         client.close()

@@ -8,9 +8,7 @@ window per batch whose fate is unknown; the next holder re-sends exactly those a
 import asyncio
 import contextlib
 import logging
-import os
 import random
-import signal
 from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
@@ -29,23 +27,24 @@ from steadymail.domain.delivery import (
 from steadymail.domain.states import MessageState, SendState
 from steadymail.errors import NotFound, ValidationError
 from steadymail.metrics import Metrics, SeriesFlusher
-from steadymail.probes import serve_probes
-from steadymail.sending.checkpointer import Checkpointer
-from steadymail.sending.compose import Composer, SendInfo
-from steadymail.sending.deadline import within
-from steadymail.sending.flagview import FlagView
-from steadymail.sending.freeze_drill import FreezeDrill
-from steadymail.sending.gate import SuspectGate
-from steadymail.sending.render import compile_template
-from steadymail.sending.transport import SmtpPool
-from steadymail.store import events, instances, queue, sends, templates
-from steadymail.store.presence import (
-    PeerWatch,
+from steadymail.presence import (
     leave_exit_note,
     leave_last_words,
     new_instance_id,
     register_self,
+    watch_peers,
 )
+from steadymail.probes import serve_health
+from steadymail.sending.checkpointer import Checkpointer
+from steadymail.sending.compose import Composer, SendInfo
+from steadymail.sending.deadline import within
+from steadymail.sending.faults import Faults
+from steadymail.sending.flag_view import FlagView
+from steadymail.sending.gate import SuspectGate
+from steadymail.sending.heartbeat import Heartbeat
+from steadymail.sending.render import compile_template
+from steadymail.sending.transport import SmtpPool
+from steadymail.store import events, instances, queue, sends, templates
 from steadymail.store.queue import Checkpoint, Claim, QueuedMessage, Result
 
 log = logging.getLogger("steadymail.worker")
@@ -58,7 +57,6 @@ class WorkerStats:
     deferred: int = 0
     bounced: int = 0
     failed: int = 0
-    leases_lost: int = 0
     reclaims: int = 0
     at_risk: int = 0
 
@@ -78,6 +76,7 @@ class Worker:
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
         flags: FlagView | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self.settings, self.engine, self.clock = settings, engine, clock
         self.pool, self.composer = pool, composer
@@ -92,59 +91,53 @@ class Worker:
         )
         self._stopping = asyncio.Event()
         self._sends: dict[int, tuple[float, SendInfo, str]] = {}
-        self._leases_valid_until = 0.0
         self._gate = SuspectGate()
         self.metrics = metrics or Metrics(settings.region, settings.metrics_interval)
         self._flusher = SeriesFlusher(self.metrics, engine, clock, self.instance_id)
-        self.flags = flags or FlagView(engine, clock)
-        self.checkpointer.flags = self.flags
-        self._started_at = clock.now()
+        self.flags = flags or FlagView(engine)
+        self.faults = faults or Faults(settings, self.flags, clock)
+        self.heartbeat = Heartbeat(
+            engine,
+            clock,
+            self.checkpointer,
+            self.flags,
+            self.faults,
+            self.instance_id,
+            settings.lease_ttl,
+            settings.resolved_heartbeat_interval(),
+        )
         self.slot = ""
-        self._drill: FreezeDrill | None = None
 
     def stop(self) -> None:
         """Graceful stop: finish the window in hand, checkpoint, release leases, exit."""
         self._stopping.set()
 
     async def run(self) -> None:
-        if self.settings.fault_freeze_dir is not None:
-            self._drill = FreezeDrill(self.settings.fault_freeze_dir)
-            self._drill.install(self.engine)
         now = self.clock.now()
-        self._started_at = now
+        self.faults.start(self.engine, now)
         await self.flags.load()
         ident = await register_self(self.engine, self.settings, "worker", self.instance_id, now)
         self.slot = ident.slot
-        self.flags.before_exit = partial(leave_exit_note, self.engine, self.clock, self.instance_id)
+        self.faults.before_exit = partial(
+            leave_exit_note, self.engine, self.clock, self.instance_id
+        )
         log.info(
             "event=worker_started instance=%s slot=%s concurrency=%d",
             self.instance_id,
             ident.slot,
             self.settings.worker_concurrency,
         )
-        self._leases_valid_until = now + self.settings.lease_ttl
-        peers = PeerWatch(
-            self.engine,
-            self.clock,
-            self.instance_id,
-            frozen_writer_grace=self.settings.resolved_frozen_writer_grace(),
-        )
+        self.heartbeat.start(now)
         helpers = [
             asyncio.create_task(self.checkpointer.run()),
-            asyncio.create_task(self._heartbeat_loop()),
+            asyncio.create_task(self.heartbeat.run()),
             asyncio.create_task(self._flusher.run()),
-            asyncio.create_task(peers.run(self.settings.peer_check_interval)),
+            watch_peers(self.engine, self.clock, self.settings, self.instance_id),
         ]
-        probes = None
-        if self.settings.health_port:
-            probes = await serve_probes(
-                self.settings.health_host,
-                self.settings.health_port,
-                # Live when its event loop answers: a database outage must not have every
-                # worker restarted. Ready while its heartbeats go through and it is not stopping.
-                lambda: True,
-                lambda: not self._stopping.is_set() and self.clock.now() < self._leases_valid_until,
-            )
+        # Ready while its heartbeats go through and it is not stopping.
+        probes = await serve_health(
+            self.settings, lambda: not self._stopping.is_set() and self.heartbeat.valid()
+        )
         slots = [asyncio.create_task(self._slot()) for _ in range(self.settings.worker_concurrency)]
         # One more slot that only takes over lapsed leases, so a dead worker's batches resume
         # within a lease TTL even while every ordinary slot is busy with a long batch.
@@ -180,23 +173,9 @@ class Worker:
                     "event=worker_stopped instance=%s sent=%d", self.instance_id, self.stats.sent
                 )
 
-    async def _heartbeat_loop(self) -> None:
-        interval = self.settings.resolved_heartbeat_interval()
-        while True:
-            started = self.clock.now()
-            self.flags.check_fault(self._started_at)
-            try:
-                await self.checkpointer.heartbeat()
-                self._leases_valid_until = started + self.settings.lease_ttl
-                self._at("beat")
-            except Exception as e:
-                log.warning("event=heartbeat_failed error=%r", str(e))
-            await asyncio.sleep(interval)
-
     async def _slot(self, rescue: bool = False) -> None:
         while not self._stopping.is_set():
-            # The flags known at claim time apply to the batch; heartbeats keep them fresh.
-            self.flags.check_fault(self._started_at)
+            self.faults.at("claiming")
             started = perf_counter()
             try:
                 claim = await asyncio.to_thread(
@@ -207,7 +186,12 @@ class Worker:
                     self.clock.now(),
                 )
             except Exception as e:
-                log.warning("event=claim_failed error=%r", str(e))
+                log.warning(
+                    "event=claim_failed instance=%s rescue=%s error=%r",
+                    self.instance_id,
+                    rescue,
+                    str(e),
+                )
                 claim = None
             if claim is None:
                 await self._idle()
@@ -215,7 +199,7 @@ class Worker:
             now = self.clock.now()
             self.metrics.observe("claim", perf_counter() - started, now)
             self.metrics.claim(claim.reclaimed, now)
-            self._at("claimed")
+            self.faults.at("claimed")
             try:
                 await self._process(claim)
             except Exception as e:
@@ -233,12 +217,8 @@ class Worker:
             # The database is unreachable: so are our heartbeats, and the lease lapses anyway.
             log.warning("event=give_back_failed batch=%d error=%r", claim.batch_id, str(e))
 
-    def _at(self, point: str) -> None:
-        if self._drill is not None:
-            self._drill.at(point)
-
     async def _idle(self) -> None:
-        self._at("idle")
+        self.faults.at("idle")
         delay = self.settings.poll_interval * (0.5 + self.rng.random())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), delay)
@@ -246,7 +226,7 @@ class Worker:
     async def _process(self, claim: Claim) -> None:
         self.stats.batches += 1
         msgs = await asyncio.to_thread(queue.load_messages, self.engine, claim, self.clock.now())
-        self._at("loaded")
+        self.faults.at("loaded")
         if claim.reclaimed:
             await self._note_reclaim(claim, msgs)
         try:
@@ -263,7 +243,7 @@ class Worker:
                     return self._lost(claim)
         if not await asyncio.to_thread(queue.release_batch, self.engine, claim, self.clock.now()):
             self._lost(claim)
-        self._at("released")
+        self.faults.at("released")
 
     async def _window(
         self, claim: Claim, send: SendInfo | None, window: list[QueuedMessage]
@@ -273,9 +253,9 @@ class Worker:
             Checkpoint(claim, inflight_ids=[m.id for m in window])
         ):
             return False
-        self._at("window")
+        self.faults.at("window")
         results = [await self._deliver(send, m) for m in window]
-        self._at("delivered")
+        self.faults.at("delivered")
         started = perf_counter()
         ok = await self.checkpointer.submit(Checkpoint(claim, results=results))
         now = self.clock.now()
@@ -303,30 +283,37 @@ class Worker:
             claim.epoch,
             at_risk,
         )
-        await asyncio.to_thread(
-            events.append,
-            self.engine,
-            region=self.settings.region,
-            kind="lease_reclaimed",
-            subject=f"send:{claim.send_id}",
-            detail={
+        await self._platform_event(
+            "lease_reclaimed",
+            f"send:{claim.send_id}",
+            {
                 "batch": claim.batch_id,
                 "send": claim.send_id,
                 "epoch": claim.epoch,
                 "at_risk": at_risk,
                 "by": self.instance_id,
             },
+        )
+
+    async def _platform_event(self, kind: str, subject: str, detail: dict[str, object]) -> None:
+        """Tell the monitor (platform_events): a reclaim, a quarantine."""
+        await asyncio.to_thread(
+            events.append,
+            self.engine,
+            region=self.settings.region,
+            kind=kind,
+            subject=subject,
+            detail=detail,
             now=self.clock.now(),
         )
 
     def _lost(self, claim: Claim) -> None:
-        self.stats.leases_lost += 1
         log.warning(
             "event=lease_lost batch=%d send=%d epoch=%d", claim.batch_id, claim.send_id, claim.epoch
         )
 
     async def _may_continue(self, claim: Claim) -> bool:
-        if self.clock.now() >= self._leases_valid_until:
+        if not self.heartbeat.valid():
             # Heartbeats have not gone through for a whole TTL: our lease may already be gone.
             return False
         _, _, state = await self._cached_send(claim.send_id)
@@ -355,14 +342,10 @@ class Worker:
     async def _quarantine(self, m: QueuedMessage, first: float) -> Result:
         why = f"{m.crashes} workers died while sending it"
         log.error("event=message_quarantined message=%d crashes=%d", m.id, m.crashes)
-        await asyncio.to_thread(
-            events.append,
-            self.engine,
-            region=self.settings.region,
-            kind="message_quarantined",
-            subject=f"message:{m.id}",
-            detail={"message": m.id, "email": m.email, "crashes": m.crashes, "reason": why},
-            now=self.clock.now(),
+        await self._platform_event(
+            "message_quarantined",
+            f"message:{m.id}",
+            {"message": m.id, "email": m.email, "crashes": m.crashes, "reason": why},
         )
         return Result(m.id, MessageState.QUARANTINED, m.attempts, first, error=why)
 
@@ -374,9 +357,7 @@ class Worker:
             return Result(m.id, MessageState.SUPPRESSED, m.attempts, first, error="suppressed")
         if m.crashes >= self.settings.quarantine_after:
             return await self._quarantine(m, first)
-        if self.settings.fault_crash_on and m.email == self.settings.fault_crash_on:
-            log.error("event=fault_injected kind=crash_on_recipient")
-            os.kill(os.getpid(), signal.SIGKILL)
+        self.faults.sending_to(m.email)
         if send is None:
             return Result(m.id, MessageState.FAILED, attempts, first, error="send is unusable")
         budget = self.composer.deadline

@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 from steadymail.clock import Clock
 from steadymail.config import Settings
 from steadymail.errors import ValidationError
-from steadymail.store import alerts, flags, metric_series
+from steadymail.store import alerts, flag_values, metric_series
 from steadymail.store.metric_series import ROLLUP
 
 
@@ -65,7 +65,7 @@ def series(
     ]
     changes = [
         {k: c[k] for k in ("name", "value", "previous", "at", "by")}
-        for c in flags.history(engine, limit=1000)
+        for c in flag_values.history(engine, limit=1000)
         if c["at"] >= since
     ]
     return {
@@ -75,6 +75,6 @@ def series(
         "points": [[ts, v] for ts, v in points],
         "anomalies": marks,
         # The flags in force now and their changes in the span: ties each point to a version.
-        "flags": flags.current(engine),
+        "flags": flag_values.current(engine),
         "flag_changes": changes[::-1],
     }

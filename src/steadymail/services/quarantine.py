@@ -63,5 +63,4 @@ def requeue(engine: Engine, clock: Clock, settings: Settings, send_id: int) -> d
             f"send {send_id} is {state}: only a running or paused send can be stuck"
             " (quarantined messages are released, not requeued)"
         )
-    dead_age = settings.resolved_heartbeat_interval() * settings.dead_after_beats
-    return quarantine.requeue_stuck(engine, send_id, clock.now(), dead_age)
+    return quarantine.requeue_stuck(engine, send_id, clock.now(), settings.dead_age())

@@ -8,13 +8,14 @@ from sqlalchemy import Engine
 from steadymail.clock import Clock
 from steadymail.config import Settings
 from steadymail.metrics import Metrics
+from steadymail.presence import ServicePresence
 from steadymail.sending.compose import Composer
 from steadymail.sending.dkim_signer import DkimSigner
-from steadymail.sending.flagview import FlagView
+from steadymail.sending.faults import Faults
+from steadymail.sending.flag_view import FlagView
 from steadymail.sending.transport import SmtpPool
 from steadymail.sending.worker import Worker
 from steadymail.store import ratelimit
-from steadymail.store.presence import ServicePresence
 from steadymail.tracking.keys import load_tracking_secrets
 from steadymail.tracking.tracker import Tracker
 
@@ -29,7 +30,8 @@ def build_worker(
     seed: int | None = None,
 ) -> Worker:
     metrics = Metrics(settings.region, settings.metrics_interval)
-    flags = FlagView(engine, clock)
+    flags = FlagView(engine)
+    faults = Faults(settings, flags, clock)
     pool = SmtpPool(
         settings.relays,
         size=settings.worker_concurrency,
@@ -49,7 +51,7 @@ def build_worker(
         lambda: str(flags.get("tracking.version") or settings.tracking_version),
         metrics,
         # The drill's fault, once armed: one message in N crashes the link rewriter.
-        lambda: int((flags.armed("fault.tracking_crash") or {}).get("one_in", 0)),
+        faults.tracking_crash_one_in,
     )
     return Worker(
         settings,
@@ -61,6 +63,7 @@ def build_worker(
         rng=random.Random(seed),
         metrics=metrics,
         flags=flags,
+        faults=faults,
     )
 
 

@@ -46,9 +46,8 @@ def workers(
 ) -> list[dict[str, Any]]:
     """Every live process of the region, with the seconds since its last heartbeat."""
     now = clock.now()
-    max_age = settings.resolved_heartbeat_interval() * settings.dead_after_beats
     # Live processes are few (a region's workers, api and monitor): paged after the query.
-    rows = instances.all_live(engine, now, max_age)[offset:][:limit]
+    rows = instances.all_live(engine, now, settings.dead_age())[offset:][:limit]
     for r in rows:
         r["heartbeat_age"] = round(now - r["heartbeat_at"], 1)
         # Digests of its settings and its lock's inode: internal, and no help to a reader.

@@ -22,8 +22,9 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
+def is_sqlite(bind: Engine | Connection) -> bool:
+    """The one dialect check: SQLite, or else PostgreSQL."""
+    return bind.dialect.name == "sqlite"
 
 
 # PostgreSQL session bounds when the caller names none (seconds). A session frozen inside a
@@ -134,7 +135,7 @@ def migrate(url: str) -> None:
 
 def dialect_insert(conn: Connection, table: Any) -> Any:
     """An INSERT with ON CONFLICT support for the connection's dialect (SQLite or PostgreSQL)."""
-    if conn.dialect.name == "sqlite":
+    if is_sqlite(conn):
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return sqlite_insert(table)

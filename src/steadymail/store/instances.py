@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from sqlalchemy import Engine, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, insert, or_, select, update
 
 from steadymail.store.queue import expire_leases_of
 from steadymail.store.schema import flags as flag_rows
@@ -162,16 +162,22 @@ def stopped(engine: Engine, instance_id: str, reason: str, now: float) -> None:
         )
 
 
+def _not_ended() -> ColumnElement[bool]:
+    """Neither stopped nor seen ending (a supervisor saw it end: dead now, whatever its last
+    heartbeat says)."""
+    return and_(instances.c.stopped_at.is_(None), instances.c.exit_reason.is_(None))
+
+
+def alive(now: float, max_age: float) -> ColumnElement[bool]:
+    """The dead-age rule in SQL: an instance lives while it has not ended and has beaten within
+    ``max_age`` (``Settings.dead_age``)."""
+    return and_(_not_ended(), instances.c.heartbeat_at >= now - max_age)
+
+
 def live(engine: Engine, service: str, now: float, max_age: float) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(
-            select(instances).where(
-                instances.c.service == service,
-                instances.c.stopped_at.is_(None),
-                # A supervisor saw it end: dead now, whatever its last heartbeat says.
-                instances.c.exit_reason.is_(None),
-                instances.c.heartbeat_at >= now - max_age,
-            )
+            select(instances).where(instances.c.service == service, alive(now, max_age))
         )
         return [dict(r._mapping) for r in rows]
 
@@ -197,9 +203,7 @@ def changed_since(engine: Engine, since: float, stale_before: float) -> list[dic
                     instances.c.started_at > since,
                     instances.c.stopped_at > since,
                     and_(
-                        instances.c.stopped_at.is_(None),
-                        # A supervisor saw it end: dead now, whatever its last heartbeat says.
-                        instances.c.exit_reason.is_(None),
+                        _not_ended(),
                         instances.c.heartbeat_at < stale_before,
                         instances.c.heartbeat_at >= since - 3600,
                     ),
@@ -213,12 +217,7 @@ def all_live(engine: Engine, now: float, max_age: float) -> list[dict[str, Any]]
     with engine.connect() as conn:
         rows = conn.execute(
             select(instances)
-            .where(
-                instances.c.stopped_at.is_(None),
-                # A supervisor saw it end: dead now, whatever its last heartbeat says.
-                instances.c.exit_reason.is_(None),
-                instances.c.heartbeat_at >= now - max_age,
-            )
+            .where(alive(now, max_age))
             .order_by(instances.c.service, instances.c.slot)
         )
         return [dict(r._mapping) for r in rows]

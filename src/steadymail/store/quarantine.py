@@ -22,6 +22,8 @@ from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
 from steadymail.domain.states import BatchState, MessageState, SendKind, SendState
 from steadymail.errors import Conflict, NotFound
+from steadymail.store.db import is_sqlite
+from steadymail.store.instances import alive
 from steadymail.store.schema import batches, instances, messages, platform_events, sends
 
 
@@ -196,14 +198,14 @@ def _lock_batches(conn: Connection, keys: set[tuple[int, int]]) -> list[Any]:
         )
         .order_by(batches.c.id)
     )
-    if conn.dialect.name != "sqlite":
+    if not is_sqlite(conn):
         q = q.with_for_update()
     return list(conn.execute(q).all())
 
 
 def _lock_send(conn: Connection, send_id: int) -> Any:
     q = select(sends.c.id, sends.c.kind, sends.c.state).where(sends.c.id == send_id)
-    if conn.dialect.name != "sqlite":
+    if not is_sqlite(conn):
         q = q.with_for_update()
     row = conn.execute(q).first()
     if row is None:
@@ -252,7 +254,7 @@ def requeue_stuck(engine: Engine, send_id: int, now: float, dead_age: float) -> 
             batches.c.send_id == send_id,
             or_(batches.c.state == BatchState.LEASED.value, batches.c.seq.in_(deferred_seqs)),
         )
-        if conn.dialect.name != "sqlite":
+        if not is_sqlite(conn):
             locked = locked.order_by(batches.c.id).with_for_update()
         conn.execute(locked).all()
         leased = conn.execute(
@@ -262,9 +264,7 @@ def requeue_stuck(engine: Engine, send_id: int, now: float, dead_age: float) -> 
                 batches.c.lease_epoch,
                 batches.c.lease_expires_at,
                 instances.c.instance_id,
-                instances.c.stopped_at,
-                instances.c.exit_reason,
-                instances.c.heartbeat_at,
+                alive(now, dead_age).label("alive"),
             )
             .select_from(batches.outerjoin(instances, owner))
             .where(batches.c.send_id == send_id, batches.c.state == BatchState.LEASED.value)
@@ -274,11 +274,7 @@ def requeue_stuck(engine: Engine, send_id: int, now: float, dead_age: float) -> 
             if (b.lease_expires_at or 0) < now:
                 counts["expired_leases"] += 1
                 continue
-            gone = b.instance_id is not None and (
-                b.stopped_at is not None
-                or b.exit_reason is not None
-                or b.heartbeat_at < now - dead_age
-            )
+            gone = b.instance_id is not None and not b.alive
             if not gone:
                 counts["live_leases"] += 1
                 continue

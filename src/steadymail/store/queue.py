@@ -25,7 +25,7 @@ from sqlalchemy import (
 from steadymail.domain.states import BatchState, MessageState, SendKind, SendState
 from steadymail.domain.suppression import Stream, blocks, suppression_key
 from steadymail.store.contacts import suppressed_streams
-from steadymail.store.db import insert_ignore
+from steadymail.store.db import insert_ignore, is_sqlite
 from steadymail.store.schema import batches, contacts, messages, sends, suppressions
 
 
@@ -115,7 +115,7 @@ def claim_batch(
 
     `expired_only` claims only batches whose holder's lease lapsed: a rescuer's claim.
     """
-    lock = "" if engine.dialect.name == "sqlite" else "FOR UPDATE OF b SKIP LOCKED"
+    lock = "" if is_sqlite(engine) else "FOR UPDATE OF b SKIP LOCKED"
     sql = _CLAIM_SQL.format(lock=lock, due=_EXPIRED if expired_only else _DUE)
     with engine.begin() as conn:
         row = conn.execute(text(sql), {"owner": owner, "expires": now + ttl, "now": now}).first()
@@ -242,7 +242,7 @@ def _fence(conn: Connection, claim: Claim) -> bool:
         batches.c.lease_epoch == claim.epoch,
         batches.c.state == BatchState.LEASED.value,
     )
-    if conn.dialect.name != "sqlite":
+    if not is_sqlite(conn):
         q = q.with_for_update()
     return conn.execute(q).first() is not None
 
@@ -395,7 +395,7 @@ def release_batch(engine: Engine, claim: Claim, now: float) -> bool:
 
 def _lock_send(conn: Connection, send_id: int) -> Any:
     q = select(sends.c.id, sends.c.kind, sends.c.state).where(sends.c.id == send_id)
-    if conn.dialect.name != "sqlite":
+    if not is_sqlite(conn):
         q = q.with_for_update()
     return conn.execute(q).first()
 

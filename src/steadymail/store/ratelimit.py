@@ -1,33 +1,19 @@
 """A per-relay message rate shared by every worker, kept as a one-second window in the DB.
 
 Workers take tokens in small grants, so the database sees one write per grant, not per message.
-The row is shared by design (the limit is the relay's), but nobody ever waits on its lock.
+The row is shared by design (the limit is the relay's), but nobody ever waits on its lock: a
+take that finds it locked says so, and the caller (sending/throttle.py) tries again soon.
 """
-
-import time
 
 from sqlalchemy import Engine, select, update
 
-from steadymail.store.db import insert_ignore
+from steadymail.store.db import insert_ignore, is_sqlite
 from steadymail.store.schema import relay_windows
 
 
-def take(engine: Engine, relay: str, limit: int, want: int, now: float) -> int:
-    """Grant up to `want` sends through `relay` in the current second; 0 means wait."""
-    for _ in range(_TRIES):
-        grant = _take_once(engine, relay, limit, want, now)
-        if grant is not None:
-            return grant
-        # Another worker holds the row for a moment (or is frozen holding it): try again soon
-        # rather than wait on its lock.
-        time.sleep(_RETRY)
-    return 0
-
-
-_TRIES, _RETRY = 20, 0.005
-
-
-def _take_once(engine: Engine, relay: str, limit: int, want: int, now: float) -> int | None:
+def take(engine: Engine, relay: str, limit: int, want: int, now: float) -> int | None:
+    """Grant up to `want` sends through `relay` in the current second (0: its limit is spent);
+    None when another worker holds the window row this moment."""
     window = int(now)
     with engine.begin() as conn:
         insert_ignore(
@@ -36,7 +22,7 @@ def _take_once(engine: Engine, relay: str, limit: int, want: int, now: float) ->
         q = select(relay_windows.c.window, relay_windows.c.used).where(
             relay_windows.c.relay == relay
         )
-        if conn.dialect.name != "sqlite":
+        if not is_sqlite(conn):
             # Never wait on the row: a worker frozen holding it (until PostgreSQL ends its
             # session) would otherwise hold every other worker's sends here. Locked is "wait".
             q = q.with_for_update(skip_locked=True)

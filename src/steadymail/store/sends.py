@@ -14,6 +14,7 @@ from steadymail.domain.states import (
     send_transition,
 )
 from steadymail.errors import Conflict, NotFound
+from steadymail.store.db import is_sqlite
 from steadymail.store.queue import insert_batches
 from steadymail.store.schema import batches, contacts, messages, sends, suppressions
 
@@ -133,7 +134,7 @@ def enqueue_stream_messages(
         # Row lock on the stream serialises concurrent appends' batch numbering on PostgreSQL;
         # SQLite's IMMEDIATE transaction already does.
         q = select(sends.c.batch_count).where(sends.c.id == send_id)
-        if conn.dialect.name != "sqlite":
+        if not is_sqlite(conn):
             q = q.with_for_update()
         seq = conn.execute(q).scalar_one()
         ids = []
@@ -206,11 +207,6 @@ def _check(current: SendState, action: str) -> SendState:
         return send_transition(current, action)
     except TransitionError as e:
         raise Conflict(str(e)) from e
-
-
-def send_states(conn: Connection, send_ids: list[int]) -> dict[int, str]:
-    rows = conn.execute(select(sends.c.id, sends.c.state).where(sends.c.id.in_(send_ids)))
-    return {int(r.id): str(r.state) for r in rows}
 
 
 def progress(engine: Engine, send_id: int) -> dict[str, Any]:

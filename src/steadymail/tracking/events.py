@@ -68,7 +68,6 @@ class EventRecorder:
         # Insertion-ordered, so the oldest key goes first when it is full.
         self._seen: OrderedDict[tuple[Kind, int, bool], None] = OrderedDict()
         self._lock = threading.Lock()
-        self.written = 0
         self.dropped = 0
 
     def already(self, data: TokenData) -> bool:
@@ -119,7 +118,6 @@ class EventRecorder:
                     self._drop(p.data.kind, 1)
                 self._pending = kept
             raise
-        self.written += len(rows)
         return len(rows)
 
     def _rows(self, batch: list[_Pending]) -> list[dict[str, object]]:
@@ -162,7 +160,7 @@ class EventRecorder:
             try:
                 await asyncio.to_thread(self.flush)
             except Exception as e:
-                log.error("event=tracking_flush_failed error=%r", str(e))
+                log.error("event=tracking_flush_failed pending=%d error=%r", self.pending, str(e))
 
     async def close(self) -> None:
         await asyncio.to_thread(self.flush)

@@ -112,6 +112,7 @@ def test_a_region_call_that_fails_during_a_rollback_is_logged(
     controller.roll_back(r, 1.0, "asked", "alice")
     assert r.state == "rolled_back"  # the rollback itself went on
     assert regions.flags["R3"]["tracking.version"] is None
-    [record] = [x for x in caplog.records if "rollout_incident_failed" in x.getMessage()]
-    assert "rollout=7 region=R3" in record.getMessage()
+    [record] = [x for x in caplog.records if "call=alert" in x.getMessage()]
+    assert "region_call_failed" in record.getMessage()
+    assert "rollout=7 flag=tracking.version region=R3" in record.getMessage()
     assert "R3 refused the incident" in record.getMessage()

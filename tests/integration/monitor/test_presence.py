@@ -14,9 +14,9 @@ from sqlalchemy import Engine
 
 from steadymail.alerts.manager import AlertManager
 from steadymail.config import Settings
-from steadymail.services import flags as flag_service
+from steadymail.presence import PeerWatch, register_self_sync
+from steadymail.services import flag_admin
 from steadymail.store import alerts, changes, events, instances, queue
-from steadymail.store.presence import PeerWatch, register_self_sync
 from tests.conftest import CLOCK
 from tests.helpers import make_campaign
 
@@ -26,7 +26,7 @@ from steadymail.config import Settings
 from steadymail.clock import SystemClock
 from steadymail.store.db import make_engine
 from steadymail.store import queue
-from steadymail.store.presence import register_self_sync
+from steadymail.presence import register_self_sync
 s = Settings(database_url=sys.argv[1], data_dir=sys.argv[2], region="R1")
 engine = make_engine(sys.argv[1])
 now = SystemClock().now()
@@ -95,7 +95,7 @@ def test_a_host_peer_notices_a_killed_process_at_its_next_check(
 
 
 def test_alerts_name_the_changes_made_before_them(engine: Engine, db_url: str) -> None:
-    flag_service.set_flag(engine, CLOCK, "tracking.version", "v2", "alice", "faster", "R1")
+    flag_admin.set_flag(engine, CLOCK, "tracking.version", "v2", "alice", "faster", "R1")
     manager = AlertManager(engine, CLOCK, [], suspect_window=600)
     alert_id, opened = manager.fire("f", "service_restarted", "critical", "w restarted", {})
     assert opened

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import Engine
 
 from steadymail.errors import ValidationError
-from steadymail.services import campaigns, csv_import, flags, templates
+from steadymail.services import campaigns, csv_import, flag_admin, templates
 from steadymail.store import sends
 from steadymail.tracking.rewrite import RewriterCrash
 from tests.conftest import CLOCK, Recorder
@@ -102,7 +102,7 @@ def test_the_rewriter_drill_still_ends_the_worker(
     _, port = smtp_server
     settings = settings_for(db_url, port)
     send_id = make_campaign(engine, settings, 8)
-    flags.set_flag(engine, CLOCK, "fault.tracking_crash", {"one_in": 1}, "test", "drill", "R1")
+    flag_admin.set_flag(engine, CLOCK, "fault.tracking_crash", {"one_in": 1}, "test", "drill", "R1")
     worker = worker_for(settings, engine)
     with pytest.raises(RewriterCrash):
         asyncio.run(run_worker_until(worker, lambda: send_state(engine, send_id) == "completed"))

@@ -4,7 +4,7 @@ import random
 
 from steadymail.config import Settings
 from steadymail.metrics import SeriesBuffer
-from steadymail.monitor.anomalies import AnomalyWatcher
+from steadymail.monitor.anomaly_watch import AnomalyWatcher
 from steadymail.monitor.series import Interval, derive
 
 INTERVAL = 5.0

@@ -85,6 +85,20 @@ def test_numbered_slots_are_held_while_a_process_lives_and_freed_when_it_dies(
         b.wait()
 
 
+def test_a_slot_without_a_lock_directory_says_so_in_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")  # the lock directory would have to be inside a file
+    with caplog.at_level("WARNING", logger="steadymail.identity"):
+        slot, lock = identity.numbered_slot("worker@box", "R1", blocked / "slots")
+    assert (slot, lock) == ("worker@box", None)  # the name alone, no certainty
+    assert any(
+        "event=slot_lock_unavailable slot=worker@box" in m and str(blocked) in m
+        for m in caplog.messages
+    ), caplog.messages
+
+
 def test_process_gone_sees_exits_zombies_and_reused_pids() -> None:
     me = identity.process_key()
     assert me is not None and identity.same_pid_space(me)

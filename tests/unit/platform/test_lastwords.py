@@ -4,7 +4,7 @@ import pytest
 
 from steadymail import lastwords
 from steadymail.errors import ValidationError
-from steadymail.rollout.flags import validate
+from steadymail.rollout.flag_specs import validate
 from steadymail.services.exits import systemd_reason
 from steadymail.tracking.rewrite import RewriterCrash, crash_if_chosen
 
@@ -22,10 +22,10 @@ def test_frames_are_ours_innermost_first_and_foreign_ones_are_left_out() -> None
     with pytest.raises(ValidationError) as caught:
         validate("fault.worker_exit", {"every": "soon"})
     chain = lastwords.frames(caught.value)
-    assert chain[0].startswith("rollout/flags.py:") and "_worker_exit" in chain[0]
-    assert chain[1].startswith("rollout/flags.py:") and "in validate" in chain[1]
+    assert chain[0].startswith("rollout/flag_specs.py:") and "_worker_exit" in chain[0]
+    assert chain[1].startswith("rollout/flag_specs.py:") and "in validate" in chain[1]
     full = lastwords.full(caught.value)
-    assert full.startswith("rollout/flags.py:") and "(via rollout/flags.py:" in full
+    assert full.startswith("rollout/flag_specs.py:") and "(via rollout/flag_specs.py:" in full
 
     with pytest.raises(ValueError) as plain:
         raise ValueError("boom\nsecond line")

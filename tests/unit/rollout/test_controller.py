@@ -1,8 +1,11 @@
 """The rollout state machine over in-memory regions (the e2e drives real ones over HTTP)."""
 
+import logging
 import random
 from dataclasses import dataclass, field
 from typing import Any
+
+import pytest
 
 from steadymail.rollout.controller import MAX_EXTENSIONS, Controller, Rollout
 from steadymail.rollout.gates import Evidence
@@ -255,3 +258,33 @@ def test_with_every_region_on_the_value_only_an_alert_naming_the_change_reverts_
     c.watch_after(r, r.completed_at + 201, 86400)
     assert r.state == "rolled_back" and "names tracking.version" in r.decision
     assert all(regions.flags[x]["tracking.version"] is None for x in ("R1", "R2", "R3"))
+
+
+class _Unreachable(InMemoryRegions):
+    """Regions whose alert and timeline endpoints fail (flags still go through)."""
+
+    def note(self, region: str, alert_id: int, text: str) -> None:
+        raise ConnectionError(f"{region} timed out")
+
+    def alert(
+        self, region: str, fingerprint: str, summary: str, labels: dict[str, Any], detail: str
+    ) -> None:
+        raise ConnectionError(f"{region} timed out")
+
+
+def test_a_region_call_that_fails_during_a_rollback_is_logged_not_fatal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    regions = _Unreachable()
+    _traffic(regions)
+    regions.alerts["R3"] = [
+        {"id": 9, "name": "service_restarted", "summary": "restarted", "started_at": 1020}
+    ]
+    c, r = Controller(regions, ["R1", "R2", "R3"]), _rollout()
+    with caplog.at_level(logging.WARNING, logger="steadymail.rollout"):
+        _run(c, r, 1000, 1400)
+    assert r.state == "rolled_back"  # the rollback went on
+    failed = [m for m in caplog.messages if "region_call_failed" in m]
+    assert any("call=note rollout=1" in m and "region=R3" in m for m in failed), failed
+    assert any("call=alert rollout=1 flag=tracking.version region=R3" in m for m in failed)
+    assert all("ConnectionError: R3 timed out" in m for m in failed)

@@ -8,7 +8,7 @@ import typer
 
 from steadymail.cli.numbers import finite, loads_finite
 from steadymail.errors import ValidationError
-from steadymail.rollout.flags import validate
+from steadymail.rollout.flag_specs import validate
 from steadymail.rollout.plan import parse_duration
 from steadymail.rollout.policy import load_policy
 

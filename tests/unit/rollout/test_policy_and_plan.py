@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from steadymail.errors import ValidationError
-from steadymail.rollout.flags import validate
+from steadymail.rollout.flag_specs import validate
 from steadymail.rollout.plan import GATES, Plan, parse_duration, parse_waves
 from steadymail.rollout.policy import check, load_policy
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+from steadymail.monitor.anomaly.moments import ew_step
+
 
 class EwmaDetector:
     """Score = 1 - exp(-|z| / 4) of each value against an EW mean and variance."""
@@ -24,7 +26,5 @@ class EwmaDetector:
             return 0.0
         d = value - self._mean
         z = abs(d) / math.sqrt(self._var) if self._var > 0.0 else 0.0
-        a = self._alpha
-        self._mean += a * d
-        self._var = (1.0 - a) * (self._var + a * d * d)
+        self._mean, self._var = ew_step(self._mean, self._var, d, self._alpha)
         return 1.0 - math.exp(-z / 4.0)

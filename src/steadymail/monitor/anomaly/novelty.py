@@ -24,6 +24,8 @@ import math
 from collections import OrderedDict
 from datetime import datetime
 
+from steadymail.monitor.anomaly.moments import ew_step
+
 # Chosen on the NAB subset in ../shared/data/nab (see docs/design-notes.md, "Anomaly detection").
 WARMUP = 150
 BINS = 8
@@ -137,12 +139,9 @@ class NoveltyDetector:
         else:
             z = math.inf if abs(d) > 1e-12 else 0.0
         a = self._level_alpha if self._n > 20 else 0.1
-        if self._clip and self._n > 5 and self._var > 0.0:
-            # Winsorised: one outlier must not blind the level score for the next hundred points.
-            limit = self._clip * math.sqrt(self._var)
-            d = max(-limit, min(limit, d))
-        self._mean += a * d
-        self._var = (1.0 - a) * (self._var + a * d * d)
+        # Winsorised: one outlier must not blind the level score for the next hundred points.
+        clip = self._clip if self._n > 5 else None
+        self._mean, self._var = ew_step(self._mean, self._var, d, a, clip)
         return 1.0 - math.exp(-z / self._level_scale)
 
     def _fix_bins(self) -> None:

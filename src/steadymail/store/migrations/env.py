@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+from steadymail.store.db import is_sqlite
 from steadymail.store.schema import metadata
 
 config = context.config
@@ -21,7 +22,7 @@ def run_migrations() -> None:
         context.configure(
             connection=connection,
             target_metadata=metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
+            render_as_batch=is_sqlite(connection),
         )
         with context.begin_transaction():
             context.run_migrations()

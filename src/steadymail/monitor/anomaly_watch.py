@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from steadymail.config import Settings
 from steadymail.monitor.anomaly import Detector, make_detector
+from steadymail.monitor.anomaly.moments import ew_step
 from steadymail.monitor.anomaly.novelty import operations
 from steadymail.monitor.series import Interval
 from steadymail.monitor.signals import Signal
@@ -55,14 +56,9 @@ class _Series:
         if self.n == 1:
             self.mean = value
             return
-        a = 0.05
-        d = value - self.mean
-        if self.n > 5 and self.var > 0:
-            # Winsorised, so one odd interval does not widen the usual band for long.
-            limit = 4.0 * math.sqrt(self.var)
-            d = max(-limit, min(limit, d))
-        self.mean += a * d
-        self.var = (1 - a) * (self.var + a * d * d)
+        # Winsorised, so one odd interval does not widen the usual band for long.
+        clip = 4.0 if self.n > 5 else None
+        self.mean, self.var = ew_step(self.mean, self.var, value - self.mean, 0.05, clip)
 
     def deviation(self, value: float) -> float:
         """How many standard deviations of its usual self ``value`` is away (0 if unknown)."""

@@ -31,6 +31,7 @@ from steadymail import __version__, identity, lastwords
 from steadymail.clock import Clock
 from steadymail.config import Settings
 from steadymail.store import changes, instances
+from steadymail.store.db import is_sqlite
 
 log = logging.getLogger("steadymail.presence")
 
@@ -199,7 +200,7 @@ class PeerWatch:
         self._refresh_every = refresh_every
         self._grace = frozen_writer_grace
         self._stopped_since: dict[int, float] = {}
-        db = engine.url.database if engine.dialect.name == "sqlite" else None
+        db = engine.url.database if is_sqlite(engine) else None
         self._sqlite = Path(db) if db and db != ":memory:" else None
 
     def kill_frozen_writer(self) -> int | None:
@@ -276,7 +277,7 @@ class PeerWatch:
                 try:
                     await asyncio.to_thread(self.check)
                 except Exception as e:
-                    log.warning("event=peer_watch_failed error=%r", str(e))
+                    log.warning("event=peer_watch_failed instance=%s error=%r", self._me, str(e))
                 await asyncio.sleep(interval)
         finally:
             frozen.cancel()
@@ -288,8 +289,20 @@ class PeerWatch:
             try:
                 self.kill_frozen_writer()
             except Exception as e:
-                log.warning("event=frozen_writer_check_failed error=%r", str(e))
+                log.warning(
+                    "event=frozen_writer_check_failed instance=%s error=%r", self._me, str(e)
+                )
             await asyncio.sleep(interval / 4)
+
+
+def watch_peers(
+    engine: Engine, clock: Clock, settings: Settings, instance_id: str
+) -> asyncio.Task[None]:
+    """This process's `PeerWatch`, every ``peer_check_interval``: a task to cancel at exit."""
+    watch = PeerWatch(
+        engine, clock, instance_id, frozen_writer_grace=settings.resolved_frozen_writer_grace()
+    )
+    return asyncio.create_task(watch.run(settings.peer_check_interval))
 
 
 def leave_last_words(engine: Engine, clock: Clock, instance_id: str, exc: BaseException) -> None:
@@ -348,15 +361,9 @@ class ServicePresence:
         )
         arm_excepthook(self._engine, self._clock, self.instance_id)
         self.ready = True
-        peers = PeerWatch(
-            self._engine,
-            self._clock,
-            self.instance_id,
-            frozen_writer_grace=self._settings.resolved_frozen_writer_grace(),
-        )
         self._tasks = [
             asyncio.create_task(self._beat()),
-            asyncio.create_task(peers.run(self._settings.peer_check_interval)),
+            watch_peers(self._engine, self._clock, self._settings, self.instance_id),
         ]
 
     async def _beat(self) -> None:

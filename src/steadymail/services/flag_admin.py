@@ -8,14 +8,14 @@ from steadymail.alerts.manager import AlertManager
 from steadymail.clock import Clock
 from steadymail.config import Settings
 from steadymail.errors import ValidationError
-from steadymail.rollout.flags import FLAGS, validate
-from steadymail.store import alerts, flags
+from steadymail.rollout.flag_specs import FLAGS, validate
+from steadymail.store import alerts, flag_values
 
 
 def listing(engine: Engine, region: str) -> dict[str, Any]:
     return {
         "region": region,
-        "flags": flags.current(engine),
+        "flags": flag_values.current(engine),
         "known": {name: spec.description for name, spec in FLAGS.items()},
     }
 
@@ -27,7 +27,9 @@ def set_flag(
     if not by.strip():
         raise ValidationError("say who sets the flag ('by')")
     normalised = validate(name, value)
-    previous = flags.set_value(engine, name, normalised, by.strip(), reason, clock.now(), region)
+    previous = flag_values.set_value(
+        engine, name, normalised, by.strip(), reason, clock.now(), region
+    )
     return {"name": name, "value": normalised, "previous": previous}
 
 
@@ -35,7 +37,7 @@ def history(
     engine: Engine, name: str | None = None, limit: int = 100, offset: int = 0
 ) -> list[dict[str, Any]]:
     """Flag changes, newest first; ``name`` narrows to one flag."""
-    return flags.history(engine, name, limit, offset)
+    return flag_values.history(engine, name, limit, offset)
 
 
 def note_alert(engine: Engine, clock: Clock, alert_id: int, by: str, text: str) -> None:
@@ -65,7 +67,7 @@ def external_alert(
     if resolve:
         alert_id = manager.resolve(fingerprint, detail)
         return {"id": alert_id, "resolved": alert_id is not None}
-    labels = {**labels, "region": settings.region, "flags": flags.current(engine)}
+    labels = {**labels, "region": settings.region, "flags": flag_values.current(engine)}
     alert_id, opened = manager.fire(
         fingerprint, "rollout_rolled_back", "critical", summary, labels, detail
     )
