@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from steadymail.clock import Clock
 from steadymail.store import flags
+from steadymail.store.records import FlagRow
 
 log = logging.getLogger("steadymail.flags")
 FAULT_EXIT_CODE = 70  # a worker that exits on the fault flag (EX_SOFTWARE)
@@ -35,10 +36,10 @@ class FlagView:
     def refresh(self) -> None:
         self.update(flags.detailed(self._engine))
 
-    def update(self, rows: list[dict[str, Any]]) -> None:
+    def update(self, rows: list[FlagRow]) -> None:
         """New values from flag rows (read by the heartbeat's transaction)."""
-        self.values = {r["name"]: r["value"] for r in rows}
-        self._applied = {r["name"]: float(r["updated_at"]) for r in rows}
+        self.values = {r.name: r.value for r in rows}
+        self._applied = {r.name: float(r.updated_at) for r in rows}
 
     async def load(self) -> None:
         """The first read, when the worker starts (later ones ride on heartbeats)."""

@@ -10,6 +10,8 @@ from steadymail.config import Settings
 from steadymail.errors import ValidationError
 from steadymail.rollout.flags import FLAGS, validate
 from steadymail.store import alerts, flags
+from steadymail.store.flags import FlagChange
+from steadymail.store.records import JsonObject
 
 
 def listing(engine: Engine, region: str) -> dict[str, Any]:
@@ -33,7 +35,7 @@ def set_flag(
 
 def history(
     engine: Engine, name: str | None = None, limit: int = 100, offset: int = 0
-) -> list[dict[str, Any]]:
+) -> list[FlagChange]:
     """Flag changes, newest first; ``name`` narrows to one flag."""
     return flags.history(engine, name, limit, offset)
 
@@ -51,7 +53,7 @@ def external_alert(
     settings: Settings,
     fingerprint: str,
     summary: str,
-    labels: dict[str, Any],
+    labels: JsonObject,
     detail: str,
     resolve: bool = False,
 ) -> dict[str, Any]:

@@ -447,9 +447,9 @@ class Replay:
         exits: dict[str, float] = {}
         for region, engine in engines.items():
             crashed = [
-                float(e["at"])
+                e.at
                 for e in events.after(engine, 0, limit=100000)
-                if e["kind"] == "process_exited" and "RewriterCrash" in str(e["detail"])
+                if e.kind == "process_exited" and "RewriterCrash" in str(e.detail)
             ]
             if crashed:
                 exits[region] = min(crashed)
@@ -464,11 +464,11 @@ class Replay:
         named = []
         for region, engine in engines.items():
             for a in alerts.listing(engine, limit=500, since=t0 - 1):
-                if a["name"] not in SYMPTOMS:
+                if a.name not in SYMPTOMS:
                     continue
-                symptoms.append((float(a["started_at"]), region, a["summary"]))
-                if any(x["subject"] == FAULT for x in a["labels"].get("suspects", [])):
-                    named.append(float(a["started_at"]))
+                symptoms.append((a.started_at, region, a.summary))
+                if any(x["subject"] == FAULT for x in a.labels.get("suspects", [])):
+                    named.append(a.started_at)
         if symptoms:
             first = min(symptoms)
             result.detected_s = round(first[0] - t0, 2)
@@ -561,11 +561,11 @@ class Replay:
             found = [
                 a
                 for a in alerts.listing(engines[region], limit=500)
-                if a["name"] == "rollout_rolled_back"
+                if a.name == "rollout_rolled_back"
             ]
             if found:
                 path = self.workdir / f"replay-incident-{region}.md"
-                path.write_text(incident(engines[region], SystemClock(), int(found[0]["id"])))
+                path.write_text(incident(engines[region], SystemClock(), found[0].id))
                 return str(path)
         return ""
 

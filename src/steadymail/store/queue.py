@@ -26,10 +26,11 @@ from steadymail.domain.states import BatchState, MessageState, SendKind, SendSta
 from steadymail.domain.suppression import Stream, blocks, suppression_key
 from steadymail.store.contacts import suppressed_streams
 from steadymail.store.db import insert_ignore
+from steadymail.store.records import JsonObject
 from steadymail.store.schema import batches, contacts, messages, sends, suppressions
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Claim:
     """A batch held under lease by one owner at one epoch."""
 
@@ -41,15 +42,17 @@ class Claim:
     reclaimed: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QueuedMessage:
     id: int
     email: str
     contact_id: int | None
-    payload: dict[str, Any] | None
+    # A transactional message's variables and content (the worker checks them as it renders).
+    payload: JsonObject | None
     attempts: int
     first_attempt_at: float | None
-    attributes: dict[str, Any] | None
+    # The contact's attributes (its CSV columns), for a campaign message.
+    attributes: JsonObject | None
     # Suppressed since the send was created (bounced or unsubscribed elsewhere): never send.
     suppressed: bool
     # True when a previous holder had handed it to SMTP without checkpointing the result.
@@ -58,7 +61,7 @@ class QueuedMessage:
     crashes: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Result:
     """The outcome of one delivery attempt, to be checkpointed."""
 
