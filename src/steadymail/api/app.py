@@ -82,7 +82,7 @@ def create_app(
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # Every process of this host that wrote to the directory: workers included.
             registry = CollectorRegistry()
-            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            MultiProcessCollector(registry)
         return PlainTextResponse(generate_latest(registry).decode(), media_type=CONTENT_TYPE_LATEST)
 
     return app
