@@ -11,6 +11,7 @@ from rich.table import Table
 
 from steadymail.cli.context import console, make_ctx, setup_logging
 from steadymail.cli.numbers import finite
+from steadymail.domain.states import AlertState
 from steadymail.monitor.service import Monitor
 from steadymail.services import transactional, watching
 
@@ -60,7 +61,7 @@ def alerts_list(
         return
     ctx = make_ctx()
     table = Table("id", "state", "severity", "name", "summary", "since", "resolved", "ack")
-    for a in watching.list_alerts(ctx.engine, None if all_ else "firing"):
+    for a in watching.list_alerts(ctx.engine, None if all_ else AlertState.FIRING):
         table.add_row(
             str(a.id),
             a.state.value,

@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 from steadymail.alerts.incident import export_markdown
 from steadymail.clock import Clock
 from steadymail.config import Settings
+from steadymail.domain.states import AlertState
 from steadymail.errors import ValidationError
 from steadymail.store import alerts, instances
 from steadymail.store.alerts import Alert, AlertWithTimeline
@@ -64,7 +65,9 @@ def workers(
 
 def stalls(engine: Engine, limit: int = 100, offset: int = 0) -> list[Alert]:
     """Firing stall alerts, newest first."""
-    return alerts.listing(engine, "firing", limit=limit, offset=offset, name="send_stalled")
+    return alerts.listing(
+        engine, AlertState.FIRING, limit=limit, offset=offset, name="send_stalled"
+    )
 
 
 def incident(engine: Engine, clock: Clock, alert_id: int) -> str:

@@ -86,29 +86,29 @@ class Checkpoint:
     accepted: bool = field(default=False, init=False)
 
 
-_CLAIM_SQL = """
+_CLAIM_SQL = f"""
 UPDATE batches SET
-    state = 'leased',
+    state = '{BatchState.LEASED}',
     lease_owner = :owner,
     lease_expires_at = :expires,
     lease_epoch = lease_epoch + 1,
     claims = claims + 1,
-    reclaims = reclaims + CASE WHEN state = 'leased' THEN 1 ELSE 0 END,
-    reclaimed = CASE WHEN state = 'leased' THEN 1 ELSE 0 END
+    reclaims = reclaims + CASE WHEN state = '{BatchState.LEASED}' THEN 1 ELSE 0 END,
+    reclaimed = CASE WHEN state = '{BatchState.LEASED}' THEN 1 ELSE 0 END
 WHERE id = (
     SELECT b.id FROM batches b JOIN sends s ON s.id = b.send_id
-    WHERE s.state = 'running'
-      AND ({due})
+    WHERE s.state = '{SendState.RUNNING}'
+      AND ({{due}})
     -- Transactional streams first: a receipt must not queue behind a bulk campaign.
-    ORDER BY CASE WHEN s.kind = 'stream' THEN 0 ELSE 1 END, b.available_at, b.id
-    LIMIT 1 {lock}
+    ORDER BY CASE WHEN s.kind = '{SendKind.STREAM}' THEN 0 ELSE 1 END, b.available_at, b.id
+    LIMIT 1 {{lock}}
 )
 RETURNING id, send_id, seq, lease_epoch, reclaimed
 """
 
 
-_EXPIRED = "b.state = 'leased' AND b.lease_expires_at < :now"
-_DUE = f"(b.state = 'pending' AND b.available_at <= :now) OR ({_EXPIRED})"
+_EXPIRED = f"b.state = '{BatchState.LEASED}' AND b.lease_expires_at < :now"
+_DUE = f"(b.state = '{BatchState.PENDING}' AND b.available_at <= :now) OR ({_EXPIRED})"
 
 
 def claim_batch(
