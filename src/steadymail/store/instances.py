@@ -2,7 +2,6 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Engine, and_, insert, or_, select, update
 
@@ -136,7 +135,7 @@ def record_end(
             return False
         if overwrite and row.last_words and row.exit_reason:
             reason = f"{reason}; {row.exit_reason}"  # the witness's code, and the last words
-        values: dict[str, Any] = {"exit_reason": reason[:200]}
+        values: dict[str, object] = {"exit_reason": reason[:200]}
         if last_words is not None:
             values["last_words"] = last_words
         conn.execute(
@@ -189,7 +188,7 @@ def heartbeat(
     """Beat; ``flags``, when given, are the flag values the process runs with now. With
     ``read_flags``, returns the region's flag rows read in the same transaction (a worker learns
     of a change at its next beat without a transaction of its own)."""
-    values: dict[str, Any] = {"heartbeat_at": now}
+    values: dict[str, object] = {"heartbeat_at": now}
     if flags is not None:
         values["flags"] = flags
     with engine.begin() as conn:

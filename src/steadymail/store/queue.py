@@ -379,7 +379,7 @@ def release_batch(engine: Engine, claim: Claim, now: float) -> bool:
                 messages.c.state.in_(open_states),
             )
         ).all()
-        values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+        values: dict[str, object] = {"lease_owner": None, "lease_expires_at": None}
         send = None
         if rows:
             due = [r.next_attempt_at or now for r in rows]

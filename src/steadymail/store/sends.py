@@ -261,7 +261,7 @@ def change_state(engine: Engine, send_id: int, action: str, now: float) -> SendS
     with engine.begin() as conn:
         send = _get(conn, send_id)
         target = _check(send["state"], action)
-        values: dict[str, Any] = {"state": target.value}
+        values: dict[str, object] = {"state": target.value}
         if target == SendState.RUNNING:
             values["last_progress_at"] = now
         if target == SendState.CANCELLED:
