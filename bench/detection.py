@@ -112,17 +112,15 @@ class Bench:
 
     def first_alert(self, after: float, names: set[str]) -> float | None:
         times = [
-            a["started_at"]
+            a.started_at
             for a in alerts.listing(self.engine, limit=500)
-            if a["name"] in names and a["started_at"] > after
+            if a.name in names and a.started_at > after
         ]
         return min(times) if times else None
 
     def first_event(self, after: float, kinds: set[str]) -> float | None:
         times = [
-            e["at"]
-            for e in events.between(self.engine, after, time.time() + 1)
-            if e["kind"] in kinds
+            e.at for e in events.between(self.engine, after, time.time() + 1) if e.kind in kinds
         ]
         return min(times) if times else None
 
@@ -130,7 +128,7 @@ class Bench:
         return not [
             a
             for a in alerts.listing(self.engine, "firing")
-            if a["name"] in {"service_restarted", "service_died", "no_live_worker"}
+            if a.name in {"service_restarted", "service_died", "no_live_worker"}
         ]
 
     def close(self) -> None:
@@ -201,7 +199,7 @@ def main() -> None:
         time.sleep(30)
         start = time.time()
         time.sleep(args.quiet_minutes * 60)
-        false = [a for a in alerts.listing(bench.engine, limit=1000) if a["started_at"] >= start]
+        false = [a for a in alerts.listing(bench.engine, limit=1000) if a.started_at >= start]
         print(f"false_alerts_in_{args.quiet_minutes:g}_min {len(false)}")
     finally:
         bench.close()

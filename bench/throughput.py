@@ -174,10 +174,10 @@ def pipeline_rate(
         for _ in range(args.workers)
     ]
     try:
-        while sends.get_send(engine, send_id)["state"] != "completed":
+        while sends.get_send(engine, send_id).state != "completed":
             time.sleep(0.1)
         elapsed = time.perf_counter() - started
-        counts = sends.progress(engine, send_id)["counts"]
+        counts = sends.progress(engine, send_id).counts
         if counts != {"sent": args.messages}:
             raise RuntimeError(f"unexpected outcome: {counts}")
     finally:

@@ -71,7 +71,7 @@ def make_campaign(
 
 
 def send_state(engine: Engine, send_id: int) -> str:
-    return str(sends.get_send(engine, send_id)["state"])
+    return str(sends.get_send(engine, send_id).state)
 
 
 def worker_for(settings: Settings, engine: Engine) -> Worker:

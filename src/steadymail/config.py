@@ -2,7 +2,7 @@
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -292,9 +292,10 @@ class Settings(BaseSettings):
         }
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read settings once; callers pass the result down instead of re-reading."""
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings once; callers pass the result down instead of re-reading. ``overrides``
+    are checked by pydantic like every other source of settings."""
+    settings = Settings(**overrides)
     # Keys and the SQLite database live here: only the owner may enter.
     private_dir(settings.data_dir)
     return settings

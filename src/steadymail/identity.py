@@ -184,7 +184,9 @@ def process_key(pid: int | None = None) -> str | None:
 
 def same_pid_space(key: str | None) -> bool:
     """Whether a process with this key ran in this process's boot and PID namespace."""
-    return bool(key) and key.rsplit(":", 1)[0] == _boot_and_pidns()  # type: ignore[union-attr]
+    if not key:
+        return False
+    return key.rsplit(":", 1)[0] == _boot_and_pidns()
 
 
 def process_gone(pid: int, key: str | None) -> bool:

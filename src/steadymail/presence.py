@@ -67,23 +67,22 @@ def gone_reason(pid: int) -> str:
 
 def _end_predecessor(
     engine: Engine, ident: identity.Identity, instance_id: str, now: float
-) -> dict[str, Any] | None:
+) -> instances.Instance | None:
     """The slot's previous holder; recorded as ended, its leases lapsed, when it certainly is:
     it ran on this host and held the very lock file this process now holds, or its PID is gone
     from this host's PID namespace. Anything less is left to missed heartbeats."""
     pred = instances.predecessor(engine, ident.slot, now)
-    if pred is None or pred["stopped_at"] is not None or pred["host"] != socket.gethostname():
+    if pred is None or pred.stopped_at is not None or pred.host != socket.gethostname():
         return pred
-    held_the_same_lock = ident.lock is not None and pred.get("lock") == ident.lock
+    held_the_same_lock = ident.lock is not None and pred.lock == ident.lock
     certain = held_the_same_lock or (
-        identity.same_pid_space(pred["proc"])
-        and identity.process_gone(int(pred["pid"]), pred["proc"])
+        identity.same_pid_space(pred.proc) and identity.process_gone(pred.pid, pred.proc)
     )
     if certain:
         instances.record_end(
             engine,
-            str(pred["instance_id"]),
-            gone_reason(int(pred["pid"])),
+            pred.instance_id,
+            gone_reason(pred.pid),
             now,
             expire_leases=True,
             seen_by=instance_id,
@@ -95,27 +94,27 @@ def _note_deploy(
     engine: Engine,
     settings: Settings,
     service: str,
-    pred: dict[str, Any] | None,
-    config: dict[str, Any],
+    pred: instances.Instance | None,
+    config: dict[str, str],
     now: float,
 ) -> None:
     """A process running a version or configuration that the previous process of its slot (or,
     in a new slot such as a replaced pod, of its service) did not is a deploy."""
     if pred is None:
         return
-    before = {"version": pred["version"], "config": _digest(pred["config"])}
+    before = {"version": pred.version, "config": _digest(pred.config)}
     after = {"version": __version__, "config": _digest(config)}
-    if pred["config"] is None:
+    if pred.config is None:
         before["config"] = after["config"]  # a predecessor from before config was recorded
     if before == after:
         return
     last = changes.latest(engine, "deploy", service)
-    if last is not None and last["after"] == after:
+    if last is not None and last.after == after:
         return  # another process of the service already reported this deploy
     parts = []
     if before["version"] != after["version"]:
         parts.append(f"version {before['version']}→{after['version']}")
-    old = pred["config"] or {}
+    old = pred.config or {}
     keys = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
     if keys and before["config"] != after["config"]:
         parts.append("config " + ", ".join(keys[:8]) + (" …" if len(keys) > 8 else ""))
@@ -128,7 +127,7 @@ def _note_deploy(
             subject=service,
             before=before,
             after=after,
-            by=f"{service} {pred['slot']}",
+            by=f"{service} {pred.slot}",
             detail="; ".join(parts),
         )
 
@@ -195,7 +194,7 @@ class PeerWatch:
     ) -> None:
         self._engine, self._clock, self._me = engine, clock, instance_id
         self._handled: set[str] = set()
-        self._peers: list[dict[str, Any]] = []
+        self._peers: list[instances.HostPeer] = []
         self._calls = 0
         self._refresh_every = refresh_every
         self._grace = frozen_writer_grace
@@ -242,32 +241,32 @@ class PeerWatch:
                 for row in instances.on_host(
                     self._engine, socket.gethostname(), now - _PEER_HORIZON
                 )
-                if str(row["instance_id"]) != self._me and identity.same_pid_space(row["proc"])
+                if row.instance_id != self._me and identity.same_pid_space(row.proc)
             ]
         self._calls += 1
         found = []
         for row in self._peers:
-            iid = str(row["instance_id"])
+            iid = row.instance_id
             if iid in self._handled:
                 continue
-            if identity.process_gone(int(row["pid"]), row["proc"]):
+            if identity.process_gone(row.pid, row.proc):
                 self._handled.add(iid)
                 instances.record_end(
                     self._engine,
                     iid,
-                    gone_reason(int(row["pid"])),
+                    gone_reason(row.pid),
                     now,
                     expire_leases=True,
                     seen_by=self._me,
                 )
                 found.append(iid)
-                log.warning("event=peer_gone instance=%s pid=%s", iid, row["pid"])
+                log.warning("event=peer_gone instance=%s pid=%s", iid, row.pid)
         return found
 
     def _is_peer(self, pid: int) -> bool:
         """On the peer list, or (started since the list was read: reading it again needs the
         lock a frozen peer may hold) a process of this host running steadymail."""
-        return pid in {int(r["pid"]) for r in self._peers} or identity.runs_steadymail(pid)
+        return pid in {r.pid for r in self._peers} or identity.runs_steadymail(pid)
 
     async def run(self, interval: float) -> None:
         # The frozen-writer look runs on its own: `check` may wait on that very writer's lock.

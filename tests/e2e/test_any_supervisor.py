@@ -104,16 +104,16 @@ def text_campaign(engine: Engine, settings: Any, n: int) -> int:
     return make_campaign(engine, settings, n, html="", text="Hi {{ first_name }}")
 
 
-def live_workers(engine: Engine) -> dict[str, dict[str, Any]]:
+def live_workers(engine: Engine) -> dict[str, instances.Instance]:
     rows = instances.all_live(engine, CLOCK.now(), 5.0)
-    return {r["slot"]: r for r in rows if r["service"] == "worker"}
+    return {r.slot: r for r in rows if r.service == "worker"}
 
 
-def restart_alerts(engine: Engine, slot: str) -> list[dict[str, Any]]:
+def restart_alerts(engine: Engine, slot: str) -> list[alerts.Alert]:
     return [
         a
         for a in alerts.listing(engine, limit=500)
-        if a["name"] == "service_restarted" and a["labels"].get("slot") == slot
+        if a.name == "service_restarted" and a.labels.get("slot") == slot
     ]
 
 
@@ -132,7 +132,7 @@ def test_a_killed_worker_under_a_plain_loop_is_a_restart_of_its_slot(
     # Both resolved from the host: one `worker@<host>`, the other `worker@<host>#2`.
     assert all(s.startswith("worker@") for s in slots), slots
     # (This machine may itself be a container: then the name is the container's hostname.)
-    assert {r["identity"] for r in live_workers(engine).values()} <= {"host", "container"}
+    assert {r.identity for r in live_workers(engine).values()} <= {"host", "container"}
     wait_for(lambda: recorder.count() >= 300, timeout=60)
 
     delays = []
@@ -140,27 +140,27 @@ def test_a_killed_worker_under_a_plain_loop_is_a_restart_of_its_slot(
     for n in range(3):
         old = live_workers(engine)[victim]
         killed_at = time.time()
-        os.kill(int(old["pid"]), signal.SIGKILL)
+        os.kill(int(old.pid), signal.SIGKILL)
         wait_for(lambda n=n: len(restart_alerts(engine, victim)) == n + 1, timeout=20)
         alert = restart_alerts(engine, victim)[0]
-        delays.append(alert["started_at"] - killed_at)
-        assert alert["labels"]["previous_instance"] == old["instance_id"]
-        assert "without last words" in alert["labels"]["reason"], alert["labels"]["reason"]
-        assert alert["labels"]["planned"] is False
+        delays.append(alert.started_at - killed_at)
+        assert alert.labels["previous_instance"] == old.instance_id
+        assert "without last words" in alert.labels["reason"], alert.labels["reason"]
+        assert alert.labels["planned"] is False
         # The new process fills the same slot: no other slot appeared.
         wait_for(lambda: set(live_workers(engine)) == slots, timeout=20)
         # A restart alert resolves once the new instance was healthy a while; wait for that
         # before the next kill, so each kill opens an alert of its own.
-        wait_for(lambda: all(a["state"] == "resolved" for a in restart_alerts(engine, victim)), 30)
+        wait_for(lambda: all(a.state == "resolved" for a in restart_alerts(engine, victim)), 30)
     print(f"\nplain loop, SIGKILL -> restart alert: {', '.join(f'{d:.2f}s' for d in delays)}")
     assert max(delays) <= 5.0, delays
     # Three restarts of the service in the window: a crash loop.
-    wait_for(lambda: any(a["name"] == "crash_loop" for a in alerts.listing(engine, limit=500)), 10)
+    wait_for(lambda: any(a.name == "crash_loop" for a in alerts.listing(engine, limit=500)), 10)
     # The killed worker's batches resumed at once (its PID was seen gone), and nothing is lost.
-    wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=120)
+    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
     assert len({m.rcpt for m in recorder.messages}) == 3000
     # No `service_died` for an old instance was left firing after its slot was taken over.
-    firing = [a for a in alerts.listing(engine, "firing") if a["name"] == "service_died"]
+    firing = [a for a in alerts.listing(engine, "firing") if a.name == "service_died"]
     assert firing == [], firing
 
 
@@ -185,39 +185,39 @@ def test_a_worker_that_dies_of_an_exception_leaves_last_words_on_the_restart_ale
     )
     loops.start(1)
     wait_for(
-        lambda: any(a["name"] == "service_restarted" for a in alerts.listing(engine, limit=500)),
+        lambda: any(a.name == "service_restarted" for a in alerts.listing(engine, limit=500)),
         timeout=60,
     )
-    alert = next(a for a in alerts.listing(engine, limit=500) if a["name"] == "service_restarted")
-    print(f"\nrestart alert: {alert['summary']}")
-    assert "tracking/rewrite.py" in alert["summary"] and "raised RewriterCrash" in alert["summary"]
+    alert = next(a for a in alerts.listing(engine, limit=500) if a.name == "service_restarted")
+    print(f"\nrestart alert: {alert.summary}")
+    assert "tracking/rewrite.py" in alert.summary and "raised RewriterCrash" in alert.summary
     # The change that preceded it is named on it.
-    assert "fault.tracking_crash" in alert["summary"], alert["summary"]
-    assert alert["labels"]["suspects"][0]["subject"] == "fault.tracking_crash"
-    timeline = alerts.get(engine, alert["id"])["timeline"]
-    assert any("tracking/rewrite.py" in e["detail"] for e in timeline)
+    assert "fault.tracking_crash" in alert.summary, alert.summary
+    assert alert.labels["suspects"][0]["subject"] == "fault.tracking_crash"
+    timeline = alerts.get(engine, alert.id).timeline
+    assert any("tracking/rewrite.py" in e.detail for e in timeline)
     # Take the fault away. A message that crashed three workers meanwhile was quarantined:
     # the person on call releases it, and the send completes with everything delivered.
     flag_admin.set_flag(engine, CLOCK, "fault.tracking_crash", None, "test", "over", "R1")
-    wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=120)
+    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
     quarantine.release(engine, CLOCK, send_id=send_id)
-    wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=120)
+    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
     rows = sends.message_rows(engine, send_id, 1000)
-    assert {m["state"] for m in rows} == {"sent"}, {m["state"] for m in rows}
+    assert {m.state for m in rows} == {"sent"}, {m.state for m in rows}
     assert len({m.rcpt for m in recorder.messages}) == 600
 
 
-def _stall_after(engine: Engine, send_id: int) -> tuple[dict[str, Any], float]:
+def _stall_after(engine: Engine, send_id: int) -> tuple[alerts.Alert, float]:
     """The send_stalled alert, and how long after the send's last progress it fired."""
     wait_for(
-        lambda: any(a["name"] == "send_stalled" for a in alerts.listing(engine, "firing")),
+        lambda: any(a.name == "send_stalled" for a in alerts.listing(engine, "firing")),
         timeout=40,
     )
-    stall = next(a for a in alerts.listing(engine, "firing") if a["name"] == "send_stalled")
+    stall = next(a for a in alerts.listing(engine, "firing") if a.name == "send_stalled")
     row = sends.get_send(engine, send_id)
-    last = float(row["last_progress_at"] or row["started_at"])
-    assert f"send {send_id}" in stall["summary"]
-    return stall, stall["started_at"] - last
+    last = float(row.last_progress_at or row.started_at)
+    assert f"send {send_id}" in stall.summary
+    return stall, stall.started_at - last
 
 
 def test_when_every_worker_crash_loops_the_send_stalled_alert_fires_within_the_floor(
@@ -236,11 +236,11 @@ def test_when_every_worker_crash_loops_the_send_stalled_alert_fires_within_the_f
     stall, waited = _stall_after(engine, send_id)
     print(f"\nevery worker crash-looping: send_stalled {waited:.1f}s after the last progress")
     assert waited <= SETTINGS["stall_floor"] + 2.0, waited
-    assert any(a["name"] == "crash_loop" for a in alerts.listing(engine, limit=500))
+    assert any(a.name == "crash_loop" for a in alerts.listing(engine, limit=500))
     # The fault taken away, the same workers finish the send and the stall resolves.
     flag_admin.set_flag(engine, CLOCK, "fault.tracking_crash", None, "t", "", "R1")
-    wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=120)
-    wait_for(lambda: alerts.get(engine, stall["id"])["state"] == "resolved", timeout=30)
+    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
+    wait_for(lambda: alerts.get(engine, stall.id).state == "resolved", timeout=30)
     assert len({m.rcpt for m in recorder.messages}) == 500
 
 
@@ -260,18 +260,18 @@ def test_when_every_worker_is_frozen_the_send_stalled_alert_fires_within_the_flo
     loops.start(2)
     wait_for(lambda: len(live_workers(engine)) == 2, timeout=60)
     wait_for(lambda: recorder.count() >= 300, timeout=60)
-    frozen = [int(w["pid"]) for w in live_workers(engine).values()]
+    frozen = [int(w.pid) for w in live_workers(engine).values()]
     for pid in frozen:  # a paused VM, a long GC: alive, holding its leases, doing nothing
         os.kill(pid, signal.SIGSTOP)
     try:
         stall, waited = _stall_after(engine, send_id)
         print(f"\nevery worker frozen: send_stalled {waited:.1f}s after the last progress")
-        print(stall["summary"])
+        print(stall.summary)
         assert waited <= SETTINGS["stall_floor"] + 2.0, waited
     finally:
         for pid in frozen:
             os.kill(pid, signal.SIGCONT)
     # Thawed: the send completes and the stall resolves.
-    wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=120)
-    wait_for(lambda: alerts.get(engine, stall["id"])["state"] == "resolved", timeout=30)
+    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
+    wait_for(lambda: alerts.get(engine, stall.id).state == "resolved", timeout=30)
     assert len({m.rcpt for m in recorder.messages}) == 3000

@@ -60,10 +60,10 @@ def test_sigkill_three_times_mid_send_loses_nothing(
         workers.kill(victim)
         print(f"kill {n + 1}: SIGKILL worker {victim} at {recorder.count()} received")
         workers.start(victim)  # what the supervisor does
-    wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=300)
+    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=300)
     elapsed = time.monotonic() - started
     distinct, dups = duplicates(recorder)
-    counted = sends.get_send(engine, send_id)["resent_after_crash"]
+    counted = sends.get_send(engine, send_id).resent_after_crash
     print(
         f"{total} messages in {elapsed:.1f}s with 3 SIGKILLs: {dups} duplicates received, "
         f"{counted} counted as at risk, bound {3 * BOUND_PER_DEATH}"
@@ -71,7 +71,7 @@ def test_sigkill_three_times_mid_send_loses_nothing(
     assert distinct == total
     assert {m.rcpt for m in recorder.messages} == {f"user{i}@example.com" for i in range(total)}
     assert dups <= counted <= 3 * BOUND_PER_DEATH
-    assert sends.progress(engine, send_id)["counts"] == {"sent": total}
+    assert sends.progress(engine, send_id).counts == {"sent": total}
     assert "event=lease_reclaimed" in workers.logs()
 
 
@@ -107,8 +107,8 @@ def test_sigterm_releases_leases_at_once(
     assert held == []
     stopped_at = recorder.count()
     workers.start("b")
-    wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=50)
+    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=50)
     distinct, dups = duplicates(recorder)
     assert (distinct, dups) == (total, 0)
     assert stopped_at < total
-    assert sends.get_send(engine, send_id)["resent_after_crash"] == 0
+    assert sends.get_send(engine, send_id).resent_after_crash == 0

@@ -205,12 +205,12 @@ def test_a_worker_frozen_anywhere_is_taken_over_within_a_lease(
 
     drilled = time.monotonic()
     for sid in send_ids:
-        wait_for(lambda s=sid: sends.get_send(engine, s)["state"] == "completed", timeout=240)
+        wait_for(lambda s=sid: sends.get_send(engine, s).state == "completed", timeout=240)
     tail = time.monotonic() - drilled
     with recorder.lock:
         per_id = Counter(m.message_id for m in recorder.messages)
     dups = sum(n - 1 for n in per_id.values())
-    counted = sum(sends.get_send(engine, s)["resent_after_crash"] for s in send_ids)
+    counted = sum(sends.get_send(engine, s).resent_after_crash for s in send_ids)
     takeovers.sort()
     print(
         f"freeze drill ({engine.dialect.name}): {len(takeovers)} freezes over {len(points)} "
@@ -222,7 +222,7 @@ def test_a_worker_frozen_anywhere_is_taken_over_within_a_lease(
     assert len(per_id) == len(send_ids) * total
     assert dups <= counted
     for sid in send_ids:
-        assert sends.progress(engine, sid)["counts"] == {"sent": total}
+        assert sends.progress(engine, sid).counts == {"sent": total}
     # Only a process stopped inside a SQLite write transaction is ever killed.
     if engine.dialect.name != "sqlite":
         assert killed == 0

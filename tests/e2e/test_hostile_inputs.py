@@ -178,8 +178,8 @@ def test_hostile_inputs_kill_no_process_and_get_no_5xx(tmp_path: Path) -> None:
         r = call("page too big", "GET", "/v1/sends", params={"limit": 10**6})
         assert r.status_code == 422
 
-        wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=60)
-        counts = sends.progress(engine, send_id)["counts"]
+        wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=60)
+        counts = sends.progress(engine, send_id).counts
         assert counts == {"sent": 5, "failed": 5}, counts
         assert api.get("/healthz").status_code == 200
         after = _processes(engine)

@@ -130,8 +130,8 @@ def region(tmp_path: Path, db_url: str, smtp_server: tuple[Recorder, int]) -> It
     hook.close()
 
 
-def firing(engine: Engine, name: str) -> list[dict[str, Any]]:
-    return [a for a in alerts.listing(engine) if a["name"] == name]
+def firing(engine: Engine, name: str) -> list[alerts.Alert]:
+    return [a for a in alerts.listing(engine) if a.name == name]
 
 
 def test_sigkill_raises_a_restart_alert_and_the_send_resumes(
@@ -155,29 +155,27 @@ def test_sigkill_raises_a_restart_alert_and_the_send_resumes(
     killed_at = time.time()
     os.kill(r.worker_pid("worker-1"), signal.SIGKILL)
     wait_for(
-        lambda: any(a["state"] == "firing" for a in firing(engine, "service_restarted")), timeout=30
+        lambda: any(a.state == "firing" for a in firing(engine, "service_restarted")), timeout=30
     )
     alert = firing(engine, "service_restarted")[0]
     wait_for(
         lambda: any(
-            e["kind"] == "lease_reclaimed" and e["at"] > killed_at for e in events.after(engine, 0)
+            e.kind == "lease_reclaimed" and e.at > killed_at for e in events.after(engine, 0)
         ),
         timeout=30,
     )
     resumed = min(
-        e["at"]
-        for e in events.after(engine, 0)
-        if e["kind"] == "lease_reclaimed" and e["at"] > killed_at
+        e.at for e in events.after(engine, 0) if e.kind == "lease_reclaimed" and e.at > killed_at
     )
-    wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=120)
-    wait_for(lambda: alerts.get(engine, alert["id"])["state"] == "resolved", timeout=30)
+    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
+    wait_for(lambda: alerts.get(engine, alert.id).state == "resolved", timeout=30)
     print(
-        f"SIGKILL: alert after {alert['started_at'] - killed_at:.2f}s, "
+        f"SIGKILL: alert after {alert.started_at - killed_at:.2f}s, "
         f"resumed (batch reclaimed) after {resumed - killed_at:.2f}s"
     )
-    assert alert["labels"]["slot"] == "worker-1"
-    assert "SIGKILL" in alert["labels"]["reason"]
-    assert alert["started_at"] > killed_at
+    assert alert.labels["slot"] == "worker-1"
+    assert "SIGKILL" in alert.labels["reason"]
+    assert alert.started_at > killed_at
     assert len({m.rcpt for m in recorder.messages}) == 3000
     wait_for(
         lambda: (
@@ -186,7 +184,7 @@ def test_sigkill_raises_a_restart_alert_and_the_send_resumes(
         ),
         timeout=15,
     )
-    timeline = [e["kind"] for e in alerts.get(engine, alert["id"])["timeline"]]
+    timeline = [e.kind for e in alerts.get(engine, alert.id).timeline]
     assert (
         timeline[0] == "fired"
         and "mitigation" in timeline
@@ -217,10 +215,10 @@ def test_no_live_worker_then_one_starts(
     killed_at = time.time()
     wait_for(lambda: len(firing(engine, "no_live_worker")) == 1, timeout=30)
     alert = firing(engine, "no_live_worker")[0]
-    print(f"all workers down: alert after {alert['started_at'] - killed_at:.2f}s")
+    print(f"all workers down: alert after {alert.started_at - killed_at:.2f}s")
     r._spawn("worker", "worker-1")
-    wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=120)
-    wait_for(lambda: alerts.get(engine, alert["id"])["state"] == "resolved", timeout=30)
+    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
+    wait_for(lambda: alerts.get(engine, alert.id).state == "resolved", timeout=30)
     assert len({m.rcpt for m in recorder.messages}) == 1500
 
 
@@ -241,18 +239,18 @@ def test_poison_message_is_quarantined_and_the_rest_completes(
     )
     r, _ = region(fault_crash_on="user77@example.com", quarantine_after=3, crash_loop_restarts=3)
     r.supervise(engine, 2)
-    wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=180)
-    rows = {m["email"]: m for m in sends.message_rows(engine, send_id, 1000)}
-    assert rows["user77@example.com"]["state"] == "quarantined"
+    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=180)
+    rows = {m.email: m for m in sends.message_rows(engine, send_id, 1000)}
+    assert rows["user77@example.com"].state == "quarantined"
     others = {
-        e: (m["state"], m["crashes"], m["last_error"])
+        e: (m.state, m.crashes, m.last_error)
         for e, m in rows.items()
-        if m["state"] != "sent" and e != "user77@example.com"
+        if m.state != "sent" and e != "user77@example.com"
     }
     assert others == {}
     assert "user77@example.com" not in {m.rcpt for m in recorder.messages}
     wait_for(lambda: len(firing(engine, "message_quarantined")) == 1, timeout=30)
-    assert "user77@example.com" in firing(engine, "message_quarantined")[0]["summary"]
+    assert "user77@example.com" in firing(engine, "message_quarantined")[0].summary
     # Three deaths, three restarts (the last after its backoff): a crash loop.
     wait_for(lambda: len(firing(engine, "crash_loop")) == 1, timeout=30)
 
@@ -274,4 +272,4 @@ def test_paused_and_rate_limited_sends_raise_no_stall(
     assert 20 < recorder.count() < 200  # the limit held and the send kept moving
     assert firing(engine, "send_stalled") == []
     assert firing(engine, "no_live_worker") == []
-    assert sends.get_send(engine, slow)["state"] == "running"
+    assert sends.get_send(engine, slow).state == "running"

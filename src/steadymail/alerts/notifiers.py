@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from steadymail.clock import Clock
 from steadymail.config import NotifierSettings
 from steadymail.store import alerts as store
+from steadymail.store.alerts import DueNotification
 
 log = logging.getLogger("steadymail.notify")
 
@@ -40,18 +41,19 @@ def redact_urls(text: str) -> str:
     return _URL.sub(_origin, text)
 
 
-def payload(row: dict[str, Any]) -> dict[str, Any]:
+def payload(n: DueNotification) -> dict[str, Any]:
+    """What a notifier is told (a webhook's JSON body)."""
     return {
-        "alert_id": row["alert_id"],
-        "event": row["event"],
-        "fingerprint": row["fingerprint"],
-        "name": row["name"],
-        "severity": row["severity"],
-        "state": row["state"],
-        "summary": row["summary"],
-        "labels": row["labels"],
-        "started_at": row["started_at"],
-        "resolved_at": row["resolved_at"],
+        "alert_id": n.alert_id,
+        "event": n.event,
+        "fingerprint": n.fingerprint,
+        "name": n.name,
+        "severity": n.severity,
+        "state": n.state.value,
+        "summary": n.summary,
+        "labels": n.labels,
+        "started_at": n.started_at,
+        "resolved_at": n.resolved_at,
     }
 
 
@@ -100,26 +102,26 @@ class Dispatcher:
         )
         delivered = 0
         for row in rows:
-            notifier = self._by_name.get(row["notifier"])
+            notifier = self._by_name.get(row.notifier)
             p = payload(row)
             try:
                 if notifier is None:
-                    raise ValueError(f"no notifier named {row['notifier']!r}")
+                    raise ValueError(f"no notifier named {row.notifier!r}")
                 await self._deliver(notifier, p)
             except Exception as e:
-                delay = self._base * 2 ** row["attempts"]
+                delay = self._base * 2**row.attempts
                 error = redact_urls(str(e) or type(e).__name__)
                 log.warning(
                     "event=notify_failed notifier=%s alert=%d attempt=%d error=%r",
-                    row["notifier"],
-                    row["alert_id"],
-                    row["attempts"] + 1,
+                    row.notifier,
+                    row.alert_id,
+                    row.attempts + 1,
                     error,
                 )
                 await asyncio.to_thread(
                     store.notification_failed,
                     self._engine,
-                    row["id"],
+                    row.id,
                     self._clock.now() + delay,
                     error,
                 )
@@ -128,10 +130,10 @@ class Dispatcher:
             await asyncio.to_thread(
                 store.notification_done,
                 self._engine,
-                row["id"],
+                row.id,
                 self._clock.now(),
-                row["alert_id"],
-                f"{row['event']} sent to {row['notifier']}",
+                row.alert_id,
+                f"{row.event} sent to {row.notifier}",
             )
         return delivered
 

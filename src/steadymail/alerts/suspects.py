@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from steadymail.store import changes
+from steadymail.store.changes import Change
 
 
 def _value(v: Any) -> str:
@@ -22,31 +23,30 @@ def age_text(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def describe(change: dict[str, Any], now: float) -> str:
+def describe(change: Change, now: float) -> str:
     """`tracking.version v1→v2, 13 min before`, `deploy of worker (version …), 2 min before`."""
-    age = age_text(max(0.0, now - float(change["at"])))
-    if change["kind"] == "flag":
-        what = f"{change['subject']} {_value(change['before'])}→{_value(change['after'])}"
+    age = age_text(max(0.0, now - change.at))
+    if change.kind == "flag":
+        what = f"{change.subject} {_value(change.before)}→{_value(change.after)}"
     else:
-        what = f"deploy of {change['subject']}" + (
-            f" ({change['detail']})" if change["detail"] else ""
-        )
+        what = f"deploy of {change.subject}" + (f" ({change.detail})" if change.detail else "")
     return f"{what}, {age} before"
 
 
 def suspects(conn: Connection, now: float, window: float, limit: int = 5) -> list[dict[str, Any]]:
-    """The changes made in the window before ``now``, newest first, each with its text."""
+    """The changes made in the window before ``now``, newest first, each with its text: as the
+    JSON an alert's `suspects` label holds."""
     out = []
     for c in changes.between(conn, now - window, now, limit):
         out.append(
             {
-                "id": c["id"],
-                "kind": c["kind"],
-                "subject": c["subject"],
-                "before": c["before"],
-                "after": c["after"],
-                "at": c["at"],
-                "age_s": round(now - float(c["at"]), 1),
+                "id": c.id,
+                "kind": c.kind,
+                "subject": c.subject,
+                "before": c.before,
+                "after": c.after,
+                "at": c.at,
+                "age_s": round(now - c.at, 1),
                 "text": describe(c, now),
             }
         )

@@ -86,7 +86,7 @@ def create_app(
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # Every process of this host that wrote to the directory: workers included.
             registry = CollectorRegistry()
-            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            MultiProcessCollector(registry)
         return PrometheusResponse(generate_latest(registry).decode())
 
     return app

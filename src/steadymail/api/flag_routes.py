@@ -1,5 +1,6 @@
 """REST routes for a region's flags, and notes on its alerts' timelines (the control plane's)."""
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -56,9 +57,8 @@ def get_flag_history(
     st: AppState = Read,
 ) -> list[FlagChangeOut]:
     """Flag changes, newest first; ``name`` narrows to one flag."""
-    return [
-        FlagChangeOut(**c) for c in flag_admin.history(st.engine, name, page.limit, page.offset)
-    ]
+    rows = flag_admin.history(st.engine, name, page.limit, page.offset)
+    return [FlagChangeOut(**asdict(c)) for c in rows]
 
 
 @router.put("/flags/{name}", response_model=FlagSetOut)

@@ -13,6 +13,7 @@ from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from steadymail.domain.headers import check_custom_headers
+from steadymail.domain.states import AlertState, MessageState, SendKind, SendState
 
 # A subject is one header line (RFC 5322 §2.1.1: at most 998 characters).
 MAX_SUBJECT_CHARS = 998
@@ -123,15 +124,15 @@ class TemplateOut(Out):
 class SendOut(Out):
     id: int
     name: str
-    kind: str
-    state: str
+    kind: SendKind
+    state: SendState
 
 
 class MessageOut(Out):
     id: int
     send_id: int
     email: str
-    state: str
+    state: MessageState
 
 
 class QueuedOut(BaseModel):
@@ -152,7 +153,7 @@ class AlertOut(Out):
     fingerprint: str
     name: str
     severity: str
-    state: str
+    state: AlertState
     summary: str
     labels: dict[str, Any]
     started_at: float
@@ -188,7 +189,7 @@ class StartedOut(Out):
 
 class SteeredOut(BaseModel):
     send_id: int
-    state: str
+    state: SendState
 
 
 class StatsOut(Out):

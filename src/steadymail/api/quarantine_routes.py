@@ -1,5 +1,7 @@
 """REST routes for the person on call: quarantined messages, releasing them, requeueing a send."""
 
+from dataclasses import asdict
+
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -73,4 +75,5 @@ def post_release(body: ReleaseIn, st: AppState = Admin) -> ReleaseOut:
 def post_requeue(send_id: PathId, st: AppState = Admin) -> RequeueOut:
     """Leases of dead workers expire now (a live worker reclaims them), deferred messages are
     due now; leases of live workers are left alone."""
-    return RequeueOut(send=send_id, **quarantine.requeue(st.engine, st.clock, st.settings, send_id))
+    requeued = quarantine.requeue(st.engine, st.clock, st.settings, send_id)
+    return RequeueOut(send=send_id, **asdict(requeued))

@@ -1,6 +1,7 @@
 """REST routes under /v1. Handlers translate HTTP to service calls and nothing more."""
 
 import asyncio
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -93,7 +94,7 @@ class MessageIn(In):
 @router.get("/lists")
 def get_lists(page: Page = Paged, st: AppState = Read) -> list[ListOut]:
     """Contact lists with their sizes, oldest first."""
-    return [ListOut(**r) for r in lists.listing(st.engine, page.limit, page.offset)]
+    return [ListOut(**asdict(r)) for r in lists.listing(st.engine, page.limit, page.offset)]
 
 
 @router.post("/lists", status_code=201)
@@ -128,7 +129,7 @@ async def import_csv(name: str, request: Request, st: AppState = Write) -> Impor
 @router.get("/templates")
 def get_templates(page: Page = Paged, st: AppState = Read) -> list[TemplateOut]:
     """Templates (without their bodies), oldest first."""
-    return [TemplateOut(**r) for r in templates.listing(st.engine, page.limit, page.offset)]
+    return [TemplateOut(**asdict(r)) for r in templates.listing(st.engine, page.limit, page.offset)]
 
 
 @router.post("/templates", status_code=201)
@@ -150,31 +151,32 @@ def post_campaign(body: CampaignIn, st: AppState = Write) -> SendOut:
         template=body.template,
         from_addr=body.from_addr,
     )
-    return SendOut(**sends.get(st.engine, send_id))
+    return SendOut(**asdict(sends.get(st.engine, send_id)))
 
 
 @router.get("/sends")
 def get_sends(page: Page = Paged, st: AppState = Read) -> list[SendOut]:
     """Sends, oldest first."""
-    return [SendOut(**r) for r in sends.listing(st.engine, page.limit, page.offset)]
+    return [SendOut(**asdict(r)) for r in sends.listing(st.engine, page.limit, page.offset)]
 
 
 @router.get("/sends/{send_id}")
 def get_send(send_id: PathId, st: AppState = Read) -> SendOut:
     """A send with its progress: messages by state."""
-    return SendOut(**campaigns.status(st.engine, send_id))
+    return SendOut(**asdict(campaigns.status(st.engine, send_id)))
 
 
 @router.get("/sends/{send_id}/stats", response_model=StatsOut)
 def get_send_stats(send_id: PathId, st: AppState = Read) -> dict[str, Any]:
     """Delivered, opens, clicks (human and machine apart), unsubscribes, and per-link clicks."""
-    return engagement.send_stats(st.engine, send_id)
+    return asdict(engagement.send_stats(st.engine, send_id))
 
 
 @router.post("/sends/{send_id}/start", response_model=StartedOut)
 def start_send(send_id: PathId, st: AppState = Write) -> dict[str, Any]:
     """Materialise the messages (suppressed contacts skipped and counted) and start sending."""
-    return {"send_id": send_id, **campaigns.start(st.engine, st.clock, st.settings, send_id)}
+    started = campaigns.start(st.engine, st.clock, st.settings, send_id)
+    return {"send_id": send_id, **asdict(started)}
 
 
 @router.post("/sends/{send_id}/{action}", response_model=SteeredOut)
@@ -214,7 +216,8 @@ def post_message(body: MessageIn, st: AppState = Send) -> QueuedOut:
 @router.get("/messages/{send_id}")
 def get_messages(send_id: PathId, page: Page = Paged, st: AppState = Read) -> list[MessageOut]:
     """A send's messages, in the order they were queued (without their payloads)."""
-    return [MessageOut(**r) for r in sends.messages(st.engine, send_id, page.limit, page.offset)]
+    rows = sends.messages(st.engine, send_id, page.limit, page.offset)
+    return [MessageOut(**{k: v for k, v in asdict(m).items() if k != "payload"}) for m in rows]
 
 
 @router.get("/captured")
@@ -223,7 +226,7 @@ def get_captured(
 ) -> list[CapturedOut]:
     """Messages received by the built-in capture server, newest first."""
     mailbox = captured.open_mailbox(st.capture_path)
-    return [CapturedOut(**r) for r in captured.recent(mailbox, page.limit, to, page.offset)]
+    return [CapturedOut(**asdict(r)) for r in captured.recent(mailbox, page.limit, to, page.offset)]
 
 
 @router.get(

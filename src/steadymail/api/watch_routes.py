@@ -1,5 +1,7 @@
 """REST routes for watching: alerts, acknowledgements, silences, workers, stalls, incidents."""
 
+from dataclasses import asdict
+
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
@@ -52,19 +54,19 @@ def get_alerts(
 ) -> list[AlertOut]:
     """Newest first; ``state`` (firing, resolved), ``since`` (epoch seconds of start)."""
     rows = watching.list_alerts(st.engine, state, since, limit, offset)
-    return [AlertOut(**a) for a in rows]
+    return [AlertOut(**asdict(a)) for a in rows]
 
 
 @router.get("/alerts/{alert_id}")
 def get_alert(alert_id: PathId, st: AppState = Read) -> AlertOut:
     """An alert with its timeline."""
-    return AlertOut(**watching.alert(st.engine, alert_id))
+    return AlertOut(**asdict(watching.alert(st.engine, alert_id)))
 
 
 @router.post("/alerts/{alert_id}/ack")
 def ack_alert(alert_id: PathId, body: AckIn, st: AppState = Write) -> AlertOut:
     watching.ack(st.engine, st.clock, alert_id, body.by)
-    return AlertOut(**watching.alert(st.engine, alert_id))
+    return AlertOut(**asdict(watching.alert(st.engine, alert_id)))
 
 
 @router.post("/silences", status_code=201)
@@ -76,14 +78,19 @@ def post_silence(body: SilenceIn, st: AppState = Write) -> SilenceOut:
 @router.get("/workers")
 def get_workers(page: Page = Paged, st: AppState = Read) -> list[WorkerOut]:
     """Live processes of the region, with the seconds since their last heartbeat."""
-    rows = watching.workers(st.engine, st.clock, st.settings, page.limit, page.offset)
-    return [WorkerOut(**w) for w in rows]
+    out = []
+    for w in watching.workers(st.engine, st.clock, st.settings, page.limit, page.offset):
+        fields = asdict(w.instance)
+        # Digests of its settings and its lock's inode: internal, and no help to a reader.
+        del fields["config"], fields["lock"]
+        out.append(WorkerOut(**fields, heartbeat_age=w.heartbeat_age))
+    return out
 
 
 @router.get("/stalls")
 def get_stalls(page: Page = Paged, st: AppState = Read) -> list[AlertOut]:
     """Firing stall alerts, newest first."""
-    return [AlertOut(**a) for a in watching.stalls(st.engine, page.limit, page.offset)]
+    return [AlertOut(**asdict(a)) for a in watching.stalls(st.engine, page.limit, page.offset)]
 
 
 @router.get(
@@ -122,4 +129,4 @@ def get_changes(
 ) -> list[ChangeOut]:
     """Changes made in this region (flag values, deploys), newest first."""
     rows = exits.change_log(st.engine, page.limit, since, page.offset)
-    return [ChangeOut(**c) for c in rows]
+    return [ChangeOut(**asdict(c)) for c in rows]

@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from steadymail.cli.context import console, make_ctx
+from steadymail.domain.states import MessageState, SendState
 from steadymail.services import campaigns, captured, csv_import, engagement, sends, templates
 
 
@@ -89,19 +90,23 @@ def send_cmd(
     )
     info = campaigns.start(ctx.engine, ctx.clock, ctx.settings, send_id)
     console.print(
-        f"send [bold]{send_id}[/] started: {info['messages']} messages in "
-        f"{info['batches']} batches, {info['suppressed']} suppressed"
+        f"send [bold]{send_id}[/] started: {info.messages} messages in "
+        f"{info.batches} batches, {info.suppressed} suppressed"
     )
     if watch:
         _watch([send_id])
 
 
-def _counts_line(p: dict[str, Any]) -> str:
-    c = p["counts"]
-    parts = [f"{k}={v}" for k, v in sorted(c.items())]
+def _counts_line(p: sends.SendProgress) -> str:
+    parts = [f"{k}={v}" for k, v in sorted(p.counts.items())]
     return " ".join(parts) + (
-        f" resent_after_crash={p['resent_after_crash']}" if p["resent_after_crash"] else ""
+        f" resent_after_crash={p.resent_after_crash}" if p.resent_after_crash else ""
     )
+
+
+# Messages still to be sent: a send's progress bar counts the others as done.
+_OPEN = {MessageState.QUEUED, MessageState.INFLIGHT, MessageState.DEFERRED}
+_LIVE = {SendState.RUNNING, SendState.PAUSED}
 
 
 def _watch(ids: list[int]) -> None:
@@ -119,17 +124,15 @@ def _watch(ids: list[int]) -> None:
             live = False
             for sid, task in tasks.items():
                 p = campaigns.status(ctx.engine, sid)
-                done = sum(
-                    v for k, v in p["counts"].items() if k not in {"queued", "inflight", "deferred"}
-                )
+                done = sum(v for k, v in p.counts.items() if k not in _OPEN)
                 bar.update(
                     task,
                     completed=done,
-                    total=max(1, p["total"]),
-                    state=p["state"],
+                    total=max(1, p.total),
+                    state=p.state.value,
                     detail=_counts_line(p),
                 )
-                live |= p["state"] in {"running", "paused"}
+                live |= p.state in _LIVE
             if not live:
                 return
             time.sleep(0.5)
@@ -147,20 +150,18 @@ def status_cmd(
             return
         p = campaigns.status(ctx.engine, send_id)
         console.print(
-            f"send {send_id} [bold]{p['name']}[/] {p['state']}: {p['total']} messages; "
-            f"{_counts_line(p)}; open batches {p['open_batches']}"
+            f"send {send_id} [bold]{p.name}[/] {p.state}: {p.total} messages; "
+            f"{_counts_line(p)}; open batches {p.open_batches}"
         )
         return
     rows = sends.listing(ctx.engine)
     if watch:
-        _watch([int(r["id"]) for r in rows if r["state"] in {"running", "paused"}])
+        _watch([r.id for r in rows if r.state in _LIVE])
         return
     table = Table("id", "name", "kind", "state", "total", "progress")
     for r in rows:
-        p = campaigns.status(ctx.engine, int(r["id"]))
-        table.add_row(
-            str(r["id"]), r["name"], r["kind"], r["state"], str(r["total"]), _counts_line(p)
-        )
+        p = campaigns.status(ctx.engine, r.id)
+        table.add_row(str(r.id), r.name, r.kind.value, r.state.value, str(r.total), _counts_line(p))
     console.print(table)
 
 
@@ -193,12 +194,12 @@ def captured_cmd(
     table = Table("id", "received", "from", "to", "subject", "size")
     for r in captured.recent(mailbox, limit, to):
         table.add_row(
-            str(r["id"]),
-            time.strftime("%H:%M:%S", time.localtime(r["received_at"])),
-            r["mail_from"],
-            r["rcpt_to"],
-            r["subject"],
-            str(r["size"]),
+            str(r.id),
+            time.strftime("%H:%M:%S", time.localtime(r.received_at)),
+            r.mail_from,
+            r.rcpt_to,
+            r.subject,
+            str(r.size),
         )
     console.print(table)
     console.print(f"{captured.count(mailbox)} captured in all")
@@ -209,22 +210,17 @@ def stats_cmd(send_id: int) -> None:
     ctx = make_ctx()
     st = engagement.send_stats(ctx.engine, send_id)
     table = Table("", "total", "unique", "machine")
-    for kind in ("open", "click"):
-        table.add_row(
-            kind + "s",
-            str(st[f"{kind}s_total"]),
-            str(st[f"{kind}s_unique"]),
-            str(st[f"{kind}s_machine"]),
-        )
-    console.print(f"send {send_id}: {st['delivered']} delivered, {st['unsubscribes']} unsubscribed")
+    table.add_row("opens", str(st.opens_total), str(st.opens_unique), str(st.opens_machine))
+    table.add_row("clicks", str(st.clicks_total), str(st.clicks_unique), str(st.clicks_machine))
+    console.print(f"send {send_id}: {st.delivered} delivered, {st.unsubscribes} unsubscribed")
     console.print(table)
     links = Table("link", "url", "clicks", "unique", "machine")
-    for link in st["links"]:
+    for link in st.links:
         links.add_row(
-            str(link["link"]),
-            link["url"],
-            str(link["clicks_total"]),
-            str(link["clicks_unique"]),
-            str(link["clicks_machine"]),
+            str(link.link),
+            link.url,
+            str(link.clicks_total),
+            str(link.clicks_unique),
+            str(link.clicks_machine),
         )
     console.print(links)

@@ -2,6 +2,7 @@
 
 import json
 import os
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -36,10 +37,10 @@ def changes_cmd(
     now = c.clock.now()
     rows = exits.change_log(c.engine, limit, now - minutes * 60 if minutes else None)
     if as_json:
-        console.print_json(json.dumps(rows))
+        console.print_json(json.dumps([asdict(r) for r in rows]))
         return
     for r in rows:
-        when = datetime.fromtimestamp(r["at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
-        by = f" by {r['by']}" if r["by"] else ""
-        why = f" ({r['detail']})" if r["detail"] and r["kind"] == "flag" else ""
-        console.print(f"{when} {r['kind']:<6} {describe(r, now)}{by}{why}", highlight=False)
+        when = datetime.fromtimestamp(r.at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        by = f" by {r.by}" if r.by else ""
+        why = f" ({r.detail})" if r.detail and r.kind == "flag" else ""
+        console.print(f"{when} {r.kind:<6} {describe(r, now)}{by}{why}", highlight=False)

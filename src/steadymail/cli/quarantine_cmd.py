@@ -89,8 +89,8 @@ def requeue_cmd(
     ctx = make_ctx()
     c = quarantine.requeue(ctx.engine, ctx.clock, ctx.settings, send_id)
     console.print(
-        f"send {send_id}: {c['dead_owner_leases']} lease(s) of dead workers expired now, "
-        f"{c['expired_leases']} already lapsed, {c['live_leases']} held by live workers left "
-        f"alone; {c['deferred']} deferred message(s) due now ({c['batches_due']} batch(es))",
+        f"send {send_id}: {c.dead_owner_leases} lease(s) of dead workers expired now, "
+        f"{c.expired_leases} already lapsed, {c.live_leases} held by live workers left "
+        f"alone; {c.deferred} deferred message(s) due now ({c.batches_due} batch(es))",
         highlight=False,
     )

@@ -194,7 +194,7 @@ def flags_history(name: Annotated[str | None, typer.Argument()] = None) -> None:
     c = make_ctx()
     for h in flag_admin.history(c.engine, name):
         console.print(
-            f"{_when(h['at'])} {h['name']}: {h['previous']!r} -> {h['value']!r} by {h['by']}"
-            + (f" ({h['reason']})" if h["reason"] else ""),
+            f"{_when(h.at)} {h.name}: {h.previous!r} -> {h.value!r} by {h.by}"
+            + (f" ({h.reason})" if h.reason else ""),
             highlight=False,
         )

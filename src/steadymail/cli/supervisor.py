@@ -142,7 +142,7 @@ def _forget_gauges(pid: int, directory: str | None) -> None:
     if directory:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+        multiprocess.mark_process_dead(pid, directory)
 
 
 def steadymail_argv(*args: str) -> list[str]:

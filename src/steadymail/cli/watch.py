@@ -11,6 +11,7 @@ from rich.table import Table
 
 from steadymail.cli.context import console, make_ctx, setup_logging
 from steadymail.cli.numbers import finite
+from steadymail.domain.states import AlertState
 from steadymail.monitor.service import Monitor
 from steadymail.services import transactional, watching
 
@@ -60,16 +61,16 @@ def alerts_list(
         return
     ctx = make_ctx()
     table = Table("id", "state", "severity", "name", "summary", "since", "resolved", "ack")
-    for a in watching.list_alerts(ctx.engine, None if all_ else "firing"):
+    for a in watching.list_alerts(ctx.engine, None if all_ else AlertState.FIRING):
         table.add_row(
-            str(a["id"]),
-            a["state"],
-            a["severity"],
-            a["name"],
-            a["summary"],
-            _when(a["started_at"]),
-            _when(a["resolved_at"]),
-            a["acked_by"] or "",
+            str(a.id),
+            a.state.value,
+            a.severity,
+            a.name,
+            a.summary,
+            _when(a.started_at),
+            _when(a.resolved_at),
+            a.acked_by or "",
         )
     console.print(table)
 
@@ -79,9 +80,9 @@ def alerts_show(alert_id: int) -> None:
     """One alert with its timeline."""
     ctx = make_ctx()
     a = watching.alert(ctx.engine, alert_id)
-    console.print(f"alert {a['id']} [bold]{a['name']}[/] {a['state']}: {a['summary']}")
-    for e in a["timeline"]:
-        console.print(f"  {_when(e['at'])} {e['kind']}: {e['detail']}", highlight=False)
+    console.print(f"alert {a.id} [bold]{a.name}[/] {a.state}: {a.summary}")
+    for e in a.timeline:
+        console.print(f"  {_when(e.at)} {e.kind}: {e.detail}", highlight=False)
 
 
 @alerts_app.command("ack")
@@ -111,15 +112,16 @@ def workers_cmd() -> None:
     ctx = make_ctx()
     table = Table("slot", "service", "instance", "pid", "host", "version", "started", "beat age")
     for w in watching.workers(ctx.engine, ctx.clock, ctx.settings):
+        i = w.instance
         table.add_row(
-            w["slot"],
-            w["service"],
-            w["instance_id"],
-            str(w["pid"]),
-            w["host"],
-            w["version"],
-            _when(w["started_at"]),
-            f"{w['heartbeat_age']}s",
+            i.slot,
+            i.service,
+            i.instance_id,
+            str(i.pid),
+            i.host,
+            i.version,
+            _when(i.started_at),
+            f"{w.heartbeat_age}s",
         )
     console.print(table)
 
@@ -129,7 +131,7 @@ def stalls_cmd() -> None:
     ctx = make_ctx()
     rows = watching.stalls(ctx.engine)
     for a in rows:
-        console.print(f"alert {a['id']} since {_when(a['started_at'])}: {a['summary']}")
+        console.print(f"alert {a.id} since {_when(a.started_at)}: {a.summary}")
     if not rows:
         console.print("no stalled sends")
 

@@ -13,6 +13,7 @@ from typing import Any
 from steadymail.clock import Clock
 from steadymail.config import Settings
 from steadymail.control.regions import HttpRegions, RegionUnreachable
+from steadymail.domain.states import RolloutState, WavePhase
 from steadymail.errors import NotFound, ValidationError
 from steadymail.rollout.controller import ACTIVE, Controller, Event, Rollout
 from steadymail.rollout.flag_specs import FLAGS, validate
@@ -112,7 +113,9 @@ class ControlPlane:
             raise PolicyViolation("; ".join(str(v) for v in violations))
         with self._lock:
             busy = [
-                r for r in records.active(self.engine, (*ACTIVE, "paused")) if r.flag == plan.flag
+                r
+                for r in records.active(self.engine, (*ACTIVE, RolloutState.PAUSED))
+                if r.flag == plan.flag
             ]
             if busy:
                 raise ValidationError(
@@ -190,7 +193,7 @@ class ControlPlane:
             for r in records.listing(self.engine, limit=200):  # newest first
                 newest.setdefault(r.flag, r)
             for rollout in newest.values():
-                if rollout.state != "completed" or rollout.kind != "rollout":
+                if rollout.state != RolloutState.COMPLETED or rollout.kind != "rollout":
                     continue
                 if now > rollout.completed_at + window:
                     continue
@@ -219,7 +222,7 @@ class ControlPlane:
             return self._revert_by_hand(flag, now, why, by, asked)
 
     def _revert_rollout(self, r: Rollout, now: float, why: str, by: str, asked: Event) -> Rollout:
-        if r.state in ("rolled_back", "rolling_back"):
+        if r.state in (RolloutState.ROLLED_BACK, RolloutState.ROLLING_BACK):
             raise ValidationError(
                 f"the latest change of {r.flag} ({r.kind} {r.id}) is already {r.state}: "
                 "nothing to revert"
@@ -268,7 +271,7 @@ class ControlPlane:
             [],
             by,
             now,
-            phase="guard",
+            phase=WavePhase.GUARD,
             kind="revert",
             applied=dict.fromkeys(previous, now),
             previous=previous,
@@ -330,7 +333,7 @@ class ControlPlane:
             elif action == "resume":
                 events = self.controller.resume(rollout, now, by)
             else:
-                if rollout.state not in ("running", "paused"):
+                if rollout.state not in (RolloutState.RUNNING, RolloutState.PAUSED):
                     raise ValidationError(f"rollout {rollout_id} is {rollout.state}")
                 events = self.controller.roll_back(rollout, now, f"asked by {by}", by)
             if not events:

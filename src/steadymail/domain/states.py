@@ -1,4 +1,9 @@
-"""States of sends, batches and messages, and the transitions a user may ask for."""
+"""States of sends, batches, messages, alerts, rollouts and service slots, and the transitions a
+user may ask of a send.
+
+Each state is a `StrEnum`: its members are the very strings the database columns and the JSON
+responses hold, so the store converts a column to its enum when it builds a record and nothing
+else changes."""
 
 from enum import StrEnum
 
@@ -59,3 +64,38 @@ def send_transition(current: SendState, action: str) -> SendState:
     if current not in allowed:
         raise TransitionError(f"cannot {action} a send that is {current.value}")
     return target
+
+
+class AlertState(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class RolloutState(StrEnum):
+    """Where a rollout stands (stored in its JSON by the control plane)."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    # The decision is made; some regions still have the new value (retried every step).
+    ROLLING_BACK = "rolling_back"
+    ROLLED_BACK = "rolled_back"
+    COMPLETED = "completed"
+
+
+class WavePhase(StrEnum):
+    """What a running rollout does in its current wave: apply the value, bake, or (after the
+    last wave) guard every region."""
+
+    APPLY = "apply"
+    BAKE = "bake"
+    GUARD = "guard"
+
+
+class SlotState(StrEnum):
+    """A service slot as the health watcher sees it."""
+
+    LIVE = "live"
+    # Ended gracefully: a successor is a planned restart.
+    STOPPED = "stopped"
+    # Died (missed heartbeats, or an exit seen by a supervisor or a peer).
+    DEAD = "dead"

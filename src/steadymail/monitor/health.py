@@ -11,15 +11,19 @@ from typing import Any
 from sqlalchemy import Engine
 
 from steadymail.config import Settings
+from steadymail.domain.states import SlotState
 from steadymail.monitor.signals import Signal
 from steadymail.store import events, instances
+from steadymail.store.events import PlatformEvent
+from steadymail.store.instances import Instance
 
 
 @dataclass
 class _Slot:
     instance: str = ""
     service: str = ""
-    state: str = ""  # live | stopped | dead
+    # None until an instance is seen starting in it.
+    state: SlotState | None = None
     since: float = 0.0
     restart_open: bool = False
     last_reason: str = ""
@@ -41,10 +45,10 @@ class HealthWatcher:
     def prime(self, now: float) -> None:
         """Learn what runs now without alerting on it (a monitor restart is not an incident)."""
         for row in instances.all_live(self._engine, now, self._s.dead_age()):
-            self._slots[row["slot"]] = _Slot(
-                row["instance_id"], row["service"], "live", row["started_at"]
+            self._slots[row.slot] = _Slot(
+                row.instance_id, row.service, SlotState.LIVE, row.started_at
             )
-            self._known.add(row["instance_id"])
+            self._known.add(row.instance_id)
         self._event_id = events.last_id(self._engine)
         self._last = now
 
@@ -52,33 +56,33 @@ class HealthWatcher:
         out: list[Signal] = []
         fresh = events.after(self._engine, self._event_id)
         if fresh:
-            self._event_id = int(fresh[-1]["id"])
+            self._event_id = fresh[-1].id
         # Exits first, so a restart seen in the same tick knows how its predecessor ended;
         # mitigations last, so they land on the alerts this tick opens.
-        out += self._from_events([e for e in fresh if e["kind"] == "process_exited"])
+        out += self._from_events([e for e in fresh if e.kind == "process_exited"])
         # A margin for clocks and commit delays between processes; repeats are ignored.
         rows = instances.changed_since(self._engine, self._last - 5.0, now - self._s.dead_age())
-        for row in sorted(rows, key=lambda r: r["started_at"]):
+        for row in sorted(rows, key=lambda r: r.started_at):
             out += self._instance(row, now)
-        out += self._from_events([e for e in fresh if e["kind"] != "process_exited"])
+        out += self._from_events([e for e in fresh if e.kind != "process_exited"])
         out += self._housekeeping(now)
         self._last = now
         return out
 
-    def _instance(self, row: dict[str, Any], now: float) -> list[Signal]:
-        iid, slot_name = row["instance_id"], row["slot"]
+    def _instance(self, row: Instance, now: float) -> list[Signal]:
+        iid, slot_name = row.instance_id, row.slot
         slot = self._slots.setdefault(slot_name, _Slot())
         out: list[Signal] = []
         if iid not in self._known:
             self._known.add(iid)
-            if row["stopped_at"] is None:
+            if row.stopped_at is None:
                 out += self._started(slot_name, slot, row, now)
         if slot.instance != iid:
             return out
         labels = self._labels(slot_name, row)
-        if row["stopped_at"] is not None and slot.state == "live":
-            slot.state, slot.since = "stopped", row["stopped_at"]
-            slot.last_reason = row["stop_reason"] or "stopped"
+        if row.stopped_at is not None and slot.state == SlotState.LIVE:
+            slot.state, slot.since = SlotState.STOPPED, row.stopped_at
+            slot.last_reason = row.stop_reason or "stopped"
             out.append(
                 Signal(
                     f"stopped:{slot_name}",
@@ -90,13 +94,13 @@ class HealthWatcher:
                 )
             )
         elif (
-            row["stopped_at"] is None
-            and row["heartbeat_at"] < now - self._s.dead_age()
-            and slot.state == "live"
+            row.stopped_at is None
+            and row.heartbeat_at < now - self._s.dead_age()
+            and slot.state == SlotState.LIVE
         ):
-            slot.state, slot.since = "dead", now
-            slot.last_reason = row["exit_reason"] or "missed heartbeats"
-            slot.last_words = row.get("last_words") or ""
+            slot.state, slot.since = SlotState.DEAD, now
+            slot.last_reason = row.exit_reason or "missed heartbeats"
+            slot.last_words = row.last_words or ""
             out.append(
                 Signal(
                     f"died:{slot_name}",
@@ -109,11 +113,9 @@ class HealthWatcher:
             )
         return out
 
-    def _started(
-        self, slot_name: str, slot: _Slot, row: dict[str, Any], now: float
-    ) -> list[Signal]:
+    def _started(self, slot_name: str, slot: _Slot, row: Instance, now: float) -> list[Signal]:
         labels = self._labels(slot_name, row)
-        replaced = f"replaced by {row['instance_id']}"
+        replaced = f"replaced by {row.instance_id}"
         out = [
             Signal(f"died:{slot_name}", "service_died", resolve=True, detail=replaced),
             Signal(f"stopped:{slot_name}", "service_stopped", resolve=True, detail=replaced),
@@ -122,7 +124,7 @@ class HealthWatcher:
             reason = slot.last_reason or "it went without a word"
             # After a graceful stop (a deploy, an operator's restart) a new instance is planned:
             # still reported, but gates and reverts do not count it as a fault.
-            planned = slot.state == "stopped"
+            planned = slot.state == SlotState.STOPPED
             out.append(
                 Signal(
                     f"restarted:{slot_name}",
@@ -134,9 +136,9 @@ class HealthWatcher:
                         "previous_instance": slot.instance,
                         "reason": reason,
                         "planned": planned,
-                        "identity": row.get("identity") or "",
+                        "identity": row.identity or "",
                     },
-                    detail=f"new instance {row['instance_id']} pid {row['pid']}"
+                    detail=f"new instance {row.instance_id} pid {row.pid}"
                     + (f"; last words: {slot.last_words}" if slot.last_words else ""),
                 )
             )
@@ -147,9 +149,9 @@ class HealthWatcher:
                 if at >= now - 60
             ]
             if not planned:
-                out += self._count_restart(row["service"], row["region"], slot_name, now)
-        slot.instance, slot.service, slot.state = row["instance_id"], row["service"], "live"
-        slot.since, slot.last_reason, slot.last_words = row["started_at"], "", ""
+                out += self._count_restart(row.service, row.region, slot_name, now)
+        slot.instance, slot.service, slot.state = row.instance_id, row.service, SlotState.LIVE
+        slot.since, slot.last_reason, slot.last_words = row.started_at, "", ""
         return out
 
     def _count_restart(self, service: str, region: str, slot_name: str, now: float) -> list[Signal]:
@@ -170,21 +172,21 @@ class HealthWatcher:
             )
         ]
 
-    def _labels(self, slot_name: str, row: dict[str, Any]) -> dict[str, Any]:
+    def _labels(self, slot_name: str, row: Instance) -> dict[str, Any]:
         return {
             "slot": slot_name,
-            "service": row["service"],
-            "region": row["region"],
-            "instance": row["instance_id"],
-            "host": row["host"],
-            "version": row["version"],
+            "service": row.service,
+            "region": row.region,
+            "instance": row.instance_id,
+            "host": row.host,
+            "version": row.version,
         }
 
-    def _from_events(self, fresh: list[dict[str, Any]]) -> list[Signal]:
+    def _from_events(self, fresh: list[PlatformEvent]) -> list[Signal]:
         out: list[Signal] = []
         for ev in fresh:
-            d = ev["detail"]
-            if ev["kind"] == "process_exited":
+            d = ev.detail
+            if ev.kind == "process_exited":
                 slot = self._slots.get(d.get("slot", ""))
                 if slot is None or slot.instance != d.get("instance"):
                     continue
@@ -192,8 +194,8 @@ class HealthWatcher:
                 # tells more: the restart alert uses the last word on it.
                 slot.last_reason = d["reason"]
                 slot.last_words = d.get("last_words") or slot.last_words
-                if slot.state == "live":
-                    slot.state = "dead"
+                if slot.state == SlotState.LIVE:
+                    slot.state = SlotState.DEAD
                     out.append(
                         Signal(
                             f"died:{d['slot']}",
@@ -202,29 +204,29 @@ class HealthWatcher:
                             f"{d['slot']} died ({d['reason']})",
                             {
                                 "slot": d["slot"],
-                                "region": ev["region"],
+                                "region": ev.region,
                                 "instance": d.get("instance"),
                                 "reason": d["reason"],
                             },
                             detail=d.get("last_words") or d["reason"],
                         )
                     )
-            elif ev["kind"] == "message_quarantined":
+            elif ev.kind == "message_quarantined":
                 out.append(
                     Signal(
                         f"quarantine:{d['message']}",
                         "message_quarantined",
                         "warning",
                         f"message {d['message']} to {d['email']} quarantined: {d['reason']}",
-                        {"message": d["message"], "region": ev["region"]},
+                        {"message": d["message"], "region": ev.region},
                     )
                 )
-            elif ev["kind"] == "lease_reclaimed":
+            elif ev.kind == "lease_reclaimed":
                 note = (
                     f"mitigation: batch {d['batch']} of send {d['send']} reclaimed by "
                     f"{d['by']} ({d['at_risk']} messages re-sent)"
                 )
-                self._mitigations.append((ev["at"], note))
+                self._mitigations.append((ev.at, note))
                 for name, slot in self._slots.items():
                     if slot.service == "worker":
                         out.append(Signal(f"restarted:{name}", "service_restarted", note=note))
@@ -233,15 +235,19 @@ class HealthWatcher:
 
     def _revived(self, now: float) -> list[Signal]:
         """A process declared dead that beats again (it was frozen, not killed) is back."""
-        dead = {slot.instance: name for name, slot in self._slots.items() if slot.state == "dead"}
+        dead = {
+            slot.instance: name
+            for name, slot in self._slots.items()
+            if slot.state == SlotState.DEAD
+        }
         out: list[Signal] = []
         for row in instances.by_ids(self._engine, list(dead)):
-            if row["stopped_at"] is None and row["heartbeat_at"] >= now - self._s.dead_age():
-                slot = self._slots[dead[row["instance_id"]]]
-                slot.state = "live"
+            if row.stopped_at is None and row.heartbeat_at >= now - self._s.dead_age():
+                slot = self._slots[dead[row.instance_id]]
+                slot.state = SlotState.LIVE
                 out.append(
                     Signal(
-                        f"died:{dead[row['instance_id']]}",
+                        f"died:{dead[row.instance_id]}",
                         "service_died",
                         resolve=True,
                         detail=f"{slot.instance} is beating again",
@@ -255,7 +261,7 @@ class HealthWatcher:
             healthy_for = now - slot.since
             if (
                 slot.restart_open
-                and slot.state == "live"
+                and slot.state == SlotState.LIVE
                 and healthy_for >= self._s.restart_resolve_after
             ):
                 slot.restart_open = False

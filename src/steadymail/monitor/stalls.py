@@ -57,9 +57,9 @@ class StallDetector:
         seen = set()
         due_batches = waiting = 0
         for send in running:
-            sid = int(send["id"])
+            sid = send.id
             seen.add(sid)
-            last = send["last_progress_at"] or send["started_at"] or now
+            last = send.last_progress_at or send.started_at or now
             learned = self._sends.setdefault(sid, _Learned(last))
             if last > learned.last_progress:
                 gap = last - learned.last_progress if learned.quiet_ticks else 0.0
@@ -80,19 +80,19 @@ class StallDetector:
             else:
                 learned.quiet_ticks += 1
             work = monitoring.due_work(self._engine, sid, now)
-            any_due |= work["due"] > 0
-            due_batches += work["due"]
-            waiting += work["waiting"]
+            any_due |= work.due > 0
+            due_batches += work.due
+            waiting += work.waiting
             idle = now - learned.last_progress
-            if work["due"] and idle > self.threshold(learned) and not learned.stalled:
+            if work.due and idle > self.threshold(learned) and not learned.stalled:
                 learned.stalled = True
                 out.append(
                     Signal(
                         f"stall:send:{sid}",
                         "send_stalled",
                         "critical",
-                        f"send {sid} ({send['name']}) has made no progress for {idle:.0f}s "
-                        f"with {work['due']} batches due ({work['expired_leases']} expired leases)",
+                        f"send {sid} ({send.name}) has made no progress for {idle:.0f}s "
+                        f"with {work.due} batches due ({work.expired_leases} expired leases)",
                         {"send": sid, "region": self._s.region},
                     )
                 )

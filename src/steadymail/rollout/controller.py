@@ -20,13 +20,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from steadymail.domain.states import RolloutState, WavePhase
 from steadymail.rollout.gates import Evidence, Verdict, hard_alerts, judge_hard, judge_rates
 from steadymail.rollout.plan import Plan
 
 log = logging.getLogger("steadymail.rollout")
 
 MAX_EXTENSIONS = 4
-ACTIVE = ("running", "rolling_back")
+# The rollouts the control plane steps.
+ACTIVE = (RolloutState.RUNNING, RolloutState.ROLLING_BACK)
 # What still ties a fault to a completed change: the hard gates without anomalies.
 AFTER_GATES = ("restarts", "stalls")
 
@@ -62,8 +64,8 @@ class Rollout:
     gates: list[str]
     created_by: str
     created_at: float
-    state: str = "running"  # running | paused | rolling_back | rolled_back | completed
-    phase: str = "apply"  # apply | bake | guard
+    state: RolloutState = RolloutState.RUNNING
+    phase: WavePhase = WavePhase.APPLY
     wave: int = 0
     phase_until: float = 0.0
     extensions: int = 0
@@ -92,11 +94,14 @@ class Rollout:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As JSON holds it: the state and phase as their strings."""
+        return {**asdict(self), "state": self.state.value, "phase": self.phase.value}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Rollout:
-        return cls(**raw)
+        r = cls(**raw)
+        r.state, r.phase = RolloutState(r.state), WavePhase(r.phase)
+        return r
 
 
 @dataclass(frozen=True)
@@ -116,11 +121,11 @@ class Controller:
 
     def step(self, r: Rollout, now: float) -> list[Event]:
         """Advance ``r`` as far as ``now`` allows; returns what it did."""
-        if r.state == "rolling_back":
+        if r.state == RolloutState.ROLLING_BACK:
             return self._finish_rollback(r)
-        if r.state != "running":
+        if r.state != RolloutState.RUNNING:
             return []
-        if r.phase == "apply":
+        if r.phase == WavePhase.APPLY:
             return self._apply(r, now)
         hard, unreachable = self._hard_failures(r, now)
         if hard:
@@ -131,9 +136,9 @@ class Controller:
             # No evidence is not good evidence: wait for the region rather than promote.
             r.phase_until = now + max(r.bake / 4, 1.0)
             return [Event("waiting", "region unreachable; phase extended", unreachable[0])]
-        if r.phase == "bake":
+        if r.phase == WavePhase.BAKE:
             return self._judge_bake(r, now)
-        r.state, r.decision, r.completed_at = "completed", "guard passed", now
+        r.state, r.decision, r.completed_at = RolloutState.COMPLETED, "guard passed", now
         return [Event("completed", f"{r.flag}={r.value!r} in {', '.join(r.applied)}")]
 
     def _apply(self, r: Rollout, now: float) -> list[Event]:
@@ -150,7 +155,7 @@ class Controller:
             out.append(
                 Event("applied", f"{r.flag}={r.value!r} (was {r.previous[region]!r})", region)
             )
-        r.phase, r.phase_until, r.extensions = "bake", now + r.bake, 0
+        r.phase, r.phase_until, r.extensions = WavePhase.BAKE, now + r.bake, 0
         out.append(Event("baking", f"wave {r.wave + 1}: {'+'.join(wave)} for {r.bake:g}s"))
         return out
 
@@ -190,9 +195,9 @@ class Controller:
         passed = [Event("wave_passed", f"wave {r.wave + 1}: {'+'.join(wave)}")]
         if r.wave + 1 < len(r.waves):
             r.wave += 1
-            r.phase = "apply"
+            r.phase = WavePhase.APPLY
             return passed + self._apply(r, now)
-        r.phase, r.phase_until = "guard", now + r.guard
+        r.phase, r.phase_until = WavePhase.GUARD, now + r.guard
         return [*passed, Event("guarding", f"every region watched for {r.guard:g}s")]
 
     def roll_back(
@@ -206,7 +211,7 @@ class Controller:
     ) -> list[Event]:
         """Restore the previous value in every region that has the new one (or in ``regions``
         of them), in parallel."""
-        r.state = "rolling_back"
+        r.state = RolloutState.ROLLING_BACK
         r.pending_rollback = list(r.applied) if regions is None else list(regions)
         r.decision = f"rolled back by {decided_by}: {why}"
         out = [Event("rollback_decided", why, actor=decided_by)]
@@ -280,7 +285,7 @@ class Controller:
                 f"previous value restored: {restored}",
             )
         if not r.pending_rollback:
-            r.state = "rolled_back"
+            r.state = RolloutState.ROLLED_BACK
         return out
 
     def watch_after(self, r: Rollout, now: float, window: float) -> list[Event]:
@@ -293,7 +298,11 @@ class Controller:
 
         An alert whose latest suspect is another change, or whose kind the old-value regions
         show too, is recorded once as ``revert_withheld``."""
-        if r.state != "completed" or r.kind != "rollout" or now > r.completed_at + window:
+        if (
+            r.state != RolloutState.COMPLETED
+            or r.kind != "rollout"
+            or now > r.completed_at + window
+        ):
             return []
         old = [x for x in self._all if x not in r.applied]
         old_names: set[str] | None = None
@@ -357,13 +366,13 @@ class Controller:
         return Verdict("revert_window", region, "fail", why, alert.get("id"))
 
     def pause(self, r: Rollout, now: float, by: str) -> list[Event]:
-        if r.state != "running":
+        if r.state != RolloutState.RUNNING:
             return []
-        r.state, r.paused_left = "paused", max(0.0, r.phase_until - now)
+        r.state, r.paused_left = RolloutState.PAUSED, max(0.0, r.phase_until - now)
         return [Event("paused", f"{r.paused_left:.0f}s of the {r.phase} left", actor=by)]
 
     def resume(self, r: Rollout, now: float, by: str) -> list[Event]:
-        if r.state != "paused":
+        if r.state != RolloutState.PAUSED:
             return []
-        r.state, r.phase_until = "running", now + r.paused_left
+        r.state, r.phase_until = RolloutState.RUNNING, now + r.paused_left
         return [Event("resumed", f"{r.phase} goes on for {r.paused_left:.0f}s", actor=by)]

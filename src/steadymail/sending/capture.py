@@ -12,6 +12,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 
 from steadymail.store import capture
+from steadymail.store.capture import CapturedMail
 
 log = logging.getLogger("steadymail.sink")
 
@@ -21,7 +22,7 @@ class CaptureHandler:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[CapturedMail] = []
         # aiosmtpd runs in its own thread; flush runs in another.
         self._lock = threading.Lock()
         self.received = 0
@@ -31,24 +32,24 @@ class CaptureHandler:
         headers = email.message_from_bytes(
             data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", policy=email.policy.default
         )
-        row = {
-            "received_at": time.time(),
-            "mail_from": envelope.mail_from or "",
-            "rcpt_to": ",".join(envelope.rcpt_tos),
-            "subject": str(headers.get("Subject", "")),
-            "message_id": str(headers.get("Message-ID", "")),
-            "size": len(data),
-            "data": data,
-        }
+        mail = CapturedMail(
+            received_at=time.time(),
+            mail_from=envelope.mail_from or "",
+            rcpt_to=",".join(envelope.rcpt_tos),
+            subject=str(headers.get("Subject", "")),
+            message_id=str(headers.get("Message-ID", "")),
+            size=len(data),
+            data=data,
+        )
         with self._lock:
-            self._pending.append(row)
+            self._pending.append(mail)
             self.received += 1
         return "250 2.0.0 OK: captured"
 
     def flush(self) -> None:
         with self._lock:
-            rows, self._pending = self._pending, []
-        capture.store(self._engine, rows)
+            mails, self._pending = self._pending, []
+        capture.store(self._engine, mails)
 
 
 def start_sink(engine: Engine, host: str, port: int) -> tuple[Controller, CaptureHandler]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
+from steadymail.domain.states import SendKind
 from steadymail.errors import ValidationError
 from steadymail.metrics import Metrics
 from steadymail.sending.deadline import RENDER_SECONDS
@@ -31,7 +32,7 @@ class SendInfo:
     """What every message of one send shares."""
 
     send_id: int
-    kind: str
+    kind: SendKind
     from_addr: str
     template: CompiledTemplate | None
 
@@ -90,7 +91,7 @@ class Composer:
         variables = attributes
         from_addr = send.from_addr
         headers: dict[str, str] = {}
-        list_unsubscribe = send.kind == "campaign"
+        list_unsubscribe = send.kind == SendKind.CAMPAIGN
         if payload is not None:
             if template is None:
                 template = _inline_template(

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from steadymail.store import flag_values
+from steadymail.store.records import FlagRow
 
 log = logging.getLogger("steadymail.flags")
 
@@ -34,10 +35,10 @@ class FlagView:
     def refresh(self) -> None:
         self.update(flag_values.detailed(self._engine))
 
-    def update(self, rows: list[dict[str, Any]]) -> None:
+    def update(self, rows: list[FlagRow]) -> None:
         """New values from flag rows (read by the heartbeat's transaction)."""
-        self.values = {r["name"]: r["value"] for r in rows}
-        self._applied = {r["name"]: float(r["updated_at"]) for r in rows}
+        self.values = {r.name: r.value for r in rows}
+        self._applied = {r.name: float(r.updated_at) for r in rows}
 
     async def load(self) -> None:
         """The first read, when the worker starts (later ones ride on heartbeats)."""

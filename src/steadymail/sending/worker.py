@@ -46,6 +46,7 @@ from steadymail.sending.render import compile_template
 from steadymail.sending.transport import SmtpPool
 from steadymail.store import events, instances, queue, sends, templates
 from steadymail.store.queue import Checkpoint, Claim, QueuedMessage, Result
+from steadymail.store.sends import Send
 
 log = logging.getLogger("steadymail.worker")
 
@@ -90,7 +91,7 @@ class Worker:
             settings.defer_base, settings.defer_max, settings.defer_max_age, settings.defer_jitter
         )
         self._stopping = asyncio.Event()
-        self._sends: dict[int, tuple[float, SendInfo, str]] = {}
+        self._sends: dict[int, tuple[float, SendInfo, SendState]] = {}
         self._gate = SuspectGate()
         self.metrics = metrics or Metrics(settings.region, settings.metrics_interval)
         self._flusher = SeriesFlusher(self.metrics, engine, clock, self.instance_id)
@@ -317,27 +318,27 @@ class Worker:
             # Heartbeats have not gone through for a whole TTL: our lease may already be gone.
             return False
         _, _, state = await self._cached_send(claim.send_id)
-        return state == SendState.RUNNING.value
+        return state == SendState.RUNNING
 
-    async def _cached_send(self, send_id: int) -> tuple[float, SendInfo, str]:
+    async def _cached_send(self, send_id: int) -> tuple[float, SendInfo, SendState]:
         entry = self._sends.get(send_id)
         now = self.clock.now()
         if entry is None or now - entry[0] > 0.5:
             row = await asyncio.to_thread(sends.get_send, self.engine, send_id)
             info = entry[1] if entry else await asyncio.to_thread(self._load_send_info, row)
-            entry = (now, info, str(row["state"]))
+            entry = (now, info, row.state)
             self._sends[send_id] = entry
         return entry
 
     async def _send_info(self, send_id: int) -> SendInfo:
         return (await self._cached_send(send_id))[1]
 
-    def _load_send_info(self, row: dict[str, object]) -> SendInfo:
+    def _load_send_info(self, send: Send) -> SendInfo:
         template = None
-        if row["template_id"] is not None:
-            t = templates.get_template(self.engine, int(row["template_id"]))  # type: ignore[call-overload]
-            template = compile_template(t["subject"], t["html"], t["text"])
-        return SendInfo(int(row["id"]), str(row["kind"]), str(row["from_addr"]), template)  # type: ignore[call-overload]
+        if send.template_id is not None:
+            t = templates.get_template(self.engine, send.template_id)
+            template = compile_template(t.subject, t.html, t.text)
+        return SendInfo(send.id, send.kind, send.from_addr, template)
 
     async def _quarantine(self, m: QueuedMessage, first: float) -> Result:
         why = f"{m.crashes} workers died while sending it"

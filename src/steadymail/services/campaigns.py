@@ -1,7 +1,5 @@
 """Campaigns: a template sent to a list, checked before it starts, then steered."""
 
-from typing import Any
-
 from sqlalchemy import Engine
 
 from steadymail.clock import Clock
@@ -16,6 +14,8 @@ from steadymail.sending.render import (
     render_within,
 )
 from steadymail.store import contacts, sends, templates
+from steadymail.store.sends import CampaignStart, SendProgress
+from steadymail.store.templates import Template
 from steadymail.tracking.rewrite import check_html_depth
 
 # Contacts dry-rendered before a campaign may start: a template that fails for them would
@@ -23,16 +23,17 @@ from steadymail.tracking.rewrite import check_html_depth
 DRY_RUN_CONTACTS = 5
 
 
-def _validate(engine: Engine, list_id: int, template: dict[str, Any]) -> None:
-    compiled = check_template(template["subject"], template["html"], template["text"])
+def _validate(engine: Engine, list_id: int, template: Template) -> None:
+    compiled = check_template(template.subject, template.html, template.text)
     check_variables(compiled, contacts.attribute_names(engine, list_id))
     extra = {"send": {"id": 0}, "unsubscribe_url": "https://example.invalid/u/sample"}
-    for email, attributes in contacts.first_contacts(engine, list_id, DRY_RUN_CONTACTS):
+    for contact in contacts.first_contacts(engine, list_id, DRY_RUN_CONTACTS):
         try:
-            rendered = render_within(compiled, contact_context(email, attributes, extra))
+            context = contact_context(contact.email, contact.attributes, extra)
+            rendered = render_within(compiled, context)
             check_html_depth(rendered.html)
         except ValidationError as e:
-            raise ValidationError(f"template fails for contact {email}: {e}") from e
+            raise ValidationError(f"template fails for contact {contact.email}: {e}") from e
 
 
 def create_campaign(
@@ -57,20 +58,20 @@ def create_campaign(
         name=name,
         kind=SendKind.CAMPAIGN,
         list_id=list_id,
-        template_id=int(tpl["id"]),
+        template_id=tpl.id,
         from_addr=sender,
         now=clock.now(),
     )
 
 
-def start(engine: Engine, clock: Clock, settings: Settings, send_id: int) -> dict[str, int]:
+def start(engine: Engine, clock: Clock, settings: Settings, send_id: int) -> CampaignStart:
     """Re-check the template against the list as it is now, then materialise and run."""
     send = sends.get_send(engine, send_id)
-    if send["kind"] != SendKind.CAMPAIGN.value:
+    if send.kind != SendKind.CAMPAIGN:
         raise ValidationError("only campaigns are started; streams always run")
-    _validate(
-        engine, int(send["list_id"]), templates.get_template(engine, int(send["template_id"]))
-    )
+    # A campaign always has its list and template.
+    assert send.list_id is not None and send.template_id is not None
+    _validate(engine, send.list_id, templates.get_template(engine, send.template_id))
     return sends.start_campaign(engine, send_id, settings.batch_size, clock.now())
 
 
@@ -79,5 +80,5 @@ def change(engine: Engine, clock: Clock, send_id: int, action: str) -> SendState
     return sends.change_state(engine, send_id, action, clock.now())
 
 
-def status(engine: Engine, send_id: int) -> dict[str, Any]:
+def status(engine: Engine, send_id: int) -> SendProgress:
     return sends.progress(engine, send_id)

@@ -2,11 +2,11 @@
 for the sink, read by the API and `steadymail captured`."""
 
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine
 
 from steadymail.store import capture
+from steadymail.store.capture import CapturedSummary
 
 
 def open_mailbox(path: Path) -> Engine:
@@ -16,7 +16,7 @@ def open_mailbox(path: Path) -> Engine:
 
 def recent(
     mailbox: Engine, limit: int = 50, to: str | None = None, offset: int = 0
-) -> list[dict[str, Any]]:
+) -> list[CapturedSummary]:
     """Messages received, newest first (without their raw source); `to` narrows by recipient."""
     return capture.recent(mailbox, limit, to, offset)
 

@@ -12,6 +12,7 @@ from steadymail import identity
 from steadymail.clock import Clock
 from steadymail.errors import ValidationError
 from steadymail.store import changes, instances
+from steadymail.store.changes import Change
 
 # systemd's $EXIT_STATUS for a signal is its short name (KILL); ours say SIGKILL.
 _CODES = {
@@ -62,30 +63,30 @@ def report_exit(
     )
     now = clock.now()
     pred = instances.predecessor(engine, slot, now)
-    if pred is None or pred["host"] != socket.gethostname():
+    if pred is None or pred.host != socket.gethostname():
         return {"slot": slot, "recorded": False, "why": "no instance of this host filled it"}
-    if pred["exit_reason"] and "without last words" not in pred["exit_reason"]:
+    if pred.exit_reason and "without last words" not in pred.exit_reason:
         # Already told (last words, or a process that ended before it could register and
         # left its predecessor's record as it was): systemd's word would only repeat it.
-        iid = pred["instance_id"]
+        iid = pred.instance_id
         return {"slot": slot, "recorded": False, "why": "already recorded", "instance": iid}
     if reason is None:
         return {
             "slot": slot,
             "recorded": False,
             "why": "clean stop",
-            "instance": pred["instance_id"],
+            "instance": pred.instance_id,
         }
     recorded = instances.record_end(
         engine,
-        str(pred["instance_id"]),
+        pred.instance_id,
         reason,
         now,
         overwrite=True,
         expire_leases=True,
         seen_by=f"systemd pid {os.getpid()}",
     )
-    return {"slot": slot, "recorded": recorded, "reason": reason, "instance": pred["instance_id"]}
+    return {"slot": slot, "recorded": recorded, "reason": reason, "instance": pred.instance_id}
 
 
 def record_supervised_exit(engine: Engine, clock: Clock, pid: int, reason: str) -> str | None:
@@ -109,7 +110,7 @@ def record_supervised_exit(engine: Engine, clock: Clock, pid: int, reason: str) 
 
 def change_log(
     engine: Engine, limit: int = 100, since: float | None = None, offset: int = 0
-) -> list[dict[str, Any]]:
+) -> list[Change]:
     if not 1 <= limit <= 1000:
         raise ValidationError("limit is between 1 and 1000")
     return changes.listing(engine, limit, since, offset)

@@ -10,6 +10,8 @@ from steadymail.config import Settings
 from steadymail.errors import ValidationError
 from steadymail.rollout.flag_specs import FLAGS, validate
 from steadymail.store import alerts, flag_values
+from steadymail.store.flag_values import FlagChange
+from steadymail.store.records import JsonObject
 
 
 def listing(engine: Engine, region: str) -> dict[str, Any]:
@@ -35,7 +37,7 @@ def set_flag(
 
 def history(
     engine: Engine, name: str | None = None, limit: int = 100, offset: int = 0
-) -> list[dict[str, Any]]:
+) -> list[FlagChange]:
     """Flag changes, newest first; ``name`` narrows to one flag."""
     return flag_values.history(engine, name, limit, offset)
 
@@ -53,7 +55,7 @@ def external_alert(
     settings: Settings,
     fingerprint: str,
     summary: str,
-    labels: dict[str, Any],
+    labels: JsonObject,
     detail: str,
     resolve: bool = False,
 ) -> dict[str, Any]:

@@ -53,20 +53,20 @@ def series(
     points = metric_series.read(engine, settings.region, name, res, since, limit=20_000)
     marks = [
         {
-            "alert": a["id"],
-            "state": a["state"],
-            "window_start": a["labels"].get("window_start"),
-            "window_end": a["labels"].get("window_end"),
-            "score": a["labels"].get("score"),
-            "summary": a["summary"],
+            "alert": a.id,
+            "state": a.state,
+            "window_start": a.labels.get("window_start"),
+            "window_end": a.labels.get("window_end"),
+            "score": a.labels.get("score"),
+            "summary": a.summary,
         }
         for a in alerts.overlapping(engine, since, clock.now())
-        if a["name"] == "metric_anomaly" and a["labels"].get("series") == name
+        if a.name == "metric_anomaly" and a.labels.get("series") == name
     ]
     changes = [
-        {k: c[k] for k in ("name", "value", "previous", "at", "by")}
+        {"name": c.name, "value": c.value, "previous": c.previous, "at": c.at, "by": c.by}
         for c in flag_values.history(engine, limit=1000)
-        if c["at"] >= since
+        if c.at >= since
     ]
     return {
         "region": settings.region,

@@ -1,11 +1,10 @@
 """What a run left in a region's records, read back whole to measure it: how processes ended,
 and what each message of a send came to (the incident replay, sim/replay.py)."""
 
-from typing import Any
-
 from sqlalchemy import Engine
 
 from steadymail.store import events, outcomes
+from steadymail.store.events import PlatformEvent
 from steadymail.store.outcomes import Outcome
 
 __all__ = ["Outcome", "message_outcomes", "process_exits", "resent_after_crash"]
@@ -14,10 +13,10 @@ __all__ = ["Outcome", "message_outcomes", "process_exits", "resent_after_crash"]
 MAX_EVENTS = 100_000
 
 
-def process_exits(engine: Engine) -> list[dict[str, Any]]:
+def process_exits(engine: Engine) -> list[PlatformEvent]:
     """The region's recorded process exits (supervisor-seen, systemd-reported, last words),
     oldest first."""
-    return [e for e in events.after(engine, 0, limit=MAX_EVENTS) if e["kind"] == "process_exited"]
+    return [e for e in events.after(engine, 0, limit=MAX_EVENTS) if e.kind == "process_exited"]
 
 
 def message_outcomes(engine: Engine, send_id: int, *, crashed_only: bool = False) -> list[Outcome]:

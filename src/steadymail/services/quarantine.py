@@ -10,7 +10,7 @@ from steadymail.config import Settings
 from steadymail.domain.states import SendState
 from steadymail.errors import Conflict, ValidationError
 from steadymail.store import quarantine, sends
-from steadymail.store.quarantine import QuarantinedMessage
+from steadymail.store.quarantine import QuarantinedMessage, Requeued
 
 MAX_LIST = 1000
 MAX_RELEASE = 10_000
@@ -54,11 +54,11 @@ def release(
     return {"released": released, "messages": ids}
 
 
-def requeue(engine: Engine, clock: Clock, settings: Settings, send_id: int) -> dict[str, int]:
+def requeue(engine: Engine, clock: Clock, settings: Settings, send_id: int) -> Requeued:
     """Make a send's stuck work claimable now: leases of dead owners expire at once (a live
     worker reclaims them, fencing the old holder off), deferred messages are due now."""
-    state = sends.get_send(engine, send_id)["state"]
-    if state not in (SendState.RUNNING.value, SendState.PAUSED.value):
+    state = sends.get_send(engine, send_id).state
+    if state not in (SendState.RUNNING, SendState.PAUSED):
         raise Conflict(
             f"send {send_id} is {state}: only a running or paused send can be stuck"
             " (quarantined messages are released, not requeued)"

@@ -1,12 +1,11 @@
 """Templates: validated (syntax, sandbox, a dry render within the budgets) before storing."""
 
-from typing import Any
-
 from sqlalchemy import Engine
 
 from steadymail.clock import Clock
 from steadymail.sending.render import check_template
 from steadymail.store import templates
+from steadymail.store.templates import TemplateSummary
 from steadymail.tracking.rewrite import check_html_depth
 
 
@@ -24,6 +23,6 @@ def create_template(
     )
 
 
-def listing(engine: Engine, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+def listing(engine: Engine, limit: int | None = None, offset: int = 0) -> list[TemplateSummary]:
     """Templates without their bodies, oldest first."""
     return templates.all_templates(engine, limit, offset)

@@ -47,7 +47,7 @@ def enqueue(
         raise ValidationError("at least one recipient is required")
     if template is not None:
         t = templates.get_template(engine, template)
-        subject, html, text = t["subject"], t["html"], t["text"]
+        subject, html, text = t.subject, t.html, t.text
     if subject is None:
         raise ValidationError("give either a template or a subject with html and/or text")
     compiled = check_template(subject, html, text)

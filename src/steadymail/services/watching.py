@@ -1,14 +1,25 @@
 """What the API and CLI ask of the watching side: alerts, silences, workers, stalls, incidents."""
 
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
 from steadymail.alerts.incident import export_markdown
 from steadymail.clock import Clock
 from steadymail.config import Settings
+from steadymail.domain.states import AlertState
 from steadymail.errors import ValidationError
 from steadymail.store import alerts, instances
+from steadymail.store.alerts import Alert, AlertWithTimeline
+from steadymail.store.instances import Instance
+from steadymail.store.records import JsonObject
+
+
+@dataclass(frozen=True, slots=True)
+class LiveProcess:
+    instance: Instance
+    # Seconds since its last heartbeat, to a tenth.
+    heartbeat_age: float
 
 
 def list_alerts(
@@ -17,14 +28,14 @@ def list_alerts(
     since: float | None = None,
     limit: int | None = None,
     offset: int = 0,
-) -> list[dict[str, Any]]:
+) -> list[Alert]:
     """Newest first; without ``limit``, 100 (500 when asking ``since`` a time)."""
     if limit is None:
         limit = 500 if since is not None else 100
     return alerts.listing(engine, state, limit=limit, since=since, offset=offset)
 
 
-def alert(engine: Engine, alert_id: int) -> dict[str, Any]:
+def alert(engine: Engine, alert_id: int) -> AlertWithTimeline:
     return alerts.get(engine, alert_id)
 
 
@@ -33,7 +44,7 @@ def ack(engine: Engine, clock: Clock, alert_id: int, by: str) -> None:
 
 
 def silence(
-    engine: Engine, clock: Clock, name: str, labels: dict[str, Any], minutes: float, reason: str
+    engine: Engine, clock: Clock, name: str, labels: JsonObject, minutes: float, reason: str
 ) -> int:
     if not 0 < minutes <= 60 * 24 * 30:  # written so that NaN fails it too
         raise ValidationError("a silence lasts between 1 minute and 30 days")
@@ -43,22 +54,19 @@ def silence(
 
 def workers(
     engine: Engine, clock: Clock, settings: Settings, limit: int | None = None, offset: int = 0
-) -> list[dict[str, Any]]:
+) -> list[LiveProcess]:
     """Every live process of the region, with the seconds since its last heartbeat."""
     now = clock.now()
     # Live processes are few (a region's workers, api and monitor): paged after the query.
     rows = instances.all_live(engine, now, settings.dead_age())[offset:][:limit]
-    for r in rows:
-        r["heartbeat_age"] = round(now - r["heartbeat_at"], 1)
-        # Digests of its settings and its lock's inode: internal, and no help to a reader.
-        r.pop("config", None)
-        r.pop("lock", None)
-    return rows
+    return [LiveProcess(r, round(now - r.heartbeat_at, 1)) for r in rows]
 
 
-def stalls(engine: Engine, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+def stalls(engine: Engine, limit: int = 100, offset: int = 0) -> list[Alert]:
     """Firing stall alerts, newest first."""
-    return alerts.listing(engine, "firing", limit=limit, offset=offset, name="send_stalled")
+    return alerts.listing(
+        engine, AlertState.FIRING, limit=limit, offset=offset, name="send_stalled"
+    )
 
 
 def incident(engine: Engine, clock: Clock, alert_id: int) -> str:

@@ -442,9 +442,7 @@ class Replay:
         exits: dict[str, float] = {}
         for region, engine in engines.items():
             crashed = [
-                float(e["at"])
-                for e in outcomes.process_exits(engine)
-                if "RewriterCrash" in str(e["detail"])
+                e.at for e in outcomes.process_exits(engine) if "RewriterCrash" in str(e.detail)
             ]
             if crashed:
                 exits[region] = min(crashed)
@@ -459,11 +457,11 @@ class Replay:
         named = []
         for region, engine in engines.items():
             for a in list_alerts(engine, since=t0 - 1, limit=500):
-                if a["name"] not in SYMPTOMS:
+                if a.name not in SYMPTOMS:
                     continue
-                symptoms.append((float(a["started_at"]), region, a["summary"]))
-                if any(x["subject"] == FAULT for x in a["labels"].get("suspects", [])):
-                    named.append(float(a["started_at"]))
+                symptoms.append((a.started_at, region, a.summary))
+                if any(x["subject"] == FAULT for x in a.labels.get("suspects", [])):
+                    named.append(a.started_at)
         if symptoms:
             first = min(symptoms)
             result.detected_s = round(first[0] - t0, 2)
@@ -535,11 +533,11 @@ class Replay:
             found = [
                 a
                 for a in list_alerts(engines[region], limit=500)
-                if a["name"] == "rollout_rolled_back"
+                if a.name == "rollout_rolled_back"
             ]
             if found:
                 path = self.workdir / f"replay-incident-{region}.md"
-                path.write_text(incident(engines[region], SystemClock(), int(found[0]["id"])))
+                path.write_text(incident(engines[region], SystemClock(), found[0].id))
                 return str(path)
         return ""
 

@@ -1,17 +1,89 @@
 """Alerts, their timelines, silences and the notification outbox."""
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+from sqlalchemy import Connection, Engine, RowMapping, and_, insert, or_, select, update
 
+from steadymail.domain.states import AlertState
 from steadymail.errors import NotFound
+from steadymail.store.records import JsonObject
 from steadymail.store.schema import alert_events, alerts, notifications, silences
 
 
-def open_alert(conn: Connection, fingerprint: str) -> Any:
-    return conn.execute(
-        select(alerts).where(alerts.c.fingerprint == fingerprint, alerts.c.state == "firing")
-    ).first()
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: int
+    fingerprint: str
+    name: str
+    severity: str
+    state: AlertState
+    summary: str
+    # What it is about (region, slot, send, series, …) and the suspects named when it fired.
+    labels: JsonObject
+    started_at: float
+    last_seen_at: float
+    resolved_at: float | None
+    acked_at: float | None
+    acked_by: str | None
+    # 1 when an active silence matched it as it fired (its notifications were skipped), else 0.
+    silenced: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """One entry of an alert's timeline."""
+
+    id: int
+    alert_id: int
+    at: float
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertWithTimeline(Alert):
+    timeline: tuple[AlertEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DueNotification:
+    """A notification to deliver, with the alert it tells of."""
+
+    id: int
+    alert_id: int
+    notifier: str
+    event: str  # firing | resolved
+    attempts: int
+    next_attempt_at: float
+    delivered_at: float | None
+    last_error: str | None
+    fingerprint: str
+    name: str
+    severity: str
+    summary: str
+    labels: JsonObject
+    started_at: float
+    resolved_at: float | None
+    state: AlertState
+
+
+def _alert_values(m: RowMapping) -> dict[str, Any]:
+    return {**m, "state": AlertState(m["state"])}
+
+
+def open_alert(conn: Connection, fingerprint: str) -> Alert | None:
+    """The firing alert of `fingerprint`, if any."""
+    row = (
+        conn.execute(
+            select(alerts).where(
+                alerts.c.fingerprint == fingerprint, alerts.c.state == AlertState.FIRING.value
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return Alert(**_alert_values(row)) if row is not None else None
 
 
 def create(
@@ -21,7 +93,7 @@ def create(
     name: str,
     severity: str,
     summary: str,
-    labels: dict[str, Any],
+    labels: JsonObject,
     now: float,
     silenced: bool,
 ) -> int:
@@ -32,7 +104,7 @@ def create(
                 fingerprint=fingerprint,
                 name=name,
                 severity=severity,
-                state="firing",
+                state=AlertState.FIRING.value,
                 summary=summary,
                 labels=labels,
                 started_at=now,
@@ -50,7 +122,9 @@ def touch(conn: Connection, alert_id: int, now: float) -> None:
 
 def resolve(conn: Connection, alert_id: int, now: float) -> None:
     conn.execute(
-        update(alerts).where(alerts.c.id == alert_id).values(state="resolved", resolved_at=now)
+        update(alerts)
+        .where(alerts.c.id == alert_id)
+        .values(state=AlertState.RESOLVED.value, resolved_at=now)
     )
 
 
@@ -75,7 +149,7 @@ def listing(
     since: float | None = None,
     offset: int = 0,
     name: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Alert]:
     """Newest first; ``since``: only alerts that started at or after it."""
     q = select(alerts).order_by(alerts.c.id.desc()).limit(limit).offset(offset)
     if state:
@@ -85,23 +159,25 @@ def listing(
     if since is not None:
         q = q.where(alerts.c.started_at >= since)
     with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+        return [Alert(**_alert_values(r)) for r in conn.execute(q).mappings()]
 
 
-def get(engine: Engine, alert_id: int) -> dict[str, Any]:
+def get(engine: Engine, alert_id: int) -> AlertWithTimeline:
     with engine.connect() as conn:
-        row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
+        row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).mappings().first()
         if row is None:
             raise NotFound(f"no alert {alert_id}")
         events = conn.execute(
             select(alert_events)
             .where(alert_events.c.alert_id == alert_id)
             .order_by(alert_events.c.at, alert_events.c.id)
-        )
-        return {**row._mapping, "timeline": [dict(e._mapping) for e in events]}
+        ).mappings()
+        timeline = tuple(AlertEvent(**e) for e in events)
+        return AlertWithTimeline(**_alert_values(row), timeline=timeline)
 
 
-def overlapping(engine: Engine, start: float, end: float) -> list[dict[str, Any]]:
+def overlapping(engine: Engine, start: float, end: float) -> list[Alert]:
+    """Alerts that were firing at some time in [start, end], oldest first."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(alerts)
@@ -110,12 +186,12 @@ def overlapping(engine: Engine, start: float, end: float) -> list[dict[str, Any]
                 or_(alerts.c.resolved_at.is_(None), alerts.c.resolved_at >= start),
             )
             .order_by(alerts.c.started_at)
-        )
-        return [dict(r._mapping) for r in rows]
+        ).mappings()
+        return [Alert(**_alert_values(r)) for r in rows]
 
 
 def add_silence(
-    engine: Engine, name: str, labels: dict[str, Any], until: float, reason: str, now: float
+    engine: Engine, name: str, labels: JsonObject, until: float, reason: str, now: float
 ) -> int:
     with engine.begin() as conn:
         return int(
@@ -133,7 +209,7 @@ def add_silence(
         )
 
 
-def is_silenced(conn: Connection, name: str, labels: dict[str, Any], now: float) -> bool:
+def is_silenced(conn: Connection, name: str, labels: JsonObject, now: float) -> bool:
     rows = conn.execute(
         select(silences.c.labels).where(silences.c.name == name, silences.c.until > now)
     )
@@ -155,7 +231,7 @@ def enqueue_notifications(
 
 def due_notifications(
     engine: Engine, now: float, max_attempts: int, limit: int = 50
-) -> list[dict[str, Any]]:
+) -> list[DueNotification]:
     with engine.connect() as conn:
         rows = conn.execute(
             select(
@@ -179,8 +255,8 @@ def due_notifications(
             )
             .order_by(notifications.c.id)
             .limit(limit)
-        )
-        return [dict(r._mapping) for r in rows]
+        ).mappings()
+        return [DueNotification(**_alert_values(r)) for r in rows]
 
 
 def notification_done(

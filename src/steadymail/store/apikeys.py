@@ -14,7 +14,7 @@ from steadymail.store.schema import api_keys
 SCOPES = frozenset({"read", "write", "send", "admin"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ApiKeyInfo:
     """What may be shown of a key: never its secret nor its hash."""
 

@@ -4,8 +4,9 @@ It is a development inbox, not platform state, so it has no migrations: the one 
 created on open.
 """
 
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -41,21 +42,48 @@ captured = Table(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class CapturedMail:
+    """A message as the capture server received it, to be stored."""
+
+    received_at: float
+    mail_from: str
+    # The envelope recipients, comma-separated.
+    rcpt_to: str
+    subject: str
+    message_id: str
+    size: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedSummary:
+    """A stored message without its bytes."""
+
+    id: int
+    received_at: float
+    mail_from: str
+    rcpt_to: str
+    subject: str
+    message_id: str
+    size: int
+
+
 def open_capture(path: Path) -> Engine:
     engine = make_engine(f"sqlite:///{path}")
     _meta.create_all(engine)
     return engine
 
 
-def store(engine: Engine, rows: list[dict[str, Any]]) -> None:
-    if rows:
+def store(engine: Engine, mails: Sequence[CapturedMail]) -> None:
+    if mails:
         with engine.begin() as conn:
-            conn.execute(insert(captured), rows)
+            conn.execute(insert(captured), [asdict(m) for m in mails])
 
 
 def recent(
     engine: Engine, limit: int = 50, to: str | None = None, offset: int = 0
-) -> list[dict[str, Any]]:
+) -> list[CapturedSummary]:
     q = (
         select(
             captured.c.id,
@@ -73,7 +101,7 @@ def recent(
     if to:
         q = q.where(captured.c.rcpt_to.contains(to))
     with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+        return [CapturedSummary(**r) for r in conn.execute(q).mappings()]
 
 
 def raw(engine: Engine, capture_id: int) -> bytes:

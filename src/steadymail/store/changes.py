@@ -1,10 +1,25 @@
 """The region's change log: flag changes and deploys, newest first; alerts name recent ones."""
 
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, insert, select
 
+from steadymail.store.records import JsonValue
 from steadymail.store.schema import changes
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    id: int
+    at: float
+    region: str
+    kind: str  # flag | deploy
+    subject: str  # the flag's or the service's name
+    # The flag's values (None: unset), or a deploy's {"version", "config" digest}.
+    before: JsonValue
+    after: JsonValue
+    by: str
+    detail: str
 
 
 def add(
@@ -14,8 +29,8 @@ def add(
     region: str,
     kind: str,
     subject: str,
-    before: Any,
-    after: Any,
+    before: JsonValue,
+    after: JsonValue,
     by: str = "",
     detail: str = "",
 ) -> None:
@@ -34,33 +49,38 @@ def add(
     )
 
 
-def between(conn: Connection, start: float, end: float, limit: int = 50) -> list[dict[str, Any]]:
+def between(conn: Connection, start: float, end: float, limit: int = 50) -> list[Change]:
     """Changes made in [start, end], newest first."""
     rows = conn.execute(
         select(changes)
         .where(changes.c.at >= start, changes.c.at <= end)
         .order_by(changes.c.at.desc(), changes.c.id.desc())
         .limit(limit)
-    )
-    return [dict(r._mapping) for r in rows]
+    ).mappings()
+    return [Change(**r) for r in rows]
 
 
-def latest(engine: Engine, kind: str, subject: str) -> dict[str, Any] | None:
+def latest(engine: Engine, kind: str, subject: str) -> Change | None:
     with engine.connect() as conn:
-        row = conn.execute(
-            select(changes)
-            .where(changes.c.kind == kind, changes.c.subject == subject)
-            .order_by(changes.c.id.desc())
-            .limit(1)
-        ).first()
-    return dict(row._mapping) if row else None
+        row = (
+            conn.execute(
+                select(changes)
+                .where(changes.c.kind == kind, changes.c.subject == subject)
+                .order_by(changes.c.id.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+    return Change(**row) if row else None
 
 
 def listing(
     engine: Engine, limit: int = 100, since: float | None = None, offset: int = 0
-) -> list[dict[str, Any]]:
+) -> list[Change]:
+    """Newest first; ``since``: only changes made at or after it."""
     q = select(changes).order_by(changes.c.id.desc()).limit(limit).offset(offset)
     if since is not None:
         q = q.where(changes.c.at >= since)
     with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+        return [Change(**r) for r in conn.execute(q).mappings()]

@@ -1,16 +1,32 @@
 """Lists, contacts and the suppression list."""
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, func, insert, select, update
 
 from steadymail.domain.suppression import Stream, blocks, stream_for, suppression_key
 from steadymail.errors import Conflict, NotFound
 from steadymail.store.db import dialect_insert, insert_ignore
+from steadymail.store.records import JsonObject
 from steadymail.store.schema import contacts, lists, suppressions
 
 _CHUNK = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class ListSummary:
+    id: int
+    name: str
+    # How many contacts it holds.
+    contacts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    email: str
+    # Its CSV columns other than `email`, by column name.
+    attributes: JsonObject
 
 
 def create_list(engine: Engine, name: str, now: float) -> int:
@@ -36,7 +52,7 @@ def list_id_by_name(conn: Connection, name: str) -> int:
     return int(row.id)
 
 
-def all_lists(engine: Engine, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+def all_lists(engine: Engine, limit: int | None = None, offset: int = 0) -> list[ListSummary]:
     """Lists with their contact counts, oldest first; ``limit``/``offset`` page through them."""
     q = (
         select(lists.c.id, lists.c.name, func.count(contacts.c.id).label("contacts"))
@@ -47,7 +63,7 @@ def all_lists(engine: Engine, limit: int | None = None, offset: int = 0) -> list
         .offset(offset)
     )
     with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+        return [ListSummary(int(r.id), r.name, int(r.contacts)) for r in conn.execute(q)]
 
 
 def existing_emails(engine: Engine, list_id: int) -> set[str]:
@@ -63,7 +79,7 @@ def insert_contacts(
 ) -> int:
     """Insert (email, attributes) rows in chunks; rows already on the list are skipped."""
     count = 0
-    chunk: list[dict[str, Any]] = []
+    chunk: list[dict[str, object]] = []
     for email, attrs in rows:
         chunk.append(
             {
@@ -82,7 +98,7 @@ def insert_contacts(
     return count
 
 
-def _flush(engine: Engine, chunk: list[dict[str, Any]]) -> int:
+def _flush(engine: Engine, chunk: list[dict[str, object]]) -> int:
     with engine.begin() as conn:
         insert_ignore(conn, contacts, chunk, ["list_id", "email"])
     return len(chunk)
@@ -100,8 +116,8 @@ def attribute_names(engine: Engine, list_id: int) -> set[str]:
     return names
 
 
-def first_contacts(engine: Engine, list_id: int, limit: int) -> list[tuple[str, dict[str, Any]]]:
-    """(email, attributes) of the list's first ``limit`` contacts, in the order they came."""
+def first_contacts(engine: Engine, list_id: int, limit: int) -> list[Contact]:
+    """The list's first ``limit`` contacts, in the order they came."""
     q = (
         select(contacts.c.email, contacts.c.attributes)
         .where(contacts.c.list_id == list_id)
@@ -109,7 +125,7 @@ def first_contacts(engine: Engine, list_id: int, limit: int) -> list[tuple[str, 
         .limit(limit)
     )
     with engine.connect() as conn:
-        return [(r.email, dict(r.attributes or {})) for r in conn.execute(q)]
+        return [Contact(r.email, dict(r.attributes or {})) for r in conn.execute(q)]
 
 
 def suppress(engine: Engine, email: str, reason: str, now: float, detail: str = "") -> bool:
@@ -163,7 +179,9 @@ def suppressed_streams(conn: Connection, emails: Iterable[str]) -> dict[str, set
     return out
 
 
-def _insert_once(conn: Connection, table: Any, row: dict[str, Any], keys: list[str]) -> bool:
+def _insert_once(
+    conn: Connection, table: Table, row: Mapping[str, object], keys: list[str]
+) -> bool:
     """INSERT one row unless it clashes on `keys`; True if it was inserted."""
     stmt = (
         dialect_insert(conn, table)

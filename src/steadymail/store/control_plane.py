@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -14,6 +13,7 @@ from sqlalchemy import Engine, create_engine, func, insert, inspect, select, upd
 
 from steadymail.store.control_schema import audit, rollouts
 from steadymail.store.db import normalise_url
+from steadymail.store.records import JsonObject
 
 _MIGRATIONS = Path(__file__).parent / "control_migrations"
 # The revision whose schema the control plane created in place before it had migrations.
@@ -74,7 +74,7 @@ def next_id(engine: Engine) -> int:
 
 
 def insert_rollout(
-    engine: Engine, rollout_id: int, state: str, data: dict[str, Any], now: float
+    engine: Engine, rollout_id: int, state: str, data: JsonObject, now: float
 ) -> None:
     with engine.begin() as conn:
         conn.execute(
@@ -88,7 +88,7 @@ def save(
     engine: Engine,
     rollout_id: int,
     state: str,
-    data: dict[str, Any],
+    data: JsonObject,
     entries: list[AuditEntry],
     now: float,
 ) -> None:
@@ -116,14 +116,14 @@ def save(
             )
 
 
-def load(engine: Engine, rollout_id: int) -> dict[str, Any] | None:
+def load(engine: Engine, rollout_id: int) -> JsonObject | None:
     """The rollout's state document, or None."""
     with engine.connect() as conn:
         row = conn.execute(select(rollouts.c.data).where(rollouts.c.id == rollout_id)).first()
     return dict(row.data) if row else None
 
 
-def active(engine: Engine, states: tuple[str, ...]) -> list[dict[str, Any]]:
+def active(engine: Engine, states: tuple[str, ...]) -> list[JsonObject]:
     """State documents of the rollouts in `states`, oldest first."""
     with engine.connect() as conn:
         rows = conn.execute(
@@ -132,7 +132,7 @@ def active(engine: Engine, states: tuple[str, ...]) -> list[dict[str, Any]]:
         return [dict(r.data) for r in rows]
 
 
-def listing(engine: Engine, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+def listing(engine: Engine, limit: int = 50, offset: int = 0) -> list[JsonObject]:
     """State documents of rollouts, newest first."""
     with engine.connect() as conn:
         rows = conn.execute(

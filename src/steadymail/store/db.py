@@ -1,13 +1,14 @@
 """Engines: SQLite in WAL mode with IMMEDIATE transactions, or PostgreSQL through psycopg 3."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import NullPool
 
 from steadymail.config import Settings
@@ -133,19 +134,15 @@ def migrate(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
-def dialect_insert(conn: Connection, table: Any) -> Any:
+def dialect_insert(conn: Connection, table: Table) -> sqlite.Insert | postgresql.Insert:
     """An INSERT with ON CONFLICT support for the connection's dialect (SQLite or PostgreSQL)."""
     if is_sqlite(conn):
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table)
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-    return pg_insert(table)
+        return sqlite.insert(table)
+    return postgresql.insert(table)
 
 
 def insert_ignore(
-    conn: Connection, table: Any, rows: list[dict[str, Any]], keys: list[str]
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, object]], keys: list[str]
 ) -> None:
     """INSERT rows, skipping any that clash on `keys` (SQLite and PostgreSQL alike)."""
     if not rows:

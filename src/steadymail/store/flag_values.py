@@ -1,28 +1,49 @@
 """Flag values of this region and their history."""
 
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, insert, select, update
 
 from steadymail.store import changes
+from steadymail.store.records import FlagRow, JsonValue
 from steadymail.store.schema import flag_history, flags
 
 
-def current(engine: Engine) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class FlagChange:
+    """One entry of a flag's history."""
+
+    id: int
+    name: str
+    value: JsonValue  # None: unset
+    previous: JsonValue
+    at: float
+    by: str
+    reason: str
+
+
+def current(engine: Engine) -> dict[str, JsonValue]:
     """Every flag that is set: {name: value}."""
     with engine.connect() as conn:
         return {r.name: r.value for r in conn.execute(select(flags.c.name, flags.c.value))}
 
 
-def detailed(engine: Engine) -> list[dict[str, Any]]:
+def detailed(engine: Engine) -> list[FlagRow]:
+    """Every flag that is set, by name."""
     with engine.connect() as conn:
-        rows = conn.execute(select(flags).order_by(flags.c.name))
-        return [dict(r._mapping) for r in rows]
+        rows = conn.execute(select(flags).order_by(flags.c.name)).mappings()
+        return [FlagRow(**r) for r in rows]
 
 
 def set_value(
-    engine: Engine, name: str, value: Any, by: str, reason: str, now: float, region: str = ""
-) -> Any:
+    engine: Engine,
+    name: str,
+    value: JsonValue,
+    by: str,
+    reason: str,
+    now: float,
+    region: str = "",
+) -> JsonValue:
     """Set (``value`` not None) or unset a flag; returns the previous value. One transaction,
     which also records the change in the region's change log."""
     with engine.begin() as conn:
@@ -62,10 +83,10 @@ def set_value(
 
 def history(
     engine: Engine, name: str | None = None, limit: int = 100, offset: int = 0
-) -> list[dict[str, Any]]:
+) -> list[FlagChange]:
     """Changes, newest first."""
     q = select(flag_history).order_by(flag_history.c.id.desc()).limit(limit).offset(offset)
     if name is not None:
         q = q.where(flag_history.c.name == name)
     with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+        return [FlagChange(**r) for r in conn.execute(q).mappings()]

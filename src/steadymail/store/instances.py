@@ -1,12 +1,55 @@
 """The registry of running processes (workers, api, …) and their heartbeats."""
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Engine, and_, insert, or_, select, update
 
 from steadymail.store.queue import expire_leases_of
+from steadymail.store.records import FlagRow, JsonObject
 from steadymail.store.schema import flags as flag_rows
 from steadymail.store.schema import instances, platform_events
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One process start, as registered, with its heartbeat and how it ended."""
+
+    instance_id: str
+    service: str
+    region: str
+    host: str
+    pid: int
+    version: str
+    started_at: float
+    heartbeat_at: float
+    stopped_at: float | None
+    stop_reason: str | None
+    # The place it fills (`worker-1`, `api`): a new instance in a slot is a restart.
+    slot: str
+    # How it ended, when a supervisor, a peer or its own last words said.
+    exit_reason: str | None
+    # The flag values it ran with at its last heartbeat (workers).
+    flags: JsonObject | None
+    # `boot:pidns:starttime`: which OS process it is.
+    proc: str | None
+    # Where the slot came from: setting, systemd, kubernetes, container or host.
+    identity: str | None
+    # `boot:device:inode` of the slot lock file it held.
+    lock: str | None
+    # A digest of each setting it ran with, by name.
+    config: JsonObject | None
+    last_words: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HostPeer:
+    """What the peer watch needs of a process on its host."""
+
+    instance_id: str
+    pid: int
+    proc: str | None
+    exit_reason: str | None
 
 
 def register(
@@ -22,7 +65,7 @@ def register(
     slot: str = "",
     proc: str | None = None,
     identity: str | None = None,
-    config: dict[str, Any] | None = None,
+    config: Mapping[str, str] | None = None,
     lock: str | None = None,
 ) -> None:
     """Announce a process; `slot` names the place it fills, so a successor is a restart."""
@@ -40,7 +83,7 @@ def register(
                 slot=slot or f"{service}@{host}:{pid}",
                 proc=proc,
                 identity=identity,
-                config=config,
+                config=dict(config) if config is not None else None,
                 lock=lock,
             )
         )
@@ -48,18 +91,22 @@ def register(
 
 def predecessor(
     engine: Engine, slot: str, before: float, service: str | None = None
-) -> dict[str, Any] | None:
+) -> Instance | None:
     """The latest instance that filled `slot` (or, with `service`, that ran the service in any
     slot) and started before `before`."""
     where = instances.c.service == service if service is not None else instances.c.slot == slot
     with engine.connect() as conn:
-        row = conn.execute(
-            select(instances)
-            .where(where, instances.c.started_at <= before)
-            .order_by(instances.c.started_at.desc())
-            .limit(1)
-        ).first()
-    return dict(row._mapping) if row else None
+        row = (
+            conn.execute(
+                select(instances)
+                .where(where, instances.c.started_at <= before)
+                .order_by(instances.c.started_at.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+    return Instance(**row) if row else None
 
 
 def record_end(
@@ -88,7 +135,7 @@ def record_end(
             return False
         if overwrite and row.last_words and row.exit_reason:
             reason = f"{reason}; {row.exit_reason}"  # the witness's code, and the last words
-        values: dict[str, Any] = {"exit_reason": reason[:200]}
+        values: dict[str, object] = {"exit_reason": reason[:200]}
         if last_words is not None:
             values["last_words"] = last_words
         conn.execute(
@@ -113,7 +160,7 @@ def record_end(
         return True
 
 
-def on_host(engine: Engine, host: str, since: float) -> list[dict[str, Any]]:
+def on_host(engine: Engine, host: str, since: float) -> list[HostPeer]:
     """Instances on `host` that have not stopped gracefully and beat after `since`."""
     with engine.connect() as conn:
         rows = conn.execute(
@@ -127,21 +174,21 @@ def on_host(engine: Engine, host: str, since: float) -> list[dict[str, Any]]:
                 instances.c.stopped_at.is_(None),
                 instances.c.heartbeat_at >= since,
             )
-        )
-        return [dict(r._mapping) for r in rows]
+        ).mappings()
+        return [HostPeer(**r) for r in rows]
 
 
 def heartbeat(
     engine: Engine,
     instance_id: str,
     now: float,
-    flags: dict[str, Any] | None = None,
+    flags: JsonObject | None = None,
     read_flags: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[FlagRow]:
     """Beat; ``flags``, when given, are the flag values the process runs with now. With
     ``read_flags``, returns the region's flag rows read in the same transaction (a worker learns
     of a change at its next beat without a transaction of its own)."""
-    values: dict[str, Any] = {"heartbeat_at": now}
+    values: dict[str, object] = {"heartbeat_at": now}
     if flags is not None:
         values["flags"] = flags
     with engine.begin() as conn:
@@ -150,7 +197,7 @@ def heartbeat(
         )
         if not read_flags:
             return []
-        return [dict(r._mapping) for r in conn.execute(select(flag_rows))]
+        return [FlagRow(**r) for r in conn.execute(select(flag_rows)).mappings()]
 
 
 def stopped(engine: Engine, instance_id: str, reason: str, now: float) -> None:
@@ -174,12 +221,12 @@ def alive(now: float, max_age: float) -> ColumnElement[bool]:
     return and_(_not_ended(), instances.c.heartbeat_at >= now - max_age)
 
 
-def live(engine: Engine, service: str, now: float, max_age: float) -> list[dict[str, Any]]:
+def live(engine: Engine, service: str, now: float, max_age: float) -> list[Instance]:
     with engine.connect() as conn:
         rows = conn.execute(
             select(instances).where(instances.c.service == service, alive(now, max_age))
         )
-        return [dict(r._mapping) for r in rows]
+        return [Instance(**r) for r in rows.mappings()]
 
 
 def instance_of_pid(engine: Engine, pid: int, host: str) -> str | None:
@@ -194,7 +241,7 @@ def instance_of_pid(engine: Engine, pid: int, host: str) -> str | None:
     return str(row.instance_id) if row else None
 
 
-def changed_since(engine: Engine, since: float, stale_before: float) -> list[dict[str, Any]]:
+def changed_since(engine: Engine, since: float, stale_before: float) -> list[Instance]:
     """Instances that started or stopped after `since`, or whose heartbeat went stale."""
     with engine.connect() as conn:
         rows = conn.execute(
@@ -210,22 +257,22 @@ def changed_since(engine: Engine, since: float, stale_before: float) -> list[dic
                 )
             )
         )
-        return [dict(r._mapping) for r in rows]
+        return [Instance(**r) for r in rows.mappings()]
 
 
-def all_live(engine: Engine, now: float, max_age: float) -> list[dict[str, Any]]:
+def all_live(engine: Engine, now: float, max_age: float) -> list[Instance]:
     with engine.connect() as conn:
         rows = conn.execute(
             select(instances)
             .where(alive(now, max_age))
             .order_by(instances.c.service, instances.c.slot)
         )
-        return [dict(r._mapping) for r in rows]
+        return [Instance(**r) for r in rows.mappings()]
 
 
-def by_ids(engine: Engine, instance_ids: list[str]) -> list[dict[str, Any]]:
+def by_ids(engine: Engine, instance_ids: list[str]) -> list[Instance]:
     if not instance_ids:
         return []
     with engine.connect() as conn:
         rows = conn.execute(select(instances).where(instances.c.instance_id.in_(instance_ids)))
-        return [dict(r._mapping) for r in rows]
+        return [Instance(**r) for r in rows.mappings()]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 
@@ -45,7 +45,7 @@ def fold_deltas(engine: Engine, region: str, upto: int) -> dict[int, dict[str, f
     return dict(out)
 
 
-def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def _upsert(conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:
     stmt = dialect_insert(conn, metric_points)
     conn.execute(
         stmt.on_conflict_do_update(

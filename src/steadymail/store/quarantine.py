@@ -27,7 +27,7 @@ from steadymail.store.instances import alive
 from steadymail.store.schema import batches, instances, messages, platform_events, sends
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QuarantinedMessage:
     id: int
     send_id: int
@@ -37,6 +37,22 @@ class QuarantinedMessage:
     last_error: str | None
     # When the worker quarantined it (its `message_quarantined` event); None if unknown.
     quarantined_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Requeued:
+    """What `requeue_stuck` found and did."""
+
+    # Leases that had already lapsed (any worker reclaims them).
+    expired_leases: int
+    # Leases of dead owners, expired now.
+    dead_owner_leases: int
+    # Leases of live owners (or of owners not in the registry), left alone.
+    live_leases: int
+    # Pending batches that waited for deferred messages, due now.
+    batches_due: int
+    # Deferred messages made due now.
+    deferred: int
 
 
 def quarantined(
@@ -230,7 +246,7 @@ def _reopen(conn: Connection, send_id: int, now: float) -> None:
     )
 
 
-def requeue_stuck(engine: Engine, send_id: int, now: float, dead_age: float) -> dict[str, int]:
+def requeue_stuck(engine: Engine, send_id: int, now: float, dead_age: float) -> Requeued:
     """Make a send's stuck work claimable now.
 
     Leases that lapsed are left as they are (any worker reclaims them already). Leases whose
@@ -241,7 +257,7 @@ def requeue_stuck(engine: Engine, send_id: int, now: float, dead_age: float) -> 
     Leases of live owners, and of owners not in the registry, are not touched. Deferred
     messages become due now, and the pending batches that waited for them too.
     """
-    counts = {"expired_leases": 0, "dead_owner_leases": 0, "live_leases": 0}
+    expired = dead = live = 0
     owner = instances.c.instance_id == batches.c.lease_owner
     with engine.begin() as conn:
         if conn.execute(select(sends.c.id).where(sends.c.id == send_id)).first() is None:
@@ -272,13 +288,13 @@ def requeue_stuck(engine: Engine, send_id: int, now: float, dead_age: float) -> 
         ).all()
         for b in leased:
             if (b.lease_expires_at or 0) < now:
-                counts["expired_leases"] += 1
+                expired += 1
                 continue
             gone = b.instance_id is not None and not b.alive
             if not gone:
-                counts["live_leases"] += 1
+                live += 1
                 continue
-            counts["dead_owner_leases"] += conn.execute(
+            dead += conn.execute(
                 update(batches)
                 .where(
                     batches.c.id == b.id,
@@ -289,7 +305,7 @@ def requeue_stuck(engine: Engine, send_id: int, now: float, dead_age: float) -> 
                 # Just before now: a claim at `now` or later already sees it lapsed.
                 .values(lease_expires_at=now - 0.001)
             ).rowcount
-        counts["batches_due"] = conn.execute(
+        batches_due = conn.execute(
             update(batches)
             .where(
                 batches.c.send_id == send_id,
@@ -299,7 +315,7 @@ def requeue_stuck(engine: Engine, send_id: int, now: float, dead_age: float) -> 
             )
             .values(available_at=now)
         ).rowcount
-        counts["deferred"] = conn.execute(
+        deferred = conn.execute(
             update(messages)
             .where(
                 messages.c.send_id == send_id,
@@ -308,4 +324,4 @@ def requeue_stuck(engine: Engine, send_id: int, now: float, dead_age: float) -> 
             )
             .values(next_attempt_at=now)
         ).rowcount
-    return counts
+    return Requeued(expired, dead, live, batches_due, deferred)

@@ -26,10 +26,11 @@ from steadymail.domain.states import BatchState, MessageState, SendKind, SendSta
 from steadymail.domain.suppression import Stream, blocks, suppression_key
 from steadymail.store.contacts import suppressed_streams
 from steadymail.store.db import insert_ignore, is_sqlite
+from steadymail.store.records import JsonObject
 from steadymail.store.schema import batches, contacts, messages, sends, suppressions
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Claim:
     """A batch held under lease by one owner at one epoch."""
 
@@ -41,15 +42,17 @@ class Claim:
     reclaimed: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QueuedMessage:
     id: int
     email: str
     contact_id: int | None
-    payload: dict[str, Any] | None
+    # A transactional message's variables and content (the worker checks them as it renders).
+    payload: JsonObject | None
     attempts: int
     first_attempt_at: float | None
-    attributes: dict[str, Any] | None
+    # The contact's attributes (its CSV columns), for a campaign message.
+    attributes: JsonObject | None
     # Suppressed since the send was created (bounced or unsubscribed elsewhere): never send.
     suppressed: bool
     # True when a previous holder had handed it to SMTP without checkpointing the result.
@@ -58,7 +61,7 @@ class QueuedMessage:
     crashes: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Result:
     """The outcome of one delivery attempt, to be checkpointed."""
 
@@ -83,29 +86,29 @@ class Checkpoint:
     accepted: bool = field(default=False, init=False)
 
 
-_CLAIM_SQL = """
+_CLAIM_SQL = f"""
 UPDATE batches SET
-    state = 'leased',
+    state = '{BatchState.LEASED}',
     lease_owner = :owner,
     lease_expires_at = :expires,
     lease_epoch = lease_epoch + 1,
     claims = claims + 1,
-    reclaims = reclaims + CASE WHEN state = 'leased' THEN 1 ELSE 0 END,
-    reclaimed = CASE WHEN state = 'leased' THEN 1 ELSE 0 END
+    reclaims = reclaims + CASE WHEN state = '{BatchState.LEASED}' THEN 1 ELSE 0 END,
+    reclaimed = CASE WHEN state = '{BatchState.LEASED}' THEN 1 ELSE 0 END
 WHERE id = (
     SELECT b.id FROM batches b JOIN sends s ON s.id = b.send_id
-    WHERE s.state = 'running'
-      AND ({due})
+    WHERE s.state = '{SendState.RUNNING}'
+      AND ({{due}})
     -- Transactional streams first: a receipt must not queue behind a bulk campaign.
-    ORDER BY CASE WHEN s.kind = 'stream' THEN 0 ELSE 1 END, b.available_at, b.id
-    LIMIT 1 {lock}
+    ORDER BY CASE WHEN s.kind = '{SendKind.STREAM}' THEN 0 ELSE 1 END, b.available_at, b.id
+    LIMIT 1 {{lock}}
 )
 RETURNING id, send_id, seq, lease_epoch, reclaimed
 """
 
 
-_EXPIRED = "b.state = 'leased' AND b.lease_expires_at < :now"
-_DUE = f"(b.state = 'pending' AND b.available_at <= :now) OR ({_EXPIRED})"
+_EXPIRED = f"b.state = '{BatchState.LEASED}' AND b.lease_expires_at < :now"
+_DUE = f"(b.state = '{BatchState.PENDING}' AND b.available_at <= :now) OR ({_EXPIRED})"
 
 
 def claim_batch(
@@ -376,7 +379,7 @@ def release_batch(engine: Engine, claim: Claim, now: float) -> bool:
                 messages.c.state.in_(open_states),
             )
         ).all()
-        values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+        values: dict[str, object] = {"lease_owner": None, "lease_expires_at": None}
         send = None
         if rows:
             due = [r.next_attempt_at or now for r in rows]

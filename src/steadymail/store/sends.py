@@ -1,8 +1,10 @@
 """Sends: creation, materialisation into batches and messages, state changes, progress."""
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, literal, select, update
+from sqlalchemy import Connection, Engine, RowMapping, func, insert, literal, select, update
 from sqlalchemy.sql import over
 
 from steadymail.domain.states import (
@@ -16,7 +18,79 @@ from steadymail.domain.states import (
 from steadymail.errors import Conflict, NotFound
 from steadymail.store.db import is_sqlite
 from steadymail.store.queue import insert_batches
+from steadymail.store.records import JsonObject
 from steadymail.store.schema import batches, contacts, messages, sends, suppressions
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """A send as stored, with `last_progress_at` the newest of its own and its batches'."""
+
+    id: int
+    name: str
+    kind: SendKind
+    state: SendState
+    list_id: int | None
+    template_id: int | None
+    from_addr: str
+    total: int
+    suppressed: int
+    batch_count: int
+    # Messages re-sent after their previous holder died mid-window: the duplicate bound.
+    resent_after_crash: int
+    created_at: float
+    started_at: float | None
+    completed_at: float | None
+    last_progress_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SendProgress(Send):
+    """A send with its message counts by state and its open batch count."""
+
+    counts: dict[MessageState, int]
+    open_batches: int
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignStart:
+    """What starting a campaign materialised."""
+
+    messages: int
+    batches: int
+    # Contacts skipped: suppressed or unsubscribed.
+    suppressed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One recipient's message of a send, as stored."""
+
+    id: int
+    send_id: int
+    batch_seq: int
+    contact_id: int | None
+    email: str
+    # Variables and content of a transactional message (checked when it is rendered); None
+    # for campaign messages.
+    payload: JsonObject | None
+    state: MessageState
+    attempts: int
+    first_attempt_at: float | None
+    next_attempt_at: float | None
+    sent_at: float | None
+    smtp_code: int | None
+    last_error: str | None
+    epoch: int
+    crashes: int
+
+
+def _send_values(m: RowMapping) -> dict[str, Any]:
+    return {**m, "kind": SendKind(m["kind"]), "state": SendState(m["state"])}
+
+
+def _message(m: RowMapping) -> Message:
+    return Message(**{**m, "state": MessageState(m["state"])})
 
 
 def create_send(
@@ -48,16 +122,17 @@ def create_send(
         return int(result.scalar_one())
 
 
-def get_send(engine: Engine, send_id: int) -> dict[str, Any]:
+def get_send(engine: Engine, send_id: int) -> Send:
     with engine.connect() as conn:
-        return _get(conn, send_id)
+        return Send(**_get(conn, send_id))
 
 
 def _get(conn: Connection, send_id: int) -> dict[str, Any]:
-    row = conn.execute(select(sends).where(sends.c.id == send_id)).first()
+    """The send's fields (NotFound if there is none), for `Send` or `SendProgress`."""
+    row = conn.execute(select(sends).where(sends.c.id == send_id)).mappings().first()
     if row is None:
         raise NotFound(f"no send {send_id}")
-    out = dict(row._mapping)
+    out = _send_values(row)
     # Workers record progress on their batches (see queue.apply_checkpoints): the send's is
     # the newest of those and its own (set on start, resume and completion).
     batch = conn.execute(
@@ -68,14 +143,16 @@ def _get(conn: Connection, send_id: int) -> dict[str, Any]:
     return out
 
 
-def all_sends(engine: Engine, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
-    """Sends, oldest first; ``limit``/``offset`` page through them."""
+def all_sends(engine: Engine, limit: int | None = None, offset: int = 0) -> list[Send]:
+    """Sends, oldest first; ``limit``/``offset`` page through them.
+
+    Their `last_progress_at` is the send row's own (`get_send` folds in the batches')."""
     q = select(sends).order_by(sends.c.id).limit(limit).offset(offset)
     with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+        return [Send(**_send_values(r)) for r in conn.execute(q).mappings()]
 
 
-def start_campaign(engine: Engine, send_id: int, batch_size: int, now: float) -> dict[str, int]:
+def start_campaign(engine: Engine, send_id: int, batch_size: int, now: float) -> CampaignStart:
     """Materialise one message per eligible contact, grouped into batches, and start sending.
 
     Suppressed and unsubscribed contacts are skipped and counted. One transaction: a send is
@@ -83,7 +160,7 @@ def start_campaign(engine: Engine, send_id: int, batch_size: int, now: float) ->
     """
     with engine.begin() as conn:
         send = _get(conn, send_id)
-        _check(SendState(send["state"]), "start")
+        _check(send["state"], "start")
         list_id = send["list_id"]
         # Any stream blocks a campaign. Contacts hold bare addresses (the import validates them),
         # so lower() finds every ASCII spelling; the worker's casefold check catches the rest.
@@ -123,11 +200,11 @@ def start_campaign(engine: Engine, send_id: int, batch_size: int, now: float) ->
                 last_progress_at=now,
             )
         )
-    return {"messages": total, "batches": nbatches, "suppressed": total_contacts - total}
+    return CampaignStart(total, nbatches, total_contacts - total)
 
 
 def enqueue_stream_messages(
-    engine: Engine, send_id: int, items: list[tuple[str, dict[str, Any]]], now: float
+    engine: Engine, send_id: int, items: Sequence[tuple[str, JsonObject]], now: float
 ) -> list[int]:
     """Append transactional messages to a stream send as one new batch; returns message ids."""
     with engine.begin() as conn:
@@ -184,8 +261,8 @@ def change_state(engine: Engine, send_id: int, action: str, now: float) -> SendS
     """Pause, resume or cancel a send; cancelling gives up every message not yet handed to SMTP."""
     with engine.begin() as conn:
         send = _get(conn, send_id)
-        target = _check(SendState(send["state"]), action)
-        values: dict[str, Any] = {"state": target.value}
+        target = _check(send["state"], action)
+        values: dict[str, object] = {"state": target.value}
         if target == SendState.RUNNING:
             values["last_progress_at"] = now
         if target == SendState.CANCELLED:
@@ -209,12 +286,12 @@ def _check(current: SendState, action: str) -> SendState:
         raise Conflict(str(e)) from e
 
 
-def progress(engine: Engine, send_id: int) -> dict[str, Any]:
+def progress(engine: Engine, send_id: int) -> SendProgress:
     """A send with its message counts by state and its open batch count."""
     with engine.connect() as conn:
         send = _get(conn, send_id)
         counts = {
-            str(r.state): int(r.n)
+            MessageState(r.state): int(r.n)
             for r in conn.execute(
                 select(messages.c.state, func.count().label("n"))
                 .where(messages.c.send_id == send_id)
@@ -226,14 +303,11 @@ def progress(engine: Engine, send_id: int) -> dict[str, Any]:
             .select_from(batches)
             .where(batches.c.send_id == send_id, batches.c.state != BatchState.DONE.value)
         ).scalar_one()
-    send["counts"] = counts
-    send["open_batches"] = int(open_batches)
-    return send
+    return SendProgress(**send, counts=counts, open_batches=int(open_batches))
 
 
-def message_rows(
-    engine: Engine, send_id: int, limit: int = 100, offset: int = 0
-) -> list[dict[str, Any]]:
+def message_rows(engine: Engine, send_id: int, limit: int = 100, offset: int = 0) -> list[Message]:
+    """A send's messages, in the order they were queued."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(messages)
@@ -241,5 +315,5 @@ def message_rows(
             .order_by(messages.c.id)
             .limit(limit)
             .offset(offset)
-        )
-        return [dict(r._mapping) for r in rows]
+        ).mappings()
+        return [_message(r) for r in rows]

@@ -1,11 +1,33 @@
 """Stored templates."""
 
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import Engine, insert, select
 
 from steadymail.errors import Conflict, NotFound
 from steadymail.store.schema import templates
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    id: int
+    name: str
+    subject: str
+    html: str
+    text: str
+    # The variables its parts use.
+    variables: tuple[str, ...]
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSummary:
+    """A template without its parts."""
+
+    id: int
+    name: str
+    subject: str
+    variables: tuple[str, ...]
 
 
 def create_template(
@@ -29,19 +51,27 @@ def create_template(
         return int(result.scalar_one())
 
 
-def get_template(engine: Engine, ref: int | str) -> dict[str, Any]:
+def get_template(engine: Engine, ref: int | str) -> Template:
     """A template by id or by name."""
     cond = templates.c.id == ref if isinstance(ref, int) else templates.c.name == ref
     with engine.connect() as conn:
         row = conn.execute(select(templates).where(cond)).first()
     if row is None:
         raise NotFound(f"no template {ref!r}")
-    return dict(row._mapping)
+    return Template(
+        int(row.id),
+        row.name,
+        row.subject,
+        row.html,
+        row.text,
+        tuple(row.variables),
+        float(row.created_at),
+    )
 
 
 def all_templates(
     engine: Engine, limit: int | None = None, offset: int = 0
-) -> list[dict[str, Any]]:
+) -> list[TemplateSummary]:
     """Templates, oldest first; ``limit``/``offset`` page through them."""
     with engine.connect() as conn:
         rows = conn.execute(
@@ -50,4 +80,4 @@ def all_templates(
             .limit(limit)
             .offset(offset)
         )
-        return [dict(r._mapping) for r in rows]
+        return [TemplateSummary(int(r.id), r.name, r.subject, tuple(r.variables)) for r in rows]

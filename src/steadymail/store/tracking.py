@@ -1,5 +1,7 @@
 """Tracking events, unsubscribes and engagement statistics."""
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, case, distinct, func, select, text
@@ -9,6 +11,50 @@ from steadymail.errors import NotFound
 from steadymail.store.contacts import suppress
 from steadymail.store.db import dialect_insert
 from steadymail.store.schema import TRACKED_ONCE, messages, tracking_events
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingEvent:
+    """A click, an open or an unsubscribe, to be recorded."""
+
+    kind: str  # click | open | unsubscribe
+    send_id: int
+    message_id: int
+    at: float
+    method: str  # the HTTP method, or MAIL for an unsubscribe by mail
+    link: int = 0
+    url: str = ""
+    user_agent: str = ""
+    # HMAC-SHA256 of the client address with a secret: countable, never reversible to the IP.
+    ip_hash: str = ""
+    # A mail-privacy proxy, a prefetcher or a link scanner: kept out of human stats.
+    machine: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStats:
+    link: int
+    url: str
+    clicks_total: int
+    clicks_unique: int
+    clicks_machine: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendStats:
+    """Delivered, human opens and clicks (total, unique) and machine ones, unsubscribes."""
+
+    send_id: int
+    delivered: int
+    opens_total: int
+    opens_unique: int
+    opens_machine: int
+    clicks_total: int
+    clicks_unique: int
+    clicks_machine: int
+    unsubscribes: int
+    links: tuple[LinkStats, ...]
 
 
 def sent_times(engine: Engine, message_ids: list[int]) -> dict[int, float | None]:
@@ -21,8 +67,24 @@ def sent_times(engine: Engine, message_ids: list[int]) -> dict[int, float | None
         return {int(r.id): r.sent_at for r in rows}
 
 
-def insert_events(engine: Engine, rows: list[dict[str, Any]]) -> None:
+def insert_events(engine: Engine, events: Sequence[TrackingEvent]) -> None:
     """Append events; an open or unsubscribe a message already has is skipped, not rewritten."""
+    rows = [
+        {
+            "kind": e.kind,
+            "send_id": e.send_id,
+            "message_id": e.message_id,
+            "link": e.link,
+            "url": e.url,
+            "at": e.at,
+            "method": e.method,
+            "user_agent": e.user_agent,
+            "ip_hash": e.ip_hash,
+            "machine": int(e.machine),
+            "reason": e.reason,
+        }
+        for e in events
+    ]
     if rows:
         with engine.begin() as conn:
             stmt = dialect_insert(conn, tracking_events).on_conflict_do_nothing(
@@ -55,7 +117,7 @@ def _engagement(kind: str) -> list[Any]:
     ]
 
 
-def send_stats(engine: Engine, send_id: int) -> dict[str, Any]:
+def send_stats(engine: Engine, send_id: int) -> SendStats:
     """Delivered, opens and clicks (human total/unique, machine), unsubscribes, per link."""
     with engine.connect() as conn:
         delivered = conn.execute(
@@ -86,11 +148,18 @@ def send_stats(engine: Engine, send_id: int) -> dict[str, Any]:
             .order_by(ev.link)
         ).all()
     stats = {k: int(v or 0) for k, v in row._mapping.items()}
-    return {
-        "send_id": send_id,
-        "delivered": int(delivered),
+    return SendStats(
+        send_id=send_id,
+        delivered=int(delivered),
         **stats,
-        "links": [
-            {k: (int(v or 0) if k != "url" else v) for k, v in r._mapping.items()} for r in links
-        ],
-    }
+        links=tuple(
+            LinkStats(
+                int(r.link),
+                r.url,
+                int(r.clicks_total or 0),
+                int(r.clicks_unique or 0),
+                int(r.clicks_machine or 0),
+            )
+            for r in links
+        ),
+    )

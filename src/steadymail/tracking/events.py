@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from steadymail.clock import Clock
 from steadymail.metrics import TRACKING_EVENTS_DROPPED
 from steadymail.store import tracking as store
+from steadymail.store.tracking import TrackingEvent
 from steadymail.tracking.classify import classify_click, classify_open
 from steadymail.tracking.tokens import Kind, TokenData
 
@@ -120,7 +121,7 @@ class EventRecorder:
             raise
         return len(rows)
 
-    def _rows(self, batch: list[_Pending]) -> list[dict[str, object]]:
+    def _rows(self, batch: list[_Pending]) -> list[TrackingEvent]:
         clicks = [p.data.message_id for p in batch if p.data.kind == Kind.CLICK]
         sent = store.sent_times(self._engine, sorted(set(clicks)))
         rows = []
@@ -138,19 +139,19 @@ class EventRecorder:
             else:
                 machine, reason = False, ""
             rows.append(
-                {
-                    "kind": _KIND_NAMES[p.data.kind],
-                    "send_id": p.data.send_id,
-                    "message_id": p.data.message_id,
-                    "link": p.data.link,
-                    "url": p.data.url,
-                    "at": p.at,
-                    "method": p.method,
-                    "user_agent": p.user_agent,
-                    "ip_hash": p.ip_hash,
-                    "machine": int(machine),
-                    "reason": reason,
-                }
+                TrackingEvent(
+                    kind=_KIND_NAMES[p.data.kind],
+                    send_id=p.data.send_id,
+                    message_id=p.data.message_id,
+                    link=p.data.link,
+                    url=p.data.url,
+                    at=p.at,
+                    method=p.method,
+                    user_agent=p.user_agent,
+                    ip_hash=p.ip_hash,
+                    machine=machine,
+                    reason=reason,
+                )
             )
         return rows
 

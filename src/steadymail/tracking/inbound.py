@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from steadymail.errors import NotFound
 from steadymail.store import tracking as store
+from steadymail.store.tracking import TrackingEvent
 from steadymail.tracking.tokens import InvalidToken, Kind, TokenData, TokenSigner
 
 log = logging.getLogger("steadymail.inbound")
@@ -88,19 +89,13 @@ class UnsubscribeHandler:
         store.insert_events(
             self._engine,
             [
-                {
-                    "kind": "unsubscribe",
-                    "send_id": parsed.send_id,
-                    "message_id": parsed.message_id,
-                    "link": 0,
-                    "url": "",
-                    "at": now,
-                    "method": "MAIL",
-                    "user_agent": "",
-                    "ip_hash": "",
-                    "machine": 0,
-                    "reason": "",
-                }
+                TrackingEvent(
+                    kind="unsubscribe",
+                    send_id=parsed.send_id,
+                    message_id=parsed.message_id,
+                    at=now,
+                    method="MAIL",
+                )
             ],
         )
 

@@ -86,8 +86,8 @@ def test_workers_pick_a_flag_up_and_report_it(
     monitor.apply(
         [Signal("test:flags", "service_restarted", "critical", "a restart", {"slot": "w"})]
     )
-    fired = [a for a in alerts.listing(engine) if a["fingerprint"] == "test:flags"]
-    assert fired[0]["labels"]["flags"] == {"tracking.version": "off"}
+    fired = [a for a in alerts.listing(engine) if a.fingerprint == "test:flags"]
+    assert fired[0].labels["flags"] == {"tracking.version": "off"}
     exported = generate_latest(REGISTRY).decode()
     assert (
         'steadymail_flag_info{flag="tracking.version",region="R1",value="\\"off\\""} 1.0'

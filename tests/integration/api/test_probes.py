@@ -80,7 +80,7 @@ def test_report_exit_records_what_systemd_saw(engine: Engine, db_url: str) -> No
     out = exits.report_exit(engine, CLOCK, env, slot="steadymail-worker@2")
     assert out["recorded"] and out["instance"] == "w2"
     [row] = instances.by_ids(engine, ["w2"])
-    assert row["exit_reason"] == "signal SIGKILL (systemd: oom-kill)"
+    assert row.exit_reason == "signal SIGKILL (systemd: oom-kill)"
     # Told once: a second report (or one after last words) does not repeat it.
     assert not exits.report_exit(engine, CLOCK, env, slot="steadymail-worker@2")["recorded"]
     # A clean stop records nothing.

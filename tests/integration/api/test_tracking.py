@@ -5,6 +5,7 @@ import email
 import email.policy
 import re
 import time
+from dataclasses import asdict
 from typing import Any
 
 import httpx
@@ -126,7 +127,7 @@ def test_links_pixel_and_one_click_unsubscribe(
             "clicks_machine": 1,
         }
     ]
-    assert tracking.send_stats(engine, send_id) == stats
+    assert asdict(tracking.send_stats(engine, send_id)) == {**stats, "links": tuple(stats["links"])}
 
 
 def test_recorded_events_survive_a_clean_shutdown(

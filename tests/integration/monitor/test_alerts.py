@@ -101,9 +101,9 @@ def test_dedup_resolve_silence_and_notify(engine: Engine) -> None:
         quiet, _ = manager.fire("stall:send:7", "send_stalled", "critical", "stalled", {"send": 7})
         manager.fire("stall:send:8", "send_stalled", "critical", "stalled", {"send": 8})
         assert asyncio.run(dispatcher.drain()) == 4  # only send 8's alert went out
-        timeline = [e["kind"] for e in alerts.get(engine, quiet)["timeline"]]
+        timeline = [e.kind for e in alerts.get(engine, quiet).timeline]
         assert timeline == ["fired", "silenced"]
-        kinds = [e["kind"] for e in alerts.get(engine, first)["timeline"]]
+        kinds = [e.kind for e in alerts.get(engine, first).timeline]
         assert kinds[0] == "fired" and "mitigation" in kinds and kinds.count("notified") == 8
     finally:
         hook.close()

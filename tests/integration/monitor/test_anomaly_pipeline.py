@@ -48,9 +48,9 @@ def _deferring(every: list[int]) -> Callable[[str, int], str | None]:
     return script
 
 
-def _first_alert(engine: Engine, series: str) -> dict[str, Any] | None:
+def _first_alert(engine: Engine, series: str) -> alerts.Alert | None:
     for a in alerts.listing(engine):
-        if a["name"] == "metric_anomaly" and a["labels"].get("series") == series:
+        if a.name == "metric_anomaly" and a.labels.get("series") == series:
             return a
     return None
 
@@ -137,7 +137,7 @@ def test_alert_within_two_intervals_of_a_real_change(
     points = metric_series.read(engine, settings.region, series, INTERVAL, 0)
     trail = [(round(t - changed_at[0], 1), round(v, 3)) for t, v in points]
     assert alert is not None, f"no {series} alert after the change: {trail}"
-    labels = alert["labels"]
+    labels = alert.labels
     change_interval = (changed_at[0] // INTERVAL) * INTERVAL
     # The interval the change fell in (partly slowed), or one of the next two full ones. A
     # change late in its interval shows as a half step first; with this test's ~8 % noise the
@@ -149,6 +149,6 @@ def test_alert_within_two_intervals_of_a_real_change(
     assert labels["window_end"] - labels["window_start"] == pytest.approx(INTERVAL)
     assert labels["score"] >= settings.anomaly_threshold
     print(
-        f"\n{change} [{engine.dialect.name}]: {alert['summary']}; alert "
-        f"{alert['started_at'] - changed_at[0]:.2f}s after the change"
+        f"\n{change} [{engine.dialect.name}]: {alert.summary}; alert "
+        f"{alert.started_at - changed_at[0]:.2f}s after the change"
     )

@@ -68,16 +68,16 @@ def test_a_successor_takes_the_slot_of_a_killed_process_and_frees_its_leases(
     )
     assert ident.slot == slot and ident.certain_successor
     [old] = instances.by_ids(engine, ["old-worker"])
-    assert "ended without last words" in old["exit_reason"]
-    [ended] = [e for e in events.after(engine, 0) if e["kind"] == "process_exited"]
-    assert ended["detail"]["instance"] == "old-worker" and ended["detail"]["seen_by"] == "new"
+    assert "ended without last words" in old.exit_reason
+    [ended] = [e for e in events.after(engine, 0) if e.kind == "process_exited"]
+    assert ended.detail["instance"] == "old-worker" and ended.detail["seen_by"] == "new"
     # Its 600 s lease was lapsed at once: any worker reclaims the batch now.
     claim = queue.claim_batch(engine, "rescuer", 10.0, CLOCK.now(), expired_only=True)
     assert claim is not None and claim.batch_id == batch and claim.reclaimed
     # The successor runs another configuration: a deploy, recorded once, naming what changed.
     [deploy] = changes.listing(engine)
-    assert deploy["kind"] == "deploy" and deploy["subject"] == "worker"
-    assert "lease_ttl" in deploy["detail"], deploy
+    assert deploy.kind == "deploy" and deploy.subject == "worker"
+    assert "lease_ttl" in deploy.detail, deploy
 
 
 def test_a_host_peer_notices_a_killed_process_at_its_next_check(
@@ -91,7 +91,7 @@ def test_a_host_peer_notices_a_killed_process_at_its_next_check(
     assert watch.check() == ["victim"]
     assert watch.check() == []  # once
     [row] = instances.by_ids(engine, ["victim"])
-    assert row["exit_reason"] and "pid" in row["exit_reason"]
+    assert row.exit_reason and "pid" in row.exit_reason
 
 
 def test_alerts_name_the_changes_made_before_them(engine: Engine, db_url: str) -> None:
@@ -100,14 +100,14 @@ def test_alerts_name_the_changes_made_before_them(engine: Engine, db_url: str) -
     alert_id, opened = manager.fire("f", "service_restarted", "critical", "w restarted", {})
     assert opened
     a = alerts.get(engine, alert_id)
-    assert "suspect: tracking.version unset→v2" in a["summary"]
-    [s] = a["labels"]["suspects"]
+    assert "suspect: tracking.version unset→v2" in a.summary
+    [s] = a.labels["suspects"]
     assert (s["kind"], s["subject"], s["after"]) == ("flag", "tracking.version", "v2")
     assert json.loads(json.dumps(s))["age_s"] >= 0
     # Outside the window, nothing is named.
     quiet = AlertManager(engine, CLOCK, [], suspect_window=0)
     other, _ = quiet.fire("g", "service_restarted", "critical", "x restarted", {})
-    assert "suspects" not in alerts.get(engine, other)["labels"]
+    assert "suspects" not in alerts.get(engine, other).labels
 
 
 def test_a_process_of_another_host_in_the_same_slot_is_never_ended_from_here(
@@ -132,5 +132,5 @@ def test_a_process_of_another_host_in_the_same_slot_is_never_ended_from_here(
     s = _settings(db_url, tmp_path, slot="worker@shared")
     register_self_sync(engine, s, "worker", "here", now)
     [row] = instances.by_ids(engine, ["elsewhere"])
-    assert row["exit_reason"] is None
-    assert [e for e in events.after(engine, 0) if e["kind"] == "process_exited"] == []
+    assert row.exit_reason is None
+    assert [e for e in events.after(engine, 0) if e.kind == "process_exited"] == []

@@ -23,8 +23,8 @@ def test_campaign_is_delivered_once_to_every_recipient(
     assert len(rcpts) == 95
     assert max(rcpts.values()) == 1
     progress = sends.progress(engine, send_id)
-    assert progress["counts"] == {"sent": 95}
-    assert progress["open_batches"] == 0
+    assert progress.counts == {"sent": 95}
+    assert progress.open_batches == 0
     body = next(m.data for m in recorder.messages if m.rcpt == "user7@example.com")
     assert b"Hello User7" in body
     assert b"multipart/alternative" in body

@@ -19,8 +19,8 @@ PICKY = (
 )
 
 
-def by_email(engine: Engine, send_id: int) -> dict[str, dict[str, Any]]:
-    return {r["email"]: r for r in sends.message_rows(engine, send_id, 1000)}
+def by_email(engine: Engine, send_id: int) -> dict[str, sends.Message]:
+    return {r.email: r for r in sends.message_rows(engine, send_id, 1000)}
 
 
 def test_a_template_failing_for_some_contacts_fails_only_their_messages(
@@ -33,11 +33,11 @@ def test_a_template_failing_for_some_contacts_fails_only_their_messages(
     worker = worker_for(settings, engine)
     # run_worker_until raises if the worker dies before the send completes.
     asyncio.run(run_worker_until(worker, lambda: send_state(engine, send_id) == "completed"))
-    assert sends.progress(engine, send_id)["counts"] == {"sent": 20, "failed": 2}
+    assert sends.progress(engine, send_id).counts == {"sent": 20, "failed": 2}
     rows = by_email(engine, send_id)
     for email in ("bad1@example.com", "bad2@example.com"):
-        assert rows[email]["state"] == "failed"
-        assert "TypeError" in rows[email]["last_error"] and "html part" in rows[email]["last_error"]
+        assert rows[email].state == "failed"
+        assert "TypeError" in rows[email].last_error and "html part" in rows[email].last_error
     assert {m.rcpt for m in recorder.messages} == {f"user{i}@example.com" for i in range(20)}
     assert worker.stats.failed == 2 and worker.stats.sent == 20
 
@@ -79,12 +79,12 @@ def test_stream_messages_that_cannot_be_built_fail_alone(
 
     def settled() -> bool:
         rows = by_email(engine, stream)
-        return all(r["state"] in ("sent", "failed") for r in rows.values())
+        return all(r.state in ("sent", "failed") for r in rows.values())
 
     asyncio.run(run_worker_until(worker, settled))
     rows = by_email(engine, stream)
-    assert rows["fine@example.com"]["state"] == "sent"
-    reasons = {e: r["last_error"] for e, r in rows.items() if r["state"] == "failed"}
+    assert rows["fine@example.com"].state == "sent"
+    reasons = {e: r.last_error for e, r in rows.items() if r.state == "failed"}
     assert set(reasons) == {e for e, _ in payloads} - {"fine@example.com"}
     assert "TypeError" in reasons["typeerror@example.com"]
     assert "KeyError" in reasons["nosubject@example.com"]

@@ -12,8 +12,8 @@ from tests.conftest import Recorder, free_port
 from tests.helpers import CLOCK, make_campaign, run_worker_until, send_state, worker_for
 
 
-def by_email(engine: Engine, send_id: int) -> dict[str, dict[str, Any]]:
-    return {m["email"]: m for m in sends.message_rows(engine, send_id, 1000)}
+def by_email(engine: Engine, send_id: int) -> dict[str, sends.Message]:
+    return {m.email: m for m in sends.message_rows(engine, send_id, 1000)}
 
 
 def run_to_end(engine: Engine, settings: Any, send_id: int) -> None:
@@ -31,7 +31,7 @@ def test_temporary_failure_is_retried_with_backoff(
     send_id = make_campaign(engine, settings := settings_for(db_url, port), 12)
     run_to_end(engine, settings, send_id)
     row = by_email(engine, send_id)["user3@example.com"]
-    assert row["state"] == "sent" and row["attempts"] == 3 and row["smtp_code"] == 250
+    assert row.state == "sent" and row.attempts == 3 and row.smtp_code == 250
     assert Counter(m.rcpt for m in recorder.messages)["user3@example.com"] == 1
     assert len({m.rcpt for m in recorder.messages}) == 12
 
@@ -45,7 +45,7 @@ def test_deferral_gives_up_after_max_age(
     send_id = make_campaign(engine, settings, 4)
     run_to_end(engine, settings, send_id)
     row = by_email(engine, send_id)["user1@example.com"]
-    assert row["state"] == "failed" and "expired" in row["last_error"] and row["attempts"] >= 2
+    assert row.state == "failed" and "expired" in row.last_error and row.attempts >= 2
 
 
 def test_hard_bounce_suppresses_the_address_for_later_sends(
@@ -62,9 +62,9 @@ def test_hard_bounce_suppresses_the_address_for_later_sends(
     send_id = make_campaign(engine, settings, 10)
     run_to_end(engine, settings, send_id)
     rows = by_email(engine, send_id)
-    assert rows["user5@example.com"]["state"] == "bounced"
-    assert rows["user5@example.com"]["smtp_code"] == 550
-    assert rows["user6@example.com"]["state"] == "bounced"
+    assert rows["user5@example.com"].state == "bounced"
+    assert rows["user5@example.com"].smtp_code == 550
+    assert rows["user6@example.com"].state == "bounced"
     assert contacts.is_suppressed(engine, "USER5@example.com")
     assert not contacts.is_suppressed(engine, "user6@example.com")  # message refused, not address
 
@@ -76,7 +76,7 @@ def test_hard_bounce_suppresses_the_address_for_later_sends(
         list_name="news2",
         extra_rows="user5@example.com,Again\nuser9@example.com,Nine\n",
     )
-    assert sends.get_send(engine, second)["suppressed"] == 1
+    assert sends.get_send(engine, second).suppressed == 1
     run_to_end(engine, settings, second)
     assert [m.rcpt for m in recorder.messages] == ["user9@example.com"]
 
@@ -90,7 +90,7 @@ def test_dropped_connection_mid_data_is_retried_on_a_new_connection(
     send_id = make_campaign(engine, settings, 10)
     worker = worker_for(settings, engine)
     asyncio.run(run_worker_until(worker, lambda: send_state(engine, send_id) == "completed"))
-    assert by_email(engine, send_id)["user7@example.com"]["state"] == "sent"
+    assert by_email(engine, send_id)["user7@example.com"].state == "sent"
     assert Counter(m.rcpt for m in recorder.messages)["user7@example.com"] == 1
     assert worker.pool.connections_opened >= 2
 
@@ -104,7 +104,7 @@ def test_failover_to_the_next_relay(
     send_id = make_campaign(engine, settings, 20)
     run_to_end(engine, settings, send_id)
     assert len({m.rcpt for m in recorder.messages}) == 20
-    assert sends.progress(engine, send_id)["counts"] == {"sent": 20}
+    assert sends.progress(engine, send_id).counts == {"sent": 20}
 
 
 def test_pause_stops_and_resume_finishes(

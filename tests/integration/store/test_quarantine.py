@@ -97,8 +97,8 @@ def test_a_quarantined_message_is_listed_released_and_delivered(
     assert b.state == "pending" and before <= b.available_at <= CLOCK.now()
     assert batch(engine, send_id, 0).state == "done"
     s = sends.get_send(engine, send_id)
-    assert s["state"] == "running" and s["completed_at"] is None
-    assert s["last_progress_at"] >= before  # no stall counted for the time it sat completed
+    assert s.state == "running" and s.completed_at is None
+    assert s.last_progress_at >= before  # no stall counted for the time it sat completed
     assert service.listing(engine, send_id) == []
     with pytest.raises(Conflict, match=f"message {bad} is queued"):
         service.release(engine, CLOCK, messages=[bad])
@@ -111,7 +111,7 @@ def test_a_quarantined_message_is_listed_released_and_delivered(
     )
     rcpts = Counter(m.rcpt for m in recorder.messages)
     assert len(rcpts) == 15 and max(rcpts.values()) == 1
-    assert sends.progress(engine, send_id)["counts"] == {"sent": 15}
+    assert sends.progress(engine, send_id).counts == {"sent": 15}
     assert batch(engine, send_id, 1).state == "done"
 
 
@@ -214,13 +214,13 @@ def test_requeue_hands_a_dead_workers_batches_to_a_live_worker_at_once(
 
     instances.heartbeat(engine, "live-1", CLOCK.now())  # however slow the setup was
     counts = service.requeue(engine, CLOCK, settings, send_id)
-    assert counts == {
-        "expired_leases": 0,
-        "dead_owner_leases": 2,
-        "live_leases": 1,
-        "batches_due": 0,
-        "deferred": 0,
-    }
+    assert counts == store.Requeued(
+        expired_leases=0,
+        dead_owner_leases=2,
+        live_leases=1,
+        batches_due=0,
+        deferred=0,
+    )
     for claim in (dead, silent):
         b = batch(engine, send_id, claim.seq)
         # Lapsed now, but still the dead holder's until a claim takes it (and bumps the epoch).
@@ -240,8 +240,8 @@ def test_requeue_hands_a_dead_workers_batches_to_a_live_worker_at_once(
     )
     rcpts = Counter(m.rcpt for m in recorder.messages)
     assert len(rcpts) == 25 and max(rcpts.values()) == 1
-    assert sends.progress(engine, send_id)["counts"] == {"sent": 25}
-    assert sends.get_send(engine, send_id)["resent_after_crash"] == 6  # the 4 + 2 in flight
+    assert sends.progress(engine, send_id).counts == {"sent": 25}
+    assert sends.get_send(engine, send_id).resent_after_crash == 6  # the 4 + 2 in flight
     for claim in (dead, silent):
         b = batch(engine, send_id, claim.seq)
         assert (b.state, b.reclaims, b.lease_epoch) == ("done", 1, 2)
@@ -263,7 +263,7 @@ def test_requeue_hands_a_dead_workers_batches_to_a_live_worker_at_once(
     queue.apply_checkpoints(engine, [stale], CLOCK.now())
     assert not stale.accepted
     assert not queue.release_batch(engine, dead, CLOCK.now())
-    assert sends.progress(engine, send_id)["counts"] == {"sent": 25}
+    assert sends.progress(engine, send_id).counts == {"sent": 25}
 
 
 def test_requeue_makes_deferred_work_due_and_leaves_unknown_owners_alone(
@@ -286,20 +286,20 @@ def test_requeue_makes_deferred_work_due_and_leaves_unknown_owners_alone(
     assert queue.claim_batch(engine, "B", 10, T0 + 2) is None
 
     counts = store.requeue_stuck(engine, send_id, T0 + 2, dead_age=9)
-    assert counts == {
-        "expired_leases": 0,
-        "dead_owner_leases": 0,
-        "live_leases": 1,
-        "batches_due": 1,
-        "deferred": 1,
-    }
+    assert counts == store.Requeued(
+        expired_leases=0,
+        dead_owner_leases=0,
+        live_leases=1,
+        batches_due=1,
+        deferred=1,
+    )
     assert batch(engine, send_id, 1).lease_expires_at == T0 + 11
     b = queue.claim_batch(engine, "B", 10, T0 + 2)
     assert b is not None and b.seq == 0
     assert [m.id for m in queue.load_messages(engine, b, T0 + 2)] == [ids[0]]
     # Once its lease lapsed by itself, it is counted as such and left to the next claim.
     later = store.requeue_stuck(engine, send_id, T0 + 20, dead_age=9)
-    assert later["expired_leases"] == 2 and later["dead_owner_leases"] == 0
+    assert later.expired_leases == 2 and later.dead_owner_leases == 0
 
 
 def test_arguments_are_checked(engine: Engine, settings_for: Any, db_url: str) -> None:

@@ -44,7 +44,7 @@ def test_stale_holder_is_fenced_off_after_a_reclaim(engine: Engine, one_batch: i
     assert b is not None and b.epoch == 2 and b.reclaimed
     reloaded = queue.load_messages(engine, b, T0 + 11)
     assert sum(m.at_risk for m in reloaded) == 4  # A's window is counted as at risk
-    assert sends.get_send(engine, one_batch)["resent_after_crash"] == 4
+    assert sends.get_send(engine, one_batch).resent_after_crash == 4
     ok = Checkpoint(b, results=sent(ids, T0 + 12))
     queue.apply_checkpoints(engine, [ok], T0 + 12)
     assert ok.accepted
@@ -62,7 +62,7 @@ def test_stale_holder_is_fenced_off_after_a_reclaim(engine: Engine, one_batch: i
         ).all()
     assert {(r.state, r.epoch) for r in rows} == {("sent", 2)}
     assert queue.release_batch(engine, b, T0 + 14)
-    assert sends.get_send(engine, one_batch)["state"] == "completed"
+    assert sends.get_send(engine, one_batch).state == "completed"
 
 
 def test_heartbeat_keeps_a_lease_alive(engine: Engine, one_batch: int) -> None:
@@ -100,7 +100,7 @@ def test_paused_sends_are_not_claimed(engine: Engine, one_batch: int) -> None:
 def test_cancel_gives_up_queued_messages(engine: Engine, one_batch: int) -> None:
     sends.change_state(engine, one_batch, "cancel", T0)
     assert queue.claim_batch(engine, "A", 10, T0) is None
-    assert sends.progress(engine, one_batch)["counts"] == {"cancelled": 10}
+    assert sends.progress(engine, one_batch).counts == {"cancelled": 10}
 
 
 def test_a_rescuer_takes_only_lapsed_leases(engine: Engine, one_batch: int) -> None:

@@ -171,7 +171,7 @@ class LeaseQueue(RuleBasedStateMachine):
         assert set(self.delivered) == set(states), "a message was lost"
         dups = sum(n - 1 for n in self.delivered.values())
         assert dups <= self.exposed, (dups, self.exposed)
-        counted = sends.get_send(self.engine, self.send_id)["resent_after_crash"]
+        counted = sends.get_send(self.engine, self.send_id).resent_after_crash
         assert dups <= counted
 
     # -- helpers -------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Suppression on both databases: any spelling of an address, two streams, the 0008 migration."""
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from alembic import command
@@ -71,7 +72,7 @@ def test_newsletter_unsubscribe_never_blocks_a_password_reset(
         from_addr="news@example.com",
     )
     started = campaigns.start(engine, CLOCK, settings, send_id)
-    assert started["suppressed"] == 3 and started["messages"] == 1  # only cy
+    assert started.suppressed == 3 and started.messages == 1  # only cy
 
     stream = ids["send_id"]
 
@@ -130,7 +131,8 @@ def test_migration_keeps_the_meaning_of_old_rows(db_url: str, engine: Engine) ->
         kinds = [r.kind for r in conn.execute(select(tracking_events.c.kind))]
     assert sorted(kinds) == ["click", "click", "open"]
     # A repeated open is no new row; clicks still count.
-    tracking.insert_events(engine, [{**event, "at": 10.0}, {**event, "kind": "click", "at": 11.0}])
+    opened = tracking.TrackingEvent(kind="open", send_id=1, message_id=7, at=10.0, method="GET")
+    tracking.insert_events(engine, [opened, replace(opened, kind="click", at=11.0)])
     with engine.connect() as conn:
         assert len(conn.execute(select(tracking_events.c.id)).all()) == 4
     command.downgrade(cfg, "0007")
