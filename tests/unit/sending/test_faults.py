@@ -11,6 +11,7 @@ from steadymail.config import Settings
 from steadymail.sending import faults as faults_module
 from steadymail.sending.faults import FAULT_EXIT_CODE, Faults
 from steadymail.sending.flag_view import FlagView
+from steadymail.store.records import FlagRow
 
 
 class Exited(Exception):
@@ -24,7 +25,7 @@ def _faults(tmp_path: Path, clock: FakeClock, **settings: object) -> tuple[Fault
 
 
 def _set(flags: FlagView, name: str, value: object, at: float) -> None:
-    flags.update([{"name": name, "value": value, "updated_at": at}])
+    flags.update([FlagRow(name=name, value=value, updated_at=at, updated_by="test")])
 
 
 def test_worker_exit_waits_for_its_delay_and_the_workers_age(
