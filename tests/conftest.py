@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from steadymail.clock import SystemClock
 from steadymail.config import RelaySettings, Settings
 from steadymail.store.db import make_engine, migrate
+from tests.helpers import MISSING, free_port, need, wait_until
 
 PG_ADMIN = os.environ.get("STEADYMAIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -31,7 +32,11 @@ def _pg_available() -> bool:
 
 
 PG_UP = _pg_available()
-REQUIRE_PG = os.environ.get("STEADYMAIL_REQUIRE_PG") == "1"
+
+
+def need_pg() -> None:
+    """Skip without PostgreSQL, or fail when STEADYMAIL_REQUIRE_PG=1 (`make test`)."""
+    need("PG", PG_UP, f"PostgreSQL at {PG_ADMIN} does not answer")
 
 
 def create_pg_database() -> str:
@@ -60,19 +65,23 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @contextmanager
-def fresh_pg_database() -> Iterator[str]:
-    """A new, migrated PostgreSQL database, dropped afterwards; skips (or fails, when
+def unmigrated_pg_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards; skips (or fails, when
     STEADYMAIL_REQUIRE_PG=1) if PostgreSQL does not answer."""
-    if not PG_UP:
-        if REQUIRE_PG:
-            pytest.fail("PostgreSQL on 127.0.0.1:5432 is required but not reachable")
-        pytest.skip("PostgreSQL not reachable")
+    need_pg()
     url = create_pg_database()
-    migrate(url)
     try:
         yield url
     finally:
         drop_pg_database(url)
+
+
+@contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A new PostgreSQL database migrated to the newest schema, dropped afterwards."""
+    with unmigrated_pg_database() as url:
+        migrate(url)
+        yield url
 
 
 @pytest.fixture
@@ -139,14 +148,6 @@ class Recorder:
     def count(self) -> int:
         with self.lock:
             return len(self.messages)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -216,9 +217,6 @@ def live_api(
 ) -> Iterator[LiveApi]:
     """The admin and public apps served by real uvicorn servers on free ports, in one event
     loop as `steadymail api` runs them, with a key of every scope."""
-    import asyncio
-    import time
-
     from steadymail.api.serve import Listeners
     from steadymail.store import apikeys
 
@@ -235,11 +233,8 @@ def live_api(
     listeners = Listeners(settings, engine)
     thread = threading.Thread(target=lambda: asyncio.run(listeners.serve()), daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not listeners.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the api listeners did not start")
-        time.sleep(0.05)
+    wait_until(lambda: listeners.started or not thread.is_alive(), 10, "the api listeners starting")
+    assert listeners.started, "the api listeners ended before they started"
     key = apikeys.create_key(engine, "test", set(apikeys.SCOPES), CLOCK.now())
     yield LiveApi(
         f"http://127.0.0.1:{port}",
@@ -251,3 +246,20 @@ def live_api(
     )
     listeners.stop()
     thread.join(10)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say loudly when the run was not a full one: tests skipped for a missing requirement."""
+    missing = [
+        r
+        for r in terminalreporter.stats.get("skipped", [])
+        if isinstance(r.longrepr, tuple) and MISSING in str(r.longrepr[2])
+    ]
+    if missing:
+        reasons = sorted({str(r.longrepr[2]).split(": ", 2)[-1] for r in missing})
+        terminalreporter.write_sep(
+            "!", f"NOT A FULL RUN: {len(missing)} tests skipped for a missing requirement"
+        )
+        for reason in reasons:
+            terminalreporter.write_line(f"  {reason}")
+        terminalreporter.write_line("  `make test` requires them all (see README, Tests).")

@@ -90,7 +90,7 @@ class UpPorts:
 def up_env(**settings: object) -> tuple[dict[str, str], UpPorts]:
     """The environment for a `steadymail up` of one region with two workers on free ports
     (admin API, public listener, capture sink), plus `settings` as STEADYMAIL_* variables."""
-    from tests.conftest import free_port
+    from tests.helpers import free_port
 
     ports = UpPorts(free_port(), free_port(), free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith("STEADYMAIL_")}

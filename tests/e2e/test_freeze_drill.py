@@ -24,7 +24,7 @@ from sqlalchemy import Engine, text
 
 from steadymail.store import sends
 from tests.conftest import Recorder
-from tests.helpers import make_campaign, wait_for
+from tests.helpers import make_campaign, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -133,7 +133,7 @@ def test_a_worker_frozen_anywhere_is_taken_over_within_a_lease(
     )
     a = workers.start("a")
     workers.start("b")
-    wait_for(lambda: recorder.count() >= 100, timeout=60)
+    wait_until(lambda: recorder.count() >= 100, timeout=60)
     seen = Observer(engine)
     points = _points(engine.dialect.name)
     takeovers: list[float] = []
@@ -167,7 +167,7 @@ def test_a_worker_frozen_anywhere_is_taken_over_within_a_lease(
             return all(now.get(b, e) > e for b, e in held.items()) and recorder.count() > before
 
         try:
-            wait_for(taken_over, timeout=TTL + 2, interval=0.02)
+            wait_until(taken_over, timeout=TTL + 2, interval=0.02)
         except AssertionError:
             raise AssertionError(
                 f"freeze {len(takeovers) + 1} at {point}: held {held}, now "
@@ -198,14 +198,14 @@ def test_a_worker_frozen_anywhere_is_taken_over_within_a_lease(
         if a.poll() is not None:  # SQLite: the peer watch killed it; restart, as systemd would
             killed += 1
             a = workers.start("a")
-            wait_for(lambda p=a.pid: seen.instance_of(p) is not None, timeout=30)
+            wait_until(lambda p=a.pid: seen.instance_of(p) is not None, timeout=30)
         else:
             workers.kill("a", signal.SIGCONT)
         time.sleep(0.1)  # let a run a little before its next freeze
 
     drilled = time.monotonic()
     for sid in send_ids:
-        wait_for(lambda s=sid: sends.get_send(engine, s)["state"] == "completed", timeout=240)
+        wait_until(lambda s=sid: sends.get_send(engine, s)["state"] == "completed", timeout=240)
     tail = time.monotonic() - drilled
     with recorder.lock:
         per_id = Counter(m.message_id for m in recorder.messages)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PG_ADMIN, PG_UP, REQUIRE_PG
+from tests.conftest import PG_ADMIN, need_pg
 
 pytestmark = pytest.mark.e2e
 
@@ -46,10 +46,7 @@ def test_the_fault_in_the_canary_is_stopped_there_and_every_send_heals(tmp_path:
 def test_a_fault_after_the_guard_is_reverted_by_the_revert_window_on_postgresql(
     tmp_path: Path,
 ) -> None:
-    if not PG_UP:
-        if REQUIRE_PG:
-            pytest.fail("PostgreSQL on 127.0.0.1:5432 is required but not reachable")
-        pytest.skip("PostgreSQL not reachable")
+    need_pg()
     url = PG_ADMIN.rsplit("/", 1)[0] + "/sm_replay_{region}"
     r = _replay(tmp_path, "--fault-after-guard", "--database-url", url)
     assert r["database"] == "postgresql"

@@ -19,7 +19,7 @@ from steadymail.cli.supervisor import Child, Supervisor, exit_reporter, steadyma
 from steadymail.clock import SystemClock
 from steadymail.store import alerts, events, sends
 from tests.conftest import Recorder
-from tests.helpers import make_campaign, wait_for
+from tests.helpers import make_campaign, wait_until
 from tests.integration.monitor.test_alerts import Receiver
 
 pytestmark = pytest.mark.e2e
@@ -151,14 +151,14 @@ def test_sigkill_raises_a_restart_alert_and_the_send_resumes(
     )
     r, hook = region()
     r.supervise(engine, 2)
-    wait_for(lambda: recorder.count() >= 300, timeout=60)
+    wait_until(lambda: recorder.count() >= 300, timeout=60)
     killed_at = time.time()
     os.kill(r.worker_pid("worker-1"), signal.SIGKILL)
-    wait_for(
+    wait_until(
         lambda: any(a["state"] == "firing" for a in firing(engine, "service_restarted")), timeout=30
     )
     alert = firing(engine, "service_restarted")[0]
-    wait_for(
+    wait_until(
         lambda: any(
             e["kind"] == "lease_reclaimed" and e["at"] > killed_at for e in events.after(engine, 0)
         ),
@@ -169,8 +169,8 @@ def test_sigkill_raises_a_restart_alert_and_the_send_resumes(
         for e in events.after(engine, 0)
         if e["kind"] == "lease_reclaimed" and e["at"] > killed_at
     )
-    wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=120)
-    wait_for(lambda: alerts.get(engine, alert["id"])["state"] == "resolved", timeout=30)
+    wait_until(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=120)
+    wait_until(lambda: alerts.get(engine, alert["id"])["state"] == "resolved", timeout=30)
     print(
         f"SIGKILL: alert after {alert['started_at'] - killed_at:.2f}s, "
         f"resumed (batch reclaimed) after {resumed - killed_at:.2f}s"
@@ -179,7 +179,7 @@ def test_sigkill_raises_a_restart_alert_and_the_send_resumes(
     assert "SIGKILL" in alert["labels"]["reason"]
     assert alert["started_at"] > killed_at
     assert len({m.rcpt for m in recorder.messages}) == 3000
-    wait_for(
+    wait_until(
         lambda: (
             [p["event"] for p in hook.posts if p["name"] == "service_restarted"]
             == ["firing", "resolved"]
@@ -211,16 +211,16 @@ def test_no_live_worker_then_one_starts(
     )
     r, _ = region()
     worker = r._spawn("worker", "worker-1")
-    wait_for(lambda: recorder.count() >= 200, timeout=60)
+    wait_until(lambda: recorder.count() >= 200, timeout=60)
     worker.kill()
     worker.wait()
     killed_at = time.time()
-    wait_for(lambda: len(firing(engine, "no_live_worker")) == 1, timeout=30)
+    wait_until(lambda: len(firing(engine, "no_live_worker")) == 1, timeout=30)
     alert = firing(engine, "no_live_worker")[0]
     print(f"all workers down: alert after {alert['started_at'] - killed_at:.2f}s")
     r._spawn("worker", "worker-1")
-    wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=120)
-    wait_for(lambda: alerts.get(engine, alert["id"])["state"] == "resolved", timeout=30)
+    wait_until(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=120)
+    wait_until(lambda: alerts.get(engine, alert["id"])["state"] == "resolved", timeout=30)
     assert len({m.rcpt for m in recorder.messages}) == 1500
 
 
@@ -241,7 +241,7 @@ def test_poison_message_is_quarantined_and_the_rest_completes(
     )
     r, _ = region(fault_crash_on="user77@example.com", quarantine_after=3, crash_loop_restarts=3)
     r.supervise(engine, 2)
-    wait_for(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=180)
+    wait_until(lambda: sends.get_send(engine, send_id)["state"] == "completed", timeout=180)
     rows = {m["email"]: m for m in sends.message_rows(engine, send_id, 1000)}
     assert rows["user77@example.com"]["state"] == "quarantined"
     others = {
@@ -251,10 +251,10 @@ def test_poison_message_is_quarantined_and_the_rest_completes(
     }
     assert others == {}
     assert "user77@example.com" not in {m.rcpt for m in recorder.messages}
-    wait_for(lambda: len(firing(engine, "message_quarantined")) == 1, timeout=30)
+    wait_until(lambda: len(firing(engine, "message_quarantined")) == 1, timeout=30)
     assert "user77@example.com" in firing(engine, "message_quarantined")[0]["summary"]
     # Three deaths, three restarts (the last after its backoff): a crash loop.
-    wait_for(lambda: len(firing(engine, "crash_loop")) == 1, timeout=30)
+    wait_until(lambda: len(firing(engine, "crash_loop")) == 1, timeout=30)
 
 
 def test_paused_and_rate_limited_sends_raise_no_stall(

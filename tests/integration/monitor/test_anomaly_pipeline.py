@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 from steadymail.config import Settings
 from steadymail.monitor.service import Monitor
 from steadymail.store import alerts, metric_series
-from tests.conftest import CLOCK, Recorder, free_port
-from tests.helpers import make_campaign, worker_for
+from tests.conftest import CLOCK, Recorder
+from tests.helpers import free_port, make_campaign, worker_for
 
 INTERVAL = 1.0
 WARMUP = 15

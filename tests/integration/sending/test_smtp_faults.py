@@ -8,8 +8,8 @@ from sqlalchemy import Engine
 
 from steadymail.config import RelaySettings
 from steadymail.store import contacts, sends
-from tests.conftest import Recorder, free_port
-from tests.helpers import CLOCK, make_campaign, run_worker_until, send_state, worker_for
+from tests.conftest import Recorder
+from tests.helpers import CLOCK, free_port, make_campaign, run_worker_until, send_state, worker_for
 
 
 def by_email(engine: Engine, send_id: int) -> dict[str, dict[str, Any]]:
@@ -148,8 +148,8 @@ def test_a_relay_without_smtputf8_bounces_that_message_and_raises_nothing() -> N
 
     from steadymail.config import RelaySettings
     from steadymail.domain.delivery import Outcome
-    from tests.conftest import Recorder, free_port
-    from tests.helpers import lone_pool
+    from tests.conftest import Recorder
+    from tests.helpers import free_port, lone_pool
 
     controller = Controller(
         Recorder(), hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=False
