@@ -90,17 +90,22 @@ async def wait_until_async(
         await asyncio.sleep(interval)
 
 
+def running(task: "asyncio.Task[None]", what: str = "worker") -> Callable[[], None]:
+    """An `alive` check for wait_until_async: raises the task's error, or that it ended."""
+
+    def check() -> None:
+        if task.done():
+            task.result()
+            raise AssertionError(f"{what} exited early")
+
+    return check
+
+
 async def run_worker_until(worker: Worker, cond: Callable[[], bool], timeout: float = 30.0) -> None:
     """Run `worker` in this loop until `cond` holds, then stop it and wait for it to end."""
     task = asyncio.create_task(worker.run())
-
-    def alive() -> None:
-        if task.done():
-            task.result()
-            raise AssertionError("worker exited early")
-
     try:
-        await wait_until_async(cond, timeout, alive=alive)
+        await wait_until_async(cond, timeout, alive=running(task))
     finally:
         worker.stop()
         await asyncio.wait_for(task, 30)

@@ -4,7 +4,6 @@ no steadymail supervisor — and a monitor process. A SIGKILLed worker is a rest
 slot, alerted within seconds; repeated kills are a crash loop; a worker that dies of an
 exception leaves last words that the restart alert shows."""
 
-import json
 import os
 import signal
 import subprocess
@@ -21,6 +20,7 @@ from steadymail.services import flags as flag_service
 from steadymail.services import quarantine
 from steadymail.store import alerts, instances, sends
 from tests.conftest import CLOCK, Recorder
+from tests.e2e.conftest import region_env
 from tests.helpers import make_campaign, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -45,17 +45,7 @@ class PlainLoops:
     steadymail would run it; plus one monitor process."""
 
     def __init__(self, db_url: str, smtp_port: int, tmp: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STEADYMAIL_")}
-        env.update({f"STEADYMAIL_{k.upper()}": str(v) for k, v in SETTINGS.items()})
-        env.update(
-            {
-                "STEADYMAIL_DATABASE_URL": db_url,
-                "STEADYMAIL_DATA_DIR": str(tmp / "data"),
-                "STEADYMAIL_CONFIG": str(tmp / "none.toml"),
-                "STEADYMAIL_RELAYS": json.dumps([{"host": "127.0.0.1", "port": smtp_port}]),
-            }
-        )
-        self.env, self.tmp = env, tmp
+        self.env, self.tmp = region_env(db_url, smtp_port, tmp, **SETTINGS), tmp
         self.groups: list[subprocess.Popen[bytes]] = []
 
     def _start(self, command: str, name: str) -> None:

@@ -149,13 +149,13 @@ def test_a_worker_frozen_anywhere_is_taken_over_within_a_lease(
             send_ids.append(make_campaign(engine, cfg, total, list_name=name, html="", text="Hi"))
         order = orders / str(a.pid)
         order.write_text(point)
-        deadline = time.monotonic() + 5
-        while _state(a.pid) != "T" and time.monotonic() < deadline:
-            time.sleep(0.005)
-        if _state(a.pid) != "T":
+        try:
+            wait_until(lambda p=a.pid: _state(p) == "T", 5, "a frozen", interval=0.005)
+        except AssertionError:
             order.unlink(missing_ok=True)
-            missed[point] += 1
-            continue
+            if _state(a.pid) != "T":  # it never reached that point in 5 s: try the next one
+                missed[point] += 1
+                continue
         frozen_at = time.monotonic()
         owner = seen.instance_of(a.pid)
         assert owner is not None
@@ -201,7 +201,8 @@ def test_a_worker_frozen_anywhere_is_taken_over_within_a_lease(
             wait_until(lambda p=a.pid: seen.instance_of(p) is not None, timeout=30)
         else:
             workers.kill("a", signal.SIGCONT)
-        time.sleep(0.1)  # let a run a little before its next freeze
+            wait_until(lambda p=a.pid: _state(p) != "T", 5, "a thawed", interval=0.005)
+        # No pause here: the next order takes effect only where a's loop reaches that point.
 
     drilled = time.monotonic()
     for sid in send_ids:

@@ -63,19 +63,19 @@ def test_up_runs_a_region_and_restarts_a_killed_worker(tmp_path: Path) -> None:
             json={"to": "zoe@example.com", "subject": "hello", "text": "hi"},
         )
         assert r.status_code == 202
-        out = subprocess.run(
-            [*cmd, "captured"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
-        )
-        wait_until(
-            lambda: (
-                "zoe@example.com"
-                in subprocess.run(
-                    [*cmd, "captured"], cwd=tmp_path, env=env, capture_output=True, text=True
-                ).stdout
-            ),
-            timeout=30,
-        )
-        assert out.returncode == 0
+
+        def captured() -> str:
+            # check=True: a failing `steadymail captured` fails the test at once.
+            return subprocess.run(
+                [*cmd, "captured"],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+
+        wait_until(lambda: "zoe@example.com" in captured(), 30, "the message in `captured`")
         # Prometheus sees the worker processes' counters through the API (multiprocess mode).
         wait_until(lambda: _sent_counter(api_port) >= 1, timeout=10)
         # The monitor folded the worker's interval sums into the region's series.

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from steadymail.cli.supervisor import Child, Supervisor, exit_reporter, steadymail_argv
 from steadymail.clock import SystemClock
 from steadymail.store import alerts, events, sends
+from steadymail.store.schema import instances
 from tests.conftest import Recorder
+from tests.e2e.conftest import region_env
 from tests.helpers import make_campaign, wait_until
 from tests.integration.monitor.test_alerts import Receiver
 
@@ -41,23 +43,11 @@ class Region:
     """Workers under the real supervisor plus a monitor process, on one database."""
 
     def __init__(self, db_url: str, smtp_port: int, tmp: Path, hook: str, **extra: Any) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STEADYMAIL_")}
-        settings = {**FAST, **extra}
-        env.update({f"STEADYMAIL_{k.upper()}": str(v) for k, v in settings.items()})
-        env.update(
-            {
-                "STEADYMAIL_DATABASE_URL": db_url,
-                "STEADYMAIL_DATA_DIR": str(tmp / "data"),
-                "STEADYMAIL_CONFIG": str(tmp / "none.toml"),
-                "STEADYMAIL_RELAYS": json.dumps(
-                    [{"host": "127.0.0.1", "port": smtp_port, **extra.pop("relay", {})}]
-                ),
-                "STEADYMAIL_NOTIFIERS": json.dumps(
-                    [{"name": "hook", "kind": "webhook", "url": hook}]
-                ),
-            }
+        relay = extra.pop("relay", {})
+        notifiers = json.dumps([{"name": "hook", "kind": "webhook", "url": hook}])
+        self.env = region_env(
+            db_url, smtp_port, tmp, relay, **{**FAST, **extra, "notifiers": notifiers}
         )
-        self.env = env
         self.logs = tmp
         self.supervisor: Supervisor | None = None
         self.spawned: list[subprocess.Popen[bytes]] = []
@@ -84,10 +74,10 @@ class Region:
         self.supervisor.start_all()
 
         def loop() -> None:
-            while not self._stop.is_set():
+            # A supervisor's pace (as `steadymail up` ticks it), not a wait for anything.
+            while not self._stop.wait(0.1):
                 assert self.supervisor is not None
                 self.supervisor.tick()
-                time.sleep(0.1)
 
         self._thread = threading.Thread(target=loop, daemon=True)
         self._thread.start()
@@ -257,6 +247,30 @@ def test_poison_message_is_quarantined_and_the_rest_completes(
     wait_until(lambda: len(firing(engine, "crash_loop")) == 1, timeout=30)
 
 
+def _beats(engine: Engine, service: str) -> list[float]:
+    """The heartbeats of the running instances of `service` (the monitor beats at the end of
+    every tick, after its stall detector ran)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(instances.c.heartbeat_at).where(
+                instances.c.service == service, instances.c.stopped_at.is_(None)
+            )
+        )
+        return [float(r.heartbeat_at) for r in rows]
+
+
+def _monitor_ticks_over(engine: Engine, seconds: float) -> list[float]:
+    """Watch the monitor for `seconds`; the distinct heartbeats it wrote meanwhile."""
+    seen: list[float] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        beat = max(_beats(engine, "monitor"), default=0.0)
+        if not seen or beat > seen[-1]:
+            seen.append(beat)
+        time.sleep(0.1)  # the sampling pace of this observation, not a wait for an event
+    return seen
+
+
 def test_paused_and_rate_limited_sends_raise_no_stall(
     engine: Engine,
     db_url: str,
@@ -265,13 +279,32 @@ def test_paused_and_rate_limited_sends_raise_no_stall(
     region: Any,
 ) -> None:
     recorder, port = smtp_server
+    floor = 4.0
     paused = make_campaign(engine, settings_for(db_url, port), 200, list_name="paused")
     sends.change_state(engine, paused, "pause", time.time())
-    slow = make_campaign(engine, settings_for(db_url, port), 200, list_name="slow")
-    r, _ = region(relay={"rate_per_second": 4}, stall_floor=4.0)
+    r, _ = region(relay={"rate_per_second": 4}, stall_floor=floor)
     r.supervise(engine, 1)
-    time.sleep(12)  # three times the stall floor, for a send that moves 4 messages a second
-    assert 20 < recorder.count() < 200  # the limit held and the send kept moving
+    # The throttled send starts once a worker and the monitor run: a send no worker has begun
+    # within the floor is rightly a stall, and a busy machine can take that long to start one.
+    wait_until(
+        lambda: _beats(engine, "worker") and _beats(engine, "monitor"),
+        60,
+        "a live worker and a live monitor",
+    )
+    slow = make_campaign(engine, settings_for(db_url, port), 200, list_name="slow")
+    wait_until(lambda: recorder.count() > 0, 30, "the throttled send's first message")
+    before = recorder.count()
+    # The wait is what is under test: three stall floors of a send held to 4 messages a
+    # second, watched by a monitor that must be seen ticking all along.
+    window = 3 * floor
+    start = time.time()
+    ticks = _monitor_ticks_over(engine, window)
+    moved = recorder.count() - before
+    gaps = [b - a for a, b in zip([start, *ticks], [*ticks, time.time()], strict=True)]
+    assert max(gaps) < floor / 2, f"the monitor did not tick throughout: beats {ticks}"
+    assert window <= moved <= 4 * (window + 1), moved  # kept moving; the limit held
+    assert recorder.count() < 200
     assert firing(engine, "send_stalled") == []
     assert firing(engine, "no_live_worker") == []
     assert sends.get_send(engine, slow)["state"] == "running"
+    assert sends.get_send(engine, paused)["state"] == "paused"
