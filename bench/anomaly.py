@@ -1,6 +1,8 @@
 """Anomaly detector speed, one series on one core. Prints one figure a line:
 
-  points                      points fed to each detector (the NAB subset's values, repeated)
+  data                        what was fed: the NAB subset's values, or "synthetic" (and why)
+                              when there is no corpus at --corpus
+  points                      points fed to each detector (the data's values, repeated)
   steadymail_points_per_s     the product's detector (NoveltyDetector.update)
   ewma_points_per_s           a plain EW z-score detector, the reference in this run
   ratio_to_ewma               steadymail / ewma
@@ -26,17 +28,22 @@ class _Noop:
         return 0.0
 
 
-def _values(corpus: Path, points: int) -> list[float]:
+def _values(corpus: Path, points: int) -> tuple[list[float], str]:
+    """The values to feed, and what they are."""
     base: list[float] = []
     if (corpus / "data").is_dir():
+        files = 0
         for series in iter_series(corpus):
             base += series.values
+            files += 1
+        what = f"nab {files} files, {len(base)} values from {corpus}"
     else:  # no corpus here: a daily cycle with noise-like wobble
         base = [100 + 20 * math.sin(i / 40) + (i * 7919 % 13) for i in range(100_000)]
+        what = f"synthetic (no NAB corpus at {corpus}): a sine cycle with wobble"
     out: list[float] = []
     while len(out) < points:
         out += base
-    return out[:points]
+    return out[:points], what
 
 
 def _rate(make: Callable[[], Detector], values: list[float], repeat: int) -> float:
@@ -57,7 +64,8 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    values = _values(args.corpus, args.points)
+    values, what = _values(args.corpus, args.points)
+    print(f"data {what}")
     ours = _rate(lambda: make_detector("steadymail"), values, args.repeat)
     ewma = _rate(lambda: make_detector("ewma"), values, args.repeat)
     loop = _rate(_Noop, values, args.repeat)

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,25 +29,11 @@ from steadymail.services import campaigns, csv_import, templates
 from steadymail.store import sends
 from steadymail.store.db import make_engine, migrate
 
+sys.path.insert(0, str(Path(__file__).parent))
+from net import free_port, start_sink
+
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 CLOCK = SystemClock()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_sink(port: int) -> subprocess.Popen[bytes]:
-    sink = subprocess.Popen(["smtp-sink", "-u", "nobody", f"127.0.0.1:{port}", "1024"])
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return sink
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("smtp-sink did not start")
 
 
 def raw_rate(port: int, n: int, size: int, sessions: int) -> float:

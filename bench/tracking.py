@@ -14,7 +14,6 @@ Usage: python bench/tracking.py [--seconds 10] [--connections 64]
 import argparse
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,13 +32,8 @@ from steadymail.tracking.tokens import Kind, TokenData
 from steadymail.tracking.tracker import Tracker
 
 sys.path.insert(0, str(Path(__file__).parent))
+from net import free_port
 from throughput import newsletter_html
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rate(fn: object, seconds: float) -> float:

@@ -2,6 +2,8 @@
 
 import asyncio
 import os
+import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +20,7 @@ from sqlalchemy import Engine
 from steadymail.clock import SystemClock
 from steadymail.config import RelaySettings, Settings
 from steadymail.store.db import make_engine, migrate
+from tests.helpers import MISSING, free_port, need, wait_until
 
 PG_ADMIN = os.environ.get("STEADYMAIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -31,13 +34,19 @@ def _pg_available() -> bool:
 
 
 PG_UP = _pg_available()
-REQUIRE_PG = os.environ.get("STEADYMAIL_REQUIRE_PG") == "1"
 
 
-def create_pg_database() -> str:
+def need_pg() -> None:
+    """Skip without PostgreSQL, or fail when STEADYMAIL_REQUIRE_PG=1 (`make test`)."""
+    need("PG", PG_UP, f"PostgreSQL at {PG_ADMIN} does not answer")
+
+
+def create_pg_database(template: str | None = None) -> str:
+    """A new PostgreSQL database (a copy of `template`, if named); its URL."""
     name = f"sm_test_{uuid.uuid4().hex[:10]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
 
 
@@ -47,28 +56,71 @@ def drop_pg_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+class _Migrated:
+    """One database of each kind migrated once per run; each test gets a copy of it (a file
+    copy, or CREATE DATABASE ... TEMPLATE), the same schema and data as running every migration
+    again, in a fraction of the time. Dropped when the run ends."""
+
+    def __init__(self) -> None:
+        self._sqlite: Path | None = None
+        self._pg: str | None = None
+
+    def sqlite(self, dest: Path) -> str:
+        if self._sqlite is None:
+            path = Path(tempfile.mkdtemp(prefix="steadymail-template-")) / "migrated.db"
+            migrate(f"sqlite:///{path}")
+            self._sqlite = path
+        shutil.copyfile(self._sqlite, dest)
+        return f"sqlite:///{dest}"
+
+    def pg(self) -> str:
+        need_pg()
+        if self._pg is None:
+            url = create_pg_database()
+            migrate(url)  # its connections are closed when it returns: a template must be idle
+            self._pg = url
+        return create_pg_database(template=self._pg.rsplit("/", 1)[1])
+
+    def drop(self) -> None:
+        if self._sqlite is not None:
+            shutil.rmtree(self._sqlite.parent, ignore_errors=True)
+        if self._pg is not None:
+            drop_pg_database(self._pg)
+
+
+MIGRATED = _Migrated()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    MIGRATED.drop()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, migrated database: a SQLite file, or a new PostgreSQL database."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'steadymail.db'}"
-        migrate(url)
-        yield url
+        yield MIGRATED.sqlite(tmp_path / "steadymail.db")
         return
     with fresh_pg_database() as url:
         yield url
 
 
 @contextmanager
-def fresh_pg_database() -> Iterator[str]:
-    """A new, migrated PostgreSQL database, dropped afterwards; skips (or fails, when
+def unmigrated_pg_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards; skips (or fails, when
     STEADYMAIL_REQUIRE_PG=1) if PostgreSQL does not answer."""
-    if not PG_UP:
-        if REQUIRE_PG:
-            pytest.fail("PostgreSQL on 127.0.0.1:5432 is required but not reachable")
-        pytest.skip("PostgreSQL not reachable")
+    need_pg()
     url = create_pg_database()
-    migrate(url)
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
+
+
+@contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A new PostgreSQL database at the newest schema, dropped afterwards."""
+    url = MIGRATED.pg()
     try:
         yield url
     finally:
@@ -141,14 +193,6 @@ class Recorder:
             return len(self.messages)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[Recorder, int]]:
     recorder = Recorder()
@@ -216,9 +260,6 @@ def live_api(
 ) -> Iterator[LiveApi]:
     """The admin and public apps served by real uvicorn servers on free ports, in one event
     loop as `steadymail api` runs them, with a key of every scope."""
-    import asyncio
-    import time
-
     from steadymail.api.serve import Listeners
     from steadymail.store import apikeys
 
@@ -235,11 +276,8 @@ def live_api(
     listeners = Listeners(settings, engine)
     thread = threading.Thread(target=lambda: asyncio.run(listeners.serve()), daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not listeners.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the api listeners did not start")
-        time.sleep(0.05)
+    wait_until(lambda: listeners.started or not thread.is_alive(), 10, "the api listeners starting")
+    assert listeners.started, "the api listeners ended before they started"
     key = apikeys.create_key(engine, "test", set(apikeys.SCOPES), CLOCK.now())
     yield LiveApi(
         f"http://127.0.0.1:{port}",
@@ -251,3 +289,20 @@ def live_api(
     )
     listeners.stop()
     thread.join(10)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say loudly when the run was not a full one: tests skipped for a missing requirement."""
+    missing = [
+        r
+        for r in terminalreporter.stats.get("skipped", [])
+        if isinstance(r.longrepr, tuple) and MISSING in str(r.longrepr[2])
+    ]
+    if missing:
+        reasons = sorted({str(r.longrepr[2]).split(": ", 2)[-1] for r in missing})
+        terminalreporter.write_sep(
+            "!", f"NOT A FULL RUN: {len(missing)} tests skipped for a missing requirement"
+        )
+        for reason in reasons:
+            terminalreporter.write_line(f"  {reason}")
+        terminalreporter.write_line("  `make test` requires them all (see README, Tests).")

@@ -1,9 +1,14 @@
-"""Test helpers: run a worker until a condition holds, wait on conditions with deadlines."""
+"""Test helpers: wait on conditions with deadlines, run a worker until a condition holds, say
+what a run needs, free ports, campaigns."""
 
 import asyncio
+import os
+import socket
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
+import pytest
 from sqlalchemy import Engine
 
 from steadymail.clock import SystemClock
@@ -15,28 +20,92 @@ from steadymail.services.runtime import build_worker
 from steadymail.store import sends
 
 CLOCK = SystemClock()
+T = TypeVar("T")
+
+# The start of every skip reason `need` gives: the summary counts these skips apart.
+MISSING = "missing requirement"
 
 
-def wait_for(cond: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05) -> None:
+def need(name: str, present: bool, missing: str) -> None:
+    """Go on only if a requirement of the test is present. Missing: the test fails when
+    STEADYMAIL_REQUIRE_<NAME>=1 (`make test` and CI set PG, PROMTOOL, SYSTEMD and NAB), and is
+    skipped otherwise."""
+    if present:
+        return
+    if os.environ.get(f"STEADYMAIL_REQUIRE_{name}") == "1":
+        pytest.fail(f"{missing}; STEADYMAIL_REQUIRE_{name}=1 requires it (make test sets it)")
+    pytest.skip(f"{MISSING}: {missing} (STEADYMAIL_REQUIRE_{name}=1 would fail instead)")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listened on a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _what(predicate: Callable[..., object], what: str) -> str:
+    if what:
+        return what
+    code = getattr(predicate, "__code__", None)
+    if code is None:
+        return repr(predicate)
+    return f"{predicate.__name__} ({os.path.basename(code.co_filename)}:{code.co_firstlineno})"
+
+
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 30.0, what: str = "", interval: float = 0.05
+) -> T:
+    """Poll `predicate` until it returns something truthy, and return that; past `timeout`
+    seconds, fail naming `what` was awaited (by default, the predicate and where it is)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {_what(predicate, what)}")
         time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
+
+
+async def wait_until_async(
+    predicate: Callable[[], T],
+    timeout: float = 30.0,
+    what: str = "",
+    interval: float = 0.05,
+    alive: Callable[[], None] | None = None,
+) -> T:
+    """`wait_until` inside an event loop: the predicate runs in a thread (it may query the
+    database), the loop keeps running. `alive`, called each round, may raise to end the wait
+    early (a worker task that exited)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await asyncio.to_thread(predicate)
+        if value:
+            return value
+        if alive is not None:
+            alive()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {_what(predicate, what)}")
+        await asyncio.sleep(interval)
+
+
+def running(task: "asyncio.Task[None]", what: str = "worker") -> Callable[[], None]:
+    """An `alive` check for wait_until_async: raises the task's error, or that it ended."""
+
+    def check() -> None:
+        if task.done():
+            task.result()
+            raise AssertionError(f"{what} exited early")
+
+    return check
 
 
 async def run_worker_until(worker: Worker, cond: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Run `worker` in this loop until `cond` holds, then stop it and wait for it to end."""
     task = asyncio.create_task(worker.run())
-    deadline = time.monotonic() + timeout
     try:
-        while not await asyncio.to_thread(cond):
-            if task.done():
-                task.result()
-                raise AssertionError("worker exited early")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met within {timeout}s")
-            await asyncio.sleep(0.05)
+        await wait_until_async(cond, timeout, alive=running(task))
     finally:
         worker.stop()
         await asyncio.wait_for(task, 30)

@@ -53,22 +53,38 @@ class Workers:
                 p.kill()
 
 
+def region_env(
+    db_url: str,
+    smtp_port: int,
+    tmp: Path,
+    relay: dict[str, object] | None = None,
+    **settings: object,
+) -> dict[str, str]:
+    """The environment of a `steadymail` process of a region under test: this one's without the
+    caller's STEADYMAIL_*, plus the database, a data directory and a config file path (absent)
+    under `tmp`, the relay at `smtp_port` (with `relay`'s options), and `settings` as
+    STEADYMAIL_* variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEADYMAIL_")}
+    env.update(
+        {
+            "STEADYMAIL_DATABASE_URL": db_url,
+            "STEADYMAIL_DATA_DIR": str(tmp / "data"),
+            "STEADYMAIL_CONFIG": str(tmp / "none.toml"),
+            "STEADYMAIL_RELAYS": json.dumps(
+                [{"host": "127.0.0.1", "port": smtp_port, **(relay or {})}]
+            ),
+        }
+    )
+    env.update({f"STEADYMAIL_{k.upper()}": str(v) for k, v in settings.items()})
+    return env
+
+
 @pytest.fixture
 def workers_for(tmp_path: Path) -> Iterator[object]:
     made: list[Workers] = []
 
     def make(db_url: str, smtp_port: int, **settings: object) -> Workers:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STEADYMAIL_")}
-        env.update(
-            {
-                "STEADYMAIL_DATABASE_URL": db_url,
-                "STEADYMAIL_DATA_DIR": str(tmp_path / "data"),
-                "STEADYMAIL_RELAYS": json.dumps([{"host": "127.0.0.1", "port": smtp_port}]),
-                "STEADYMAIL_CONFIG": str(tmp_path / "none.toml"),
-            }
-        )
-        for key, value in settings.items():
-            env[f"STEADYMAIL_{key.upper()}"] = str(value)
+        env = region_env(db_url, smtp_port, tmp_path, **settings)
         logdir = tmp_path / "logs"
         logdir.mkdir(exist_ok=True)
         w = Workers(env, logdir)
@@ -90,7 +106,7 @@ class UpPorts:
 def up_env(**settings: object) -> tuple[dict[str, str], UpPorts]:
     """The environment for a `steadymail up` of one region with two workers on free ports
     (admin API, public listener, capture sink), plus `settings` as STEADYMAIL_* variables."""
-    from tests.conftest import free_port
+    from tests.helpers import free_port
 
     ports = UpPorts(free_port(), free_port(), free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith("STEADYMAIL_")}

@@ -4,7 +4,6 @@ no steadymail supervisor — and a monitor process. A SIGKILLed worker is a rest
 slot, alerted within seconds; repeated kills are a crash loop; a worker that dies of an
 exception leaves last words that the restart alert shows."""
 
-import json
 import os
 import signal
 import subprocess
@@ -20,7 +19,8 @@ from sqlalchemy import Engine
 from steadymail.services import flag_admin, quarantine
 from steadymail.store import alerts, instances, sends
 from tests.conftest import CLOCK, Recorder
-from tests.helpers import make_campaign, wait_for
+from tests.e2e.conftest import region_env
+from tests.helpers import make_campaign, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -44,17 +44,7 @@ class PlainLoops:
     steadymail would run it; plus one monitor process."""
 
     def __init__(self, db_url: str, smtp_port: int, tmp: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STEADYMAIL_")}
-        env.update({f"STEADYMAIL_{k.upper()}": str(v) for k, v in SETTINGS.items()})
-        env.update(
-            {
-                "STEADYMAIL_DATABASE_URL": db_url,
-                "STEADYMAIL_DATA_DIR": str(tmp / "data"),
-                "STEADYMAIL_CONFIG": str(tmp / "none.toml"),
-                "STEADYMAIL_RELAYS": json.dumps([{"host": "127.0.0.1", "port": smtp_port}]),
-            }
-        )
-        self.env, self.tmp = env, tmp
+        self.env, self.tmp = region_env(db_url, smtp_port, tmp, **SETTINGS), tmp
         self.groups: list[subprocess.Popen[bytes]] = []
 
     def _start(self, command: str, name: str) -> None:
@@ -127,13 +117,13 @@ def test_a_killed_worker_under_a_plain_loop_is_a_restart_of_its_slot(
     recorder, port = smtp_server
     send_id = text_campaign(engine, settings_for(db_url, port, batch_size=50), 3000)
     loops.start(2)
-    wait_for(lambda: len(live_workers(engine)) == 2, timeout=60)
+    wait_until(lambda: len(live_workers(engine)) == 2, timeout=60)
     slots = set(live_workers(engine))
     # Both resolved from the host: one `worker@<host>`, the other `worker@<host>#2`.
     assert all(s.startswith("worker@") for s in slots), slots
     # (This machine may itself be a container: then the name is the container's hostname.)
     assert {r.identity for r in live_workers(engine).values()} <= {"host", "container"}
-    wait_for(lambda: recorder.count() >= 300, timeout=60)
+    wait_until(lambda: recorder.count() >= 300, timeout=60)
 
     delays = []
     victim = sorted(slots)[0]
@@ -141,23 +131,23 @@ def test_a_killed_worker_under_a_plain_loop_is_a_restart_of_its_slot(
         old = live_workers(engine)[victim]
         killed_at = time.time()
         os.kill(int(old.pid), signal.SIGKILL)
-        wait_for(lambda n=n: len(restart_alerts(engine, victim)) == n + 1, timeout=20)
+        wait_until(lambda n=n: len(restart_alerts(engine, victim)) == n + 1, timeout=20)
         alert = restart_alerts(engine, victim)[0]
         delays.append(alert.started_at - killed_at)
         assert alert.labels["previous_instance"] == old.instance_id
         assert "without last words" in alert.labels["reason"], alert.labels["reason"]
         assert alert.labels["planned"] is False
         # The new process fills the same slot: no other slot appeared.
-        wait_for(lambda: set(live_workers(engine)) == slots, timeout=20)
+        wait_until(lambda: set(live_workers(engine)) == slots, timeout=20)
         # A restart alert resolves once the new instance was healthy a while; wait for that
         # before the next kill, so each kill opens an alert of its own.
-        wait_for(lambda: all(a.state == "resolved" for a in restart_alerts(engine, victim)), 30)
+        wait_until(lambda: all(a.state == "resolved" for a in restart_alerts(engine, victim)), 30)
     print(f"\nplain loop, SIGKILL -> restart alert: {', '.join(f'{d:.2f}s' for d in delays)}")
     assert max(delays) <= 5.0, delays
     # Three restarts of the service in the window: a crash loop.
-    wait_for(lambda: any(a.name == "crash_loop" for a in alerts.listing(engine, limit=500)), 10)
+    wait_until(lambda: any(a.name == "crash_loop" for a in alerts.listing(engine, limit=500)), 10)
     # The killed worker's batches resumed at once (its PID was seen gone), and nothing is lost.
-    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
+    wait_until(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
     assert len({m.rcpt for m in recorder.messages}) == 3000
     # No `service_died` for an old instance was left firing after its slot was taken over.
     firing = [a for a in alerts.listing(engine, "firing") if a.name == "service_died"]
@@ -184,7 +174,7 @@ def test_a_worker_that_dies_of_an_exception_leaves_last_words_on_the_restart_ale
         engine, CLOCK, "fault.tracking_crash", {"one_in": 250}, "test", "drill", "R1"
     )
     loops.start(1)
-    wait_for(
+    wait_until(
         lambda: any(a.name == "service_restarted" for a in alerts.listing(engine, limit=500)),
         timeout=60,
     )
@@ -199,9 +189,9 @@ def test_a_worker_that_dies_of_an_exception_leaves_last_words_on_the_restart_ale
     # Take the fault away. A message that crashed three workers meanwhile was quarantined:
     # the person on call releases it, and the send completes with everything delivered.
     flag_admin.set_flag(engine, CLOCK, "fault.tracking_crash", None, "test", "over", "R1")
-    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
+    wait_until(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
     quarantine.release(engine, CLOCK, send_id=send_id)
-    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
+    wait_until(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
     rows = sends.message_rows(engine, send_id, 1000)
     assert {m.state for m in rows} == {"sent"}, {m.state for m in rows}
     assert len({m.rcpt for m in recorder.messages}) == 600
@@ -209,7 +199,7 @@ def test_a_worker_that_dies_of_an_exception_leaves_last_words_on_the_restart_ale
 
 def _stall_after(engine: Engine, send_id: int) -> tuple[alerts.Alert, float]:
     """The send_stalled alert, and how long after the send's last progress it fired."""
-    wait_for(
+    wait_until(
         lambda: any(a.name == "send_stalled" for a in alerts.listing(engine, "firing")),
         timeout=40,
     )
@@ -239,8 +229,8 @@ def test_when_every_worker_crash_loops_the_send_stalled_alert_fires_within_the_f
     assert any(a.name == "crash_loop" for a in alerts.listing(engine, limit=500))
     # The fault taken away, the same workers finish the send and the stall resolves.
     flag_admin.set_flag(engine, CLOCK, "fault.tracking_crash", None, "t", "", "R1")
-    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
-    wait_for(lambda: alerts.get(engine, stall.id).state == "resolved", timeout=30)
+    wait_until(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
+    wait_until(lambda: alerts.get(engine, stall.id).state == "resolved", timeout=30)
     assert len({m.rcpt for m in recorder.messages}) == 500
 
 
@@ -258,8 +248,8 @@ def test_when_every_worker_is_frozen_the_send_stalled_alert_fires_within_the_flo
     recorder, port = smtp_server
     send_id = text_campaign(engine, settings_for(db_url, port, batch_size=50), 3000)
     loops.start(2)
-    wait_for(lambda: len(live_workers(engine)) == 2, timeout=60)
-    wait_for(lambda: recorder.count() >= 300, timeout=60)
+    wait_until(lambda: len(live_workers(engine)) == 2, timeout=60)
+    wait_until(lambda: recorder.count() >= 300, timeout=60)
     frozen = [int(w.pid) for w in live_workers(engine).values()]
     for pid in frozen:  # a paused VM, a long GC: alive, holding its leases, doing nothing
         os.kill(pid, signal.SIGSTOP)
@@ -272,6 +262,6 @@ def test_when_every_worker_is_frozen_the_send_stalled_alert_fires_within_the_flo
         for pid in frozen:
             os.kill(pid, signal.SIGCONT)
     # Thawed: the send completes and the stall resolves.
-    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
-    wait_for(lambda: alerts.get(engine, stall.id).state == "resolved", timeout=30)
+    wait_until(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
+    wait_until(lambda: alerts.get(engine, stall.id).state == "resolved", timeout=30)
     assert len({m.rcpt for m in recorder.messages}) == 3000

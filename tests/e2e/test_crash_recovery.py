@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from steadymail.store import sends
 from tests.conftest import Recorder
-from tests.helpers import make_campaign, wait_for
+from tests.helpers import make_campaign, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -56,11 +56,11 @@ def test_sigkill_three_times_mid_send_loses_nothing(
     workers.start("b")
     started = time.monotonic()
     for n, (victim, threshold) in enumerate([("a", 1500), ("b", 4000), ("a", 6500)]):
-        wait_for(lambda t=threshold: recorder.count() >= t, timeout=240)
+        wait_until(lambda t=threshold: recorder.count() >= t, timeout=240)
         workers.kill(victim)
         print(f"kill {n + 1}: SIGKILL worker {victim} at {recorder.count()} received")
         workers.start(victim)  # what the supervisor does
-    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=300)
+    wait_until(lambda: sends.get_send(engine, send_id).state == "completed", timeout=300)
     elapsed = time.monotonic() - started
     distinct, dups = duplicates(recorder)
     counted = sends.get_send(engine, send_id).resent_after_crash
@@ -99,7 +99,7 @@ def test_sigterm_releases_leases_at_once(
     # A long lease: if SIGTERM did not release, the send would sit for a minute.
     workers = workers_for(db_url, port, **{**SETTINGS, "lease_ttl": 60.0})
     workers.start("a")
-    wait_for(lambda: recorder.count() >= 300, timeout=120)
+    wait_until(lambda: recorder.count() >= 300, timeout=120)
     workers.kill("a", signal.SIGTERM)
     assert workers.procs["a"].returncode == 0
     with engine.connect() as conn:
@@ -107,7 +107,7 @@ def test_sigterm_releases_leases_at_once(
     assert held == []
     stopped_at = recorder.count()
     workers.start("b")
-    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=50)
+    wait_until(lambda: sends.get_send(engine, send_id).state == "completed", timeout=50)
     distinct, dups = duplicates(recorder)
     assert (distinct, dups) == (total, 0)
     assert stopped_at < total

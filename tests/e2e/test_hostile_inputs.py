@@ -14,7 +14,7 @@ from steadymail.store import sends
 from steadymail.store.db import make_engine
 from steadymail.store.schema import instances
 from tests.e2e.conftest import up_env
-from tests.helpers import wait_for
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +53,7 @@ def test_hostile_inputs_kill_no_process_and_get_no_5xx(tmp_path: Path) -> None:
     )
     try:
         engine = make_engine(f"sqlite:///{tmp_path / '.steadymail' / 'steadymail.db'}")
-        wait_for(
+        wait_until(
             lambda: (
                 sum(k.startswith("worker:") for k in _processes(engine)) == 2
                 and any(k.startswith("api:") for k in _processes(engine))
@@ -178,7 +178,7 @@ def test_hostile_inputs_kill_no_process_and_get_no_5xx(tmp_path: Path) -> None:
         r = call("page too big", "GET", "/v1/sends", params={"limit": 10**6})
         assert r.status_code == 422
 
-        wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=60)
+        wait_until(lambda: sends.get_send(engine, send_id).state == "completed", timeout=60)
         counts = sends.progress(engine, send_id).counts
         assert counts == {"sent": 5, "failed": 5}, counts
         assert api.get("/healthz").status_code == 200

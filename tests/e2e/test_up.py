@@ -13,7 +13,7 @@ from sqlalchemy import select
 from steadymail.store.db import make_engine
 from steadymail.store.schema import instances
 from tests.e2e.conftest import up_env
-from tests.helpers import wait_for
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -40,14 +40,14 @@ def test_up_runs_a_region_and_restarts_a_killed_worker(tmp_path: Path) -> None:
             except Exception:
                 return []
 
-        wait_for(lambda: len(live_workers()) == 2, timeout=60)
-        wait_for(lambda: _healthy(api_port), timeout=30)
+        wait_until(lambda: len(live_workers()) == 2, timeout=60)
+        wait_until(lambda: _healthy(api_port), timeout=30)
         key_file = tmp_path / ".steadymail" / "dev-api-key"
         key = key_file.read_text().strip()
         assert key_file.stat().st_mode & 0o777 == 0o600
         assert key_file.parent.stat().st_mode & 0o777 == 0o700
         # The public listener (tracking, unsubscribe) is apart from the admin API.
-        wait_for(lambda: _healthy(public_port), timeout=30)
+        wait_until(lambda: _healthy(public_port), timeout=30)
         public = f"http://127.0.0.1:{public_port}"
         assert (
             httpx.get(public + "/v1/sends", headers={"Authorization": f"Bearer {key}"}).status_code
@@ -55,7 +55,7 @@ def test_up_runs_a_region_and_restarts_a_killed_worker(tmp_path: Path) -> None:
         )
         victim = live_workers()[0]
         os.kill(victim, signal.SIGKILL)
-        wait_for(lambda: len([p for p in live_workers() if p != victim]) >= 2, timeout=30)
+        wait_until(lambda: len([p for p in live_workers() if p != victim]) >= 2, timeout=30)
 
         r = httpx.post(
             f"http://127.0.0.1:{api_port}/v1/messages",
@@ -63,24 +63,24 @@ def test_up_runs_a_region_and_restarts_a_killed_worker(tmp_path: Path) -> None:
             json={"to": "zoe@example.com", "subject": "hello", "text": "hi"},
         )
         assert r.status_code == 202
-        out = subprocess.run(
-            [*cmd, "captured"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
-        )
-        wait_for(
-            lambda: (
-                "zoe@example.com"
-                in subprocess.run(
-                    [*cmd, "captured"], cwd=tmp_path, env=env, capture_output=True, text=True
-                ).stdout
-            ),
-            timeout=30,
-        )
-        assert out.returncode == 0
+
+        def captured() -> str:
+            # check=True: a failing `steadymail captured` fails the test at once.
+            return subprocess.run(
+                [*cmd, "captured"],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+
+        wait_until(lambda: "zoe@example.com" in captured(), 30, "the message in `captured`")
         # Prometheus sees the worker processes' counters through the API (multiprocess mode).
-        wait_for(lambda: _sent_counter(api_port) >= 1, timeout=10)
+        wait_until(lambda: _sent_counter(api_port) >= 1, timeout=10)
         # The monitor folded the worker's interval sums into the region's series.
         auth = {"Authorization": f"Bearer {key}"}
-        wait_for(
+        wait_until(
             lambda: (
                 "sent"
                 in httpx.get(f"http://127.0.0.1:{api_port}/v1/metrics/series", headers=auth).json()

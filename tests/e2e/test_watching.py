@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from steadymail.cli.supervisor import Child, Supervisor, exit_reporter, steadymail_argv
 from steadymail.clock import SystemClock
 from steadymail.store import alerts, events, sends
+from steadymail.store.schema import instances
 from tests.conftest import Recorder
-from tests.helpers import make_campaign, wait_for
+from tests.e2e.conftest import region_env
+from tests.helpers import make_campaign, wait_until
 from tests.integration.monitor.test_alerts import Receiver
 
 pytestmark = pytest.mark.e2e
@@ -41,23 +43,11 @@ class Region:
     """Workers under the real supervisor plus a monitor process, on one database."""
 
     def __init__(self, db_url: str, smtp_port: int, tmp: Path, hook: str, **extra: Any) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STEADYMAIL_")}
-        settings = {**FAST, **extra}
-        env.update({f"STEADYMAIL_{k.upper()}": str(v) for k, v in settings.items()})
-        env.update(
-            {
-                "STEADYMAIL_DATABASE_URL": db_url,
-                "STEADYMAIL_DATA_DIR": str(tmp / "data"),
-                "STEADYMAIL_CONFIG": str(tmp / "none.toml"),
-                "STEADYMAIL_RELAYS": json.dumps(
-                    [{"host": "127.0.0.1", "port": smtp_port, **extra.pop("relay", {})}]
-                ),
-                "STEADYMAIL_NOTIFIERS": json.dumps(
-                    [{"name": "hook", "kind": "webhook", "url": hook}]
-                ),
-            }
+        relay = extra.pop("relay", {})
+        notifiers = json.dumps([{"name": "hook", "kind": "webhook", "url": hook}])
+        self.env = region_env(
+            db_url, smtp_port, tmp, relay, **{**FAST, **extra, "notifiers": notifiers}
         )
-        self.env = env
         self.logs = tmp
         self.supervisor: Supervisor | None = None
         self.spawned: list[subprocess.Popen[bytes]] = []
@@ -84,10 +74,10 @@ class Region:
         self.supervisor.start_all()
 
         def loop() -> None:
-            while not self._stop.is_set():
+            # A supervisor's pace (as `steadymail up` ticks it), not a wait for anything.
+            while not self._stop.wait(0.1):
                 assert self.supervisor is not None
                 self.supervisor.tick()
-                time.sleep(0.1)
 
         self._thread = threading.Thread(target=loop, daemon=True)
         self._thread.start()
@@ -151,14 +141,14 @@ def test_sigkill_raises_a_restart_alert_and_the_send_resumes(
     )
     r, hook = region()
     r.supervise(engine, 2)
-    wait_for(lambda: recorder.count() >= 300, timeout=60)
+    wait_until(lambda: recorder.count() >= 300, timeout=60)
     killed_at = time.time()
     os.kill(r.worker_pid("worker-1"), signal.SIGKILL)
-    wait_for(
+    wait_until(
         lambda: any(a.state == "firing" for a in firing(engine, "service_restarted")), timeout=30
     )
     alert = firing(engine, "service_restarted")[0]
-    wait_for(
+    wait_until(
         lambda: any(
             e.kind == "lease_reclaimed" and e.at > killed_at for e in events.after(engine, 0)
         ),
@@ -167,8 +157,8 @@ def test_sigkill_raises_a_restart_alert_and_the_send_resumes(
     resumed = min(
         e.at for e in events.after(engine, 0) if e.kind == "lease_reclaimed" and e.at > killed_at
     )
-    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
-    wait_for(lambda: alerts.get(engine, alert.id).state == "resolved", timeout=30)
+    wait_until(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
+    wait_until(lambda: alerts.get(engine, alert.id).state == "resolved", timeout=30)
     print(
         f"SIGKILL: alert after {alert.started_at - killed_at:.2f}s, "
         f"resumed (batch reclaimed) after {resumed - killed_at:.2f}s"
@@ -177,7 +167,7 @@ def test_sigkill_raises_a_restart_alert_and_the_send_resumes(
     assert "SIGKILL" in alert.labels["reason"]
     assert alert.started_at > killed_at
     assert len({m.rcpt for m in recorder.messages}) == 3000
-    wait_for(
+    wait_until(
         lambda: (
             [p["event"] for p in hook.posts if p["name"] == "service_restarted"]
             == ["firing", "resolved"]
@@ -209,16 +199,16 @@ def test_no_live_worker_then_one_starts(
     )
     r, _ = region()
     worker = r._spawn("worker", "worker-1")
-    wait_for(lambda: recorder.count() >= 200, timeout=60)
+    wait_until(lambda: recorder.count() >= 200, timeout=60)
     worker.kill()
     worker.wait()
     killed_at = time.time()
-    wait_for(lambda: len(firing(engine, "no_live_worker")) == 1, timeout=30)
+    wait_until(lambda: len(firing(engine, "no_live_worker")) == 1, timeout=30)
     alert = firing(engine, "no_live_worker")[0]
     print(f"all workers down: alert after {alert.started_at - killed_at:.2f}s")
     r._spawn("worker", "worker-1")
-    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
-    wait_for(lambda: alerts.get(engine, alert.id).state == "resolved", timeout=30)
+    wait_until(lambda: sends.get_send(engine, send_id).state == "completed", timeout=120)
+    wait_until(lambda: alerts.get(engine, alert.id).state == "resolved", timeout=30)
     assert len({m.rcpt for m in recorder.messages}) == 1500
 
 
@@ -239,7 +229,7 @@ def test_poison_message_is_quarantined_and_the_rest_completes(
     )
     r, _ = region(fault_crash_on="user77@example.com", quarantine_after=3, crash_loop_restarts=3)
     r.supervise(engine, 2)
-    wait_for(lambda: sends.get_send(engine, send_id).state == "completed", timeout=180)
+    wait_until(lambda: sends.get_send(engine, send_id).state == "completed", timeout=180)
     rows = {m.email: m for m in sends.message_rows(engine, send_id, 1000)}
     assert rows["user77@example.com"].state == "quarantined"
     others = {
@@ -249,10 +239,34 @@ def test_poison_message_is_quarantined_and_the_rest_completes(
     }
     assert others == {}
     assert "user77@example.com" not in {m.rcpt for m in recorder.messages}
-    wait_for(lambda: len(firing(engine, "message_quarantined")) == 1, timeout=30)
+    wait_until(lambda: len(firing(engine, "message_quarantined")) == 1, timeout=30)
     assert "user77@example.com" in firing(engine, "message_quarantined")[0].summary
     # Three deaths, three restarts (the last after its backoff): a crash loop.
-    wait_for(lambda: len(firing(engine, "crash_loop")) == 1, timeout=30)
+    wait_until(lambda: len(firing(engine, "crash_loop")) == 1, timeout=30)
+
+
+def _beats(engine: Engine, service: str) -> list[float]:
+    """The heartbeats of the running instances of `service` (the monitor beats at the end of
+    every tick, after its stall detector ran)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(instances.c.heartbeat_at).where(
+                instances.c.service == service, instances.c.stopped_at.is_(None)
+            )
+        )
+        return [float(r.heartbeat_at) for r in rows]
+
+
+def _monitor_ticks_over(engine: Engine, seconds: float) -> list[float]:
+    """Watch the monitor for `seconds`; the distinct heartbeats it wrote meanwhile."""
+    seen: list[float] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        beat = max(_beats(engine, "monitor"), default=0.0)
+        if not seen or beat > seen[-1]:
+            seen.append(beat)
+        time.sleep(0.1)  # the sampling pace of this observation, not a wait for an event
+    return seen
 
 
 def test_paused_and_rate_limited_sends_raise_no_stall(
@@ -263,13 +277,31 @@ def test_paused_and_rate_limited_sends_raise_no_stall(
     region: Any,
 ) -> None:
     recorder, port = smtp_server
+    floor = 4.0
     paused = make_campaign(engine, settings_for(db_url, port), 200, list_name="paused")
     sends.change_state(engine, paused, "pause", time.time())
-    slow = make_campaign(engine, settings_for(db_url, port), 200, list_name="slow")
-    r, _ = region(relay={"rate_per_second": 4}, stall_floor=4.0)
+    r, _ = region(relay={"rate_per_second": 4}, stall_floor=floor)
     r.supervise(engine, 1)
-    time.sleep(12)  # three times the stall floor, for a send that moves 4 messages a second
-    assert 20 < recorder.count() < 200  # the limit held and the send kept moving
+    # The throttled send starts once a worker and the monitor run: a send no worker has begun
+    # within the floor is rightly a stall, and a busy machine can take that long to start one.
+    wait_until(
+        lambda: _beats(engine, "worker") and _beats(engine, "monitor"),
+        60,
+        "a live worker and a live monitor",
+    )
+    slow = make_campaign(engine, settings_for(db_url, port), 200, list_name="slow")
+    wait_until(lambda: recorder.count() > 0, 30, "the throttled send's first message")
+    before = recorder.count()
+    # The wait is what is under test: three stall floors of a send held to 4 messages a
+    # second, watched by a monitor that must be seen ticking all along.
+    window = 3 * floor
+    start = time.time()
+    ticks = _monitor_ticks_over(engine, window)
+    moved = recorder.count() - before
+    gaps = [b - a for a, b in zip([start, *ticks], [*ticks, time.time()], strict=True)]
+    assert max(gaps) < floor / 2, f"the monitor did not tick throughout: beats {ticks}"
+    assert window <= moved <= 4 * (window + 1), moved  # kept moving; the limit held
+    assert recorder.count() < 200
     assert firing(engine, "send_stalled") == []
     assert firing(engine, "no_live_worker") == []
     assert sends.get_send(engine, slow).state == "running"

@@ -6,11 +6,11 @@ import pytest
 from typer.testing import CliRunner
 
 from steadymail.cli.main import app as cli
-from tests.conftest import PG_UP, create_pg_database, drop_pg_database
+from tests.conftest import create_pg_database, drop_pg_database, need_pg
 
 
-@pytest.mark.skipif(not PG_UP, reason="PostgreSQL not reachable")
 def test_migrate_masks_the_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    need_pg()
     url = create_pg_database()
     try:
         # The local server trusts loopback, so any password connects: it is only to be hidden.

@@ -2,23 +2,18 @@
 the rules and the Grafana dashboard use is one the platform exports at /metrics."""
 
 import json
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from prometheus_client import REGISTRY, generate_latest
 
 import steadymail.metrics  # noqa: F401 - defines the platform's metrics in the registry
+from tests.helpers import need
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None and os.environ.get("STEADYMAIL_REQUIRE_PROMTOOL") != "1",
-    reason="promtool not installed (scripts/ensure-promtool)",
-)
 _SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created")
 
 
@@ -38,8 +33,8 @@ def _used(text: str) -> set[str]:
     return {_family(m) for m in re.findall(r"\b(steadymail_[a-z_]+)", text)}
 
 
-@needs_promtool
 def test_rules_pass_promtool_check_and_unit_tests() -> None:
+    need("PROMTOOL", PROMTOOL is not None, "promtool not installed (scripts/ensure-promtool)")
     assert PROMTOOL is not None
     rules = DEPLOY / "prometheus"
     for args in (

@@ -16,13 +16,13 @@ import yaml
 
 from steadymail.config import Settings
 from steadymail.tracking.keys import load_tracking_secrets
+from tests.helpers import need
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SYSTEMD = DEPLOY / "systemd"
 KUBERNETES = DEPLOY / "kubernetes"
 # Where the units expect the installed console script (deploy/README.md, "systemd").
 INSTALLED = "/opt/steadymail/venv/bin/steadymail"
-REQUIRE_SYSTEMD = os.environ.get("STEADYMAIL_REQUIRE_SYSTEMD") == "1"
 
 UNITS = sorted(p for p in SYSTEMD.iterdir() if p.suffix in (".service", ".target"))
 SERVICES = [p for p in UNITS if p.suffix == ".service"]
@@ -138,12 +138,10 @@ def test_the_units_are_all_there() -> None:
 
 
 def _systemd_tool(name: str) -> str:
-    """A tool of Debian's systemd package: skip without it, unless CI requires it."""
+    """A tool of Debian's systemd package: skipped without it, unless required (make test)."""
     path = shutil.which(name)
-    if path is None:
-        if REQUIRE_SYSTEMD:
-            pytest.fail(f"{name} is required (STEADYMAIL_REQUIRE_SYSTEMD=1) but missing")
-        pytest.skip(f"{name} not installed (scripts/ensure-systemd-analyze)")
+    need("SYSTEMD", path is not None, f"{name} not installed (scripts/ensure-systemd-analyze)")
+    assert path is not None
     return path
 
 

@@ -8,8 +8,8 @@ from sqlalchemy import Engine
 from steadymail.config import RelaySettings
 from steadymail.sending.capture import start_sink
 from steadymail.store import capture
-from tests.conftest import LiveApi, free_port
-from tests.helpers import run_worker_until, worker_for
+from tests.conftest import LiveApi
+from tests.helpers import free_port, run_worker_until, worker_for
 
 
 def test_captured_messages_are_listed_and_downloadable(live_api: LiveApi, engine: Engine) -> None:

@@ -13,8 +13,8 @@ from sqlalchemy import Engine
 from steadymail.probes import serve_probes
 from steadymail.services import exits
 from steadymail.store import instances
-from tests.conftest import CLOCK, LiveApi, Recorder, free_port
-from tests.helpers import make_campaign, run_worker_until, worker_for
+from tests.conftest import CLOCK, LiveApi, Recorder
+from tests.helpers import free_port, make_campaign, run_worker_until, worker_for
 
 
 def test_the_api_is_ready_when_its_database_answers(live_api: LiveApi) -> None:

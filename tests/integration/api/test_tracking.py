@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 from steadymail.store import contacts, tracking
 from steadymail.store.schema import tracking_events
 from tests.conftest import LiveApi, Recorder
-from tests.helpers import make_campaign, run_worker_until, send_state, wait_for, worker_for
+from tests.helpers import make_campaign, run_worker_until, send_state, wait_until, worker_for
 
 HTML = (
     '<p>Hi {{ first_name }}</p><a href="https://shop.example.com/sale?c=1&amp;d=2#top">'
@@ -101,7 +101,7 @@ def test_links_pixel_and_one_click_unsubscribe(
         assert r.status_code == 200
         assert contacts.is_suppressed(engine, "user1@example.com")  # at once, not batched
 
-    wait_for(lambda: len(events(engine)) == 5, timeout=10)
+    wait_until(lambda: len(events(engine)) == 5, timeout=10)
     got = [(e.kind, e.method, e.machine, e.reason) for e in events(engine)]
     assert got == [
         ("click", "GET", 0, ""),
@@ -154,7 +154,7 @@ def test_mailto_unsubscribe(
     import aiosmtplib
 
     from steadymail.tracking.inbound import start_inbound
-    from tests.conftest import free_port
+    from tests.helpers import free_port
 
     recorder, _ = smtp_server
     deliver(live_api, engine, recorder, n=2)
@@ -223,7 +223,7 @@ def test_repeated_opens_and_unsubscribes_cost_no_new_write(
     with httpx.Client(headers=BROWSER) as http:
         assert http.get(pixel.group(1)).status_code == 200
         assert http.post(unsub_url).status_code == 200
-        wait_for(lambda: len(events(engine)) == 2, timeout=10)
+        wait_until(lambda: len(events(engine)) == 2, timeout=10)
         event.listen(engine, "before_cursor_execute", count)
         try:
             for _ in range(5):

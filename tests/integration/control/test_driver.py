@@ -16,7 +16,7 @@ from steadymail.control.service import ControlPlane
 from steadymail.rollout.controller import Controller, Event, Rollout
 from steadymail.rollout.plan import Plan, parse_waves
 from steadymail.services import control_plane as records
-from tests.helpers import wait_for
+from tests.helpers import wait_until
 from tests.unit.rollout.test_controller import InMemoryRegions, _traffic
 
 KEY = "k" * 32
@@ -41,7 +41,7 @@ def test_a_tick_that_raises_is_logged_and_the_driver_keeps_going(
     caplog.set_level(logging.ERROR, logger="steadymail.control")
     with TestClient(app):
         # It went on ticking after the failures, and recovered.
-        wait_for(lambda: len(ticks) >= 6, timeout=10)
+        wait_until(lambda: len(ticks) >= 6, timeout=10)
     failed = [r for r in caplog.records if "control_tick_failed" in r.getMessage()]
     assert len(failed) == 3
     assert [r.getMessage().rsplit("=", 1)[1] for r in failed] == ["1", "2", "3"]

@@ -3,8 +3,8 @@ real SMTP server, the monitor folds the worker's interval sums into series and i
 alert when the relay slows to half the throughput, or when it triples its deferrals."""
 
 import asyncio
+import contextlib
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 from steadymail.config import Settings
 from steadymail.monitor.service import Monitor
 from steadymail.store import alerts, metric_series
-from tests.conftest import CLOCK, Recorder, free_port
-from tests.helpers import make_campaign, worker_for
+from tests.conftest import CLOCK, Recorder
+from tests.helpers import free_port, make_campaign, running, wait_until_async, worker_for
 
 INTERVAL = 1.0
 WARMUP = 15
@@ -88,9 +88,9 @@ def test_alert_within_two_intervals_of_a_real_change(
     stop = threading.Event()
 
     def watch() -> None:
-        while not stop.is_set():
+        # The monitor's own loop, at a quicker pace than its interval (not a wait for anything).
+        while not stop.wait(0.05):
             monitor.tick()
-            time.sleep(0.05)
 
     watcher = threading.Thread(target=watch, daemon=True)
     received_at_start = relay.count()
@@ -98,30 +98,43 @@ def test_alert_within_two_intervals_of_a_real_change(
     series = "throughput" if change == "relay_slows_down" else "deferral_rate"
     changed_at: list[float] = []
 
+    def intervals() -> int:
+        return len(metric_series.read(engine, settings.region, series, INTERVAL, 0))
+
     async def scenario() -> None:
         task = asyncio.create_task(worker.run())
+        alive = running(task)
+
         try:
             # The monitor watches a region already sending at its pace, as in production (with
             # a short warm-up here, the first seconds' ramp would set the range).
-            while relay.count() < received_at_start + 200:
-                await asyncio.sleep(0.05)
+            await wait_until_async(
+                lambda: relay.count() >= received_at_start + 200, 60, "200 sent", alive=alive
+            )
             watcher.start()
             # The detectors arm after 2 x warmup eligible intervals; then a few more to settle.
-            deadline = time.monotonic() + 4 * (2 * WARMUP + 4) * INTERVAL
-            while monitor.anomalies.learning()[series] > 0:
-                assert not task.done(), "worker exited early"
-                assert time.monotonic() < deadline, f"never armed: {monitor.anomalies.learning()}"
-                await asyncio.sleep(0.1)
-            await asyncio.sleep(4 * INTERVAL)
+            await wait_until_async(
+                lambda: monitor.anomalies.learning()[series] == 0,
+                4 * (2 * WARMUP + 4) * INTERVAL,
+                f"the {series} detector armed",
+                0.1,
+                alive,
+            )
+            settled = intervals() + 4
+            await wait_until_async(
+                lambda: intervals() >= settled, 30 * INTERVAL, "4 more intervals", alive=alive
+            )
             assert _first_alert(engine, series) is None, "false alert before the change"
             changed_at.append(CLOCK.now())
             if change == "relay_slows_down":
                 relay.delay *= 2
             else:
                 every[:] = [0, 1, 2]
-            deadline = time.monotonic() + 8 * INTERVAL
-            while time.monotonic() < deadline and _first_alert(engine, series) is None:
-                await asyncio.sleep(0.05)
+            # Within 8 intervals, or the assertions below say what the series did.
+            with contextlib.suppress(AssertionError):
+                await wait_until_async(
+                    lambda: _first_alert(engine, series), 8 * INTERVAL, "an alert", alive=alive
+                )
         finally:
             worker.stop()
             await asyncio.wait_for(task, 30)

@@ -4,12 +4,22 @@ import asyncio
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from steadymail.config import RelaySettings
 from steadymail.store import contacts, sends
-from tests.conftest import Recorder, free_port
-from tests.helpers import CLOCK, make_campaign, run_worker_until, send_state, worker_for
+from steadymail.store.schema import batches
+from tests.conftest import Recorder
+from tests.helpers import (
+    CLOCK,
+    free_port,
+    make_campaign,
+    run_worker_until,
+    running,
+    send_state,
+    wait_until_async,
+    worker_for,
+)
 
 
 def by_email(engine: Engine, send_id: int) -> dict[str, sends.Message]:
@@ -107,35 +117,60 @@ def test_failover_to_the_next_relay(
     assert sends.progress(engine, send_id).counts == {"sent": 20}
 
 
+def _received_of(recorder: Recorder, send_id: int) -> int:
+    with recorder.lock:
+        return sum(1 for m in recorder.messages if m.message_id.startswith(f"<sm.{send_id}."))
+
+
+def _leased_batches(engine: Engine, send_id: int) -> int:
+    with engine.connect() as conn:
+        return len(
+            conn.execute(
+                select(batches.c.id).where(
+                    batches.c.send_id == send_id, batches.c.state == "leased"
+                )
+            ).all()
+        )
+
+
 def test_pause_stops_and_resume_finishes(
     engine: Engine, db_url: str, smtp_server: tuple[Recorder, int], settings_for: Any
 ) -> None:
+    """While a send is paused the worker keeps working (other sends go out meanwhile: the
+    proof that it ran), and nothing of the paused send goes out."""
     recorder, port = smtp_server
     settings = settings_for(db_url, port)
     send_id = make_campaign(engine, settings, 300)
     sends.change_state(engine, send_id, "pause", CLOCK.now())
+    first = make_campaign(engine, settings, 60, list_name="first")
     worker = worker_for(settings, engine)
 
     async def scenario() -> None:
         task = asyncio.create_task(worker.run())
-        await asyncio.sleep(1.0)
-        assert recorder.count() == 0  # paused before anything went out
+        alive = running(task)
+
+        async def until(cond: Any, what: str) -> None:
+            await wait_until_async(cond, 30, what, alive=alive)
+
+        await until(lambda: send_state(engine, first) == "completed", "the other send done")
+        assert _received_of(recorder, send_id) == 0  # paused before anything went out
         sends.change_state(engine, send_id, "resume", CLOCK.now())
-        while recorder.count() < 50:
-            await asyncio.sleep(0.01)
+        await until(lambda: _received_of(recorder, send_id) >= 50, "50 sent after resume")
         sends.change_state(engine, send_id, "pause", CLOCK.now())
-        await asyncio.sleep(1.0)
-        frozen = recorder.count()
-        await asyncio.sleep(0.5)
-        assert recorder.count() == frozen < 300  # nothing more goes out while paused
+        # The worker saw the pause: it gave back every batch of the send.
+        await until(lambda: _leased_batches(engine, send_id) == 0, "the batches given back")
+        frozen = _received_of(recorder, send_id)
+        second = make_campaign(engine, settings, 60, list_name="second")
+        await until(lambda: send_state(engine, second) == "completed", "the next send done")
+        assert _received_of(recorder, send_id) == frozen < 300  # nothing more while paused
         sends.change_state(engine, send_id, "resume", CLOCK.now())
-        while send_state(engine, send_id) != "completed":
-            await asyncio.sleep(0.05)
+        await until(lambda: send_state(engine, send_id) == "completed", "the send completed")
         worker.stop()
         await task
 
-    asyncio.run(asyncio.wait_for(scenario(), 60))
-    assert sorted(Counter(m.rcpt for m in recorder.messages).values()) == [1] * 300
+    asyncio.run(asyncio.wait_for(scenario(), 90))
+    mine = [m.rcpt for m in recorder.messages if m.message_id.startswith(f"<sm.{send_id}.")]
+    assert sorted(Counter(mine).values()) == [1] * 300
 
 
 def test_a_relay_without_smtputf8_bounces_that_message_and_raises_nothing() -> None:
@@ -148,8 +183,8 @@ def test_a_relay_without_smtputf8_bounces_that_message_and_raises_nothing() -> N
 
     from steadymail.config import RelaySettings
     from steadymail.domain.delivery import Outcome
-    from tests.conftest import Recorder, free_port
-    from tests.helpers import lone_pool
+    from tests.conftest import Recorder
+    from tests.helpers import free_port, lone_pool
 
     controller = Controller(
         Recorder(), hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=False

@@ -17,8 +17,15 @@ from sqlalchemy import Engine
 
 from steadymail.config import RelaySettings
 from steadymail.domain.delivery import Outcome, Verdict
-from tests.conftest import Recorder, free_port
-from tests.helpers import lone_pool, make_campaign, run_worker_until, send_state, worker_for
+from tests.conftest import Recorder
+from tests.helpers import (
+    free_port,
+    lone_pool,
+    make_campaign,
+    run_worker_until,
+    send_state,
+    worker_for,
+)
 
 
 def tls_context(tmp_path: Path) -> ssl.SSLContext:

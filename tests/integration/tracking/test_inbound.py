@@ -14,7 +14,7 @@ from sqlalchemy import Engine, create_engine, event
 
 from steadymail.tracking.inbound import UnsubscribeHandler, start_inbound
 from steadymail.tracking.tokens import Kind, TokenData, TokenSigner
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 SIGNER = TokenSigner({"k1": b"0123456789abcdef0123456789abcdef"}, "k1")
 TOKEN = SIGNER.sign(TokenData(Kind.UNSUBSCRIBE, 1, 424242))

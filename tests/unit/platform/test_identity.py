@@ -3,12 +3,12 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from steadymail import identity
+from tests.helpers import wait_until
 
 CGROUP_V2 = "0::/system.slice/system-steadymail\\x2dworker.slice/steadymail-worker@2.service\n"
 CGROUP_V1 = (
@@ -44,19 +44,23 @@ def test_an_explicit_slot_wins(tmp_path: Path) -> None:
     assert ident == identity.Identity("worker-3", "setting", False)
 
 
+# The holder lives until the test kills it: it waits on its stdin, not a clock.
 _HOLD = """
-import sys, time
+import sys
 from pathlib import Path
 from steadymail import identity
 slot, lock = identity.numbered_slot("worker@box", "R1", Path(sys.argv[1]))
 print(slot, lock is not None, flush=True)
-time.sleep(60)
+sys.stdin.read()
 """
 
 
 def _holder(lock_dir: Path) -> tuple[subprocess.Popen[str], str]:
     p = subprocess.Popen(
-        [sys.executable, "-c", _HOLD, str(lock_dir)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _HOLD, str(lock_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert p.stdout is not None
     slot, locked = p.stdout.readline().split()
@@ -103,16 +107,16 @@ def test_process_gone_sees_exits_zombies_and_reused_pids() -> None:
     me = identity.process_key()
     assert me is not None and identity.same_pid_space(me)
     assert not identity.process_gone(os.getpid(), me)
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
     key = identity.process_key(child.pid)
     assert key is not None and not identity.process_gone(child.pid, key)
     # The same PID with another start time is another process: ours is gone.
     assert identity.process_gone(child.pid, key.rsplit(":", 1)[0] + ":1")
     child.kill()
-    deadline = time.monotonic() + 10
-    while not identity.process_gone(child.pid, key):  # a zombie until reaped: already gone
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    # A zombie until reaped: already gone.
+    wait_until(lambda: identity.process_gone(child.pid, key), 10, "the killed child gone")
     child.wait()
     assert identity.process_gone(child.pid, key)
 

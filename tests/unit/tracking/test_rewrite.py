@@ -1,3 +1,4 @@
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -6,7 +7,7 @@ from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser
 
 from steadymail.errors import ValidationError
-from steadymail.tracking.rewrite import MAX_HTML_DEPTH, html_depth, rewrite_html, rewrite_text
+from steadymail.tracking.rewrite import MAX_HTML_DEPTH, html_depth, rewrite_text
 from steadymail.tracking.tokens import Kind, TokenSigner
 from steadymail.tracking.tracker import Tracker
 
@@ -90,33 +91,68 @@ words = st.text(
 )
 
 
+TRACKED = re.compile(re.escape(BASE) + r"/t/c/[\w-]+\.[\w-]+\.[\w-]+")
+
+
+def link_number(url: str) -> int:
+    assert url.startswith(BASE + "/t/c/"), url
+    return SIGNER.verify(url.rsplit("/", 1)[1]).link
+
+
 @settings(max_examples=150)
 @given(st.lists(st.tuples(words, st.one_of(urls, others)), min_size=1, max_size=8), words)
-def test_property_text_kept_links_round_trip(parts: list[tuple[str, str]], tail: str) -> None:
+def test_property_html_links_are_tracked_and_all_else_kept(
+    parts: list[tuple[str, str]], tail: str
+) -> None:
+    """Rewriting replaces each http(s) href with a tracking URL whose token verifies back to
+    that href (one link number per distinct URL), leaves every other href, every other
+    attribute and all the text as they were, and adds one open pixel."""
     from html import escape
 
-    doc = "".join(f'<p>{escape(w)}<a href="{escape(u)}">{escape(w)}</a></p>' for w, u in parts)
+    doc = "".join(
+        f'<p>{escape(w)}<a class="c{i}" href="{escape(u)}">{escape(w)}</a></p>'
+        for i, (w, u) in enumerate(parts)
+    )
     doc += f"<p>{escape(tail)}</p>"
-    untouched = rewrite_html(doc, lambda u: None)
-    assert LexborHTMLParser(untouched).text() == LexborHTMLParser(doc).text()
     html, _ = TRACKER.rewrite("v1", 1, 1, doc, "")
-    before = LexborHTMLParser(doc)
-    after = LexborHTMLParser(html)
+    before, after = LexborHTMLParser(doc), LexborHTMLParser(html)
     assert (after.body.text() if after.body else "") == (before.body.text() if before.body else "")
-    for (_w, original), new in zip(parts, hrefs(html), strict=True):
-        stripped = LexborHTMLParser(f'<a href="{escape(original)}">').css_first("a")
-        parsed = (stripped.attributes.get("href") or "").strip() if stripped else ""
-        if parsed.lower().startswith(("http://", "https://")):
-            assert resolve(new) == parsed
+    assert [a.attributes.get("class") for a in after.css("a")] == [
+        f"c{i}" for i in range(len(parts))
+    ]
+    numbers: dict[str, int] = {}
+    for original, new in zip(hrefs(doc), hrefs(html), strict=True):
+        if original.strip().lower().startswith(("http://", "https://")):
+            assert resolve(new) == original.strip()
+            assert numbers.setdefault(original.strip(), link_number(new)) == link_number(new)
         else:
-            assert new == parsed
+            assert new == original
+    assert sorted(numbers.values()) == list(range(len(numbers)))  # distinct URLs, distinct numbers
+    assert len(after.css('img[src^="' + BASE + '/t/o/"]')) == 1
 
 
-@given(st.lists(st.one_of(urls, words), max_size=6))
-def test_property_text_part(parts: list[str]) -> None:
-    text = " ".join(parts)
-    out = rewrite_text(text, lambda u: "<" + u + ">")
-    assert out.replace("<", "").replace(">", "") == text
+# Prose without ":" cannot contain a URL: every URL of the text part is one of `urls`.
+prose = st.text(st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters=":"))
+
+
+@settings(max_examples=150)
+@given(st.lists(st.one_of(urls.map(lambda u: (True, u)), prose.map(lambda p: (False, p)))))
+def test_property_text_part_urls_are_tracked_and_all_else_kept(
+    parts: list[tuple[bool, str]],
+) -> None:
+    """In the text part each URL becomes a tracking URL whose token verifies back to it (less
+    trailing prose punctuation, which stays after it), and nothing else changes: putting the
+    verified URLs back gives the text as it was."""
+    text = " ".join(p for _, p in parts)
+    _, out = TRACKER.rewrite("v1", 1, 1, "", text)
+    found = TRACKED.findall(out)
+    url_parts = [p for is_url, p in parts if is_url]
+    assert len(found) == len(url_parts), out
+    assert TRACKED.sub(lambda m: resolve(m.group(0)), out) == text
+    for original, tracked in zip(url_parts, found, strict=True):
+        dest = resolve(tracked)
+        assert original.startswith(dest) and dest.lower().startswith("http")
+        assert all(c in ".,;:!?)]}'\"" for c in original[len(dest) :]), (original, dest)
 
 
 def test_a_long_run_of_closing_brackets_after_a_url() -> None:
