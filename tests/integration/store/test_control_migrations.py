@@ -4,11 +4,9 @@ PostgreSQL, and a control database that the control plane created before it had 
 when it is brought under them."""
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import (
     JSON,
@@ -21,7 +19,6 @@ from sqlalchemy import (
     Table,
     Text,
     insert,
-    inspect,
     select,
 )
 
@@ -30,23 +27,9 @@ from steadymail.rollout.controller import Event, Rollout
 from steadymail.rollout.plan import Plan
 from steadymail.services import control_plane
 from steadymail.store.control_plane import VERSION_TABLE, migrate_control
-from steadymail.store.control_schema import metadata
 from steadymail.store.db import make_engine
-from tests.conftest import PG_UP, REQUIRE_PG, create_pg_database, drop_pg_database
-
-
-@contextmanager
-def _empty_pg_database() -> Iterator[str]:
-    """A new PostgreSQL database with nothing in it (a control plane's first start)."""
-    if not PG_UP:
-        if REQUIRE_PG:
-            pytest.fail("PostgreSQL on 127.0.0.1:5432 is required but not reachable")
-        pytest.skip("PostgreSQL not reachable")
-    url = create_pg_database()
-    try:
-        yield url
-    finally:
-        drop_pg_database(url)
+from tests.conftest import unmigrated_pg_database
+from tests.integration.store.test_migrations import CONTROL, differences
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -54,36 +37,14 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'control.db'}"
         return
-    with _empty_pg_database() as url:
+    with unmigrated_pg_database() as url:
         yield url
-
-
-def _differences(engine: Engine) -> list[object]:
-    """What autogenerate would change to make the database match the metadata (tables,
-    columns, types, nullability, indexes; not server defaults, which SQLite reflects as text
-    that never compares equal)."""
-    opts = {"version_table": VERSION_TABLE, "compare_type": True}
-    with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts=opts)
-        return list(compare_metadata(context, metadata))
 
 
 def _revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
         return context.get_current_revision()
-
-
-def test_the_migrations_build_exactly_the_control_schema(empty_url: str) -> None:
-    migrate_control(empty_url)
-    migrate_control(empty_url)  # a second start changes nothing
-    engine = make_engine(empty_url)
-    try:
-        assert _differences(engine) == []
-        assert _revision(engine) is not None
-        assert set(inspect(engine).get_table_names()) == {*metadata.tables, VERSION_TABLE}
-    finally:
-        engine.dispose()
 
 
 def _tables_before_migrations() -> MetaData:
@@ -135,7 +96,7 @@ def test_a_control_database_from_before_migrations_keeps_its_rollouts(empty_url:
 
         migrate_control(empty_url)  # what the control plane now does when it starts
 
-        assert _differences(engine) == []
+        assert differences(empty_url, CONTROL) == []
         assert _revision(engine) is not None
         kept = control_plane.load(engine, 1)
         assert kept == rollout
@@ -157,7 +118,7 @@ def test_the_control_plane_migrates_its_database_when_it_starts(tmp_path: Path) 
     settings = Settings(data_dir=tmp_path, control_db=tmp_path / "control" / "control.db")
     engine = control_plane.open_database(settings)
     try:
-        assert _differences(engine) == []
+        assert differences(str(engine.url), CONTROL) == []
         assert control_plane.next_id(engine) == 1
     finally:
         engine.dispose()

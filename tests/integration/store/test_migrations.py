@@ -15,6 +15,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Column, DefaultClause, Integer, MetaData, create_engine
 
+from steadymail.store.control_plane import VERSION_TABLE as CONTROL_VERSION_TABLE
+from steadymail.store.control_plane import migrate_control
+from steadymail.store.control_schema import metadata as control_metadata
 from steadymail.store.db import migrate, normalise_url
 from steadymail.store.schema import metadata as region_metadata
 from tests.conftest import unmigrated_pg_database
@@ -30,7 +33,8 @@ class Chain:
     version_table: str = "alembic_version"
 
 
-CHAINS = [Chain("region", region_metadata, migrate)]
+CONTROL = Chain("control", control_metadata, migrate_control, CONTROL_VERSION_TABLE)
+CHAINS = [Chain("region", region_metadata, migrate), CONTROL]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
