@@ -139,6 +139,14 @@ def make_campaign(
     return send_id
 
 
+def text_campaign(engine: Engine, settings: Settings, n: int, list_name: str = "news") -> int:
+    """A started campaign of `n` plain-text messages (no HTML part, so no link rewriting): the
+    cheapest message, for tests about delivery rather than content."""
+    return make_campaign(
+        engine, settings, n, list_name=list_name, html="", text="Hello {{ first_name }}"
+    )
+
+
 def send_state(engine: Engine, send_id: int) -> str:
     return str(sends.get_send(engine, send_id).state)
 

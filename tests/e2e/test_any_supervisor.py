@@ -20,7 +20,7 @@ from steadymail.services import flag_admin, quarantine
 from steadymail.store import alerts, instances, sends
 from tests.conftest import CLOCK, Recorder
 from tests.e2e.conftest import region_env
-from tests.helpers import make_campaign, wait_until
+from tests.helpers import make_campaign, text_campaign, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -88,10 +88,6 @@ def loops(tmp_path: Path, db_url: str, smtp_server: tuple[Recorder, int]) -> Ite
     made = PlainLoops(db_url, smtp_server[1], tmp_path)
     yield made
     made.close()
-
-
-def text_campaign(engine: Engine, settings: Any, n: int) -> int:
-    return make_campaign(engine, settings, n, html="", text="Hi {{ first_name }}")
 
 
 def live_workers(engine: Engine) -> dict[str, instances.Instance]:

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from steadymail.store import sends
 from tests.conftest import Recorder
-from tests.helpers import make_campaign, wait_until
+from tests.helpers import text_campaign, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -44,13 +44,7 @@ def test_sigkill_three_times_mid_send_loses_nothing(
 ) -> None:
     recorder, port = smtp_server
     total = 10_000
-    send_id = make_campaign(
-        engine,
-        settings_for(db_url, port, batch_size=100),
-        total,
-        html="",
-        text="Hello {{ first_name }}",
-    )
+    send_id = text_campaign(engine, settings_for(db_url, port, batch_size=100), total)
     workers = workers_for(db_url, port, **SETTINGS)
     workers.start("a")
     workers.start("b")
@@ -89,13 +83,7 @@ def test_sigterm_releases_leases_at_once(
 
     recorder, port = smtp_server
     total = 2000
-    send_id = make_campaign(
-        engine,
-        settings_for(db_url, port, batch_size=100),
-        total,
-        html="",
-        text="Hello {{ first_name }}",
-    )
+    send_id = text_campaign(engine, settings_for(db_url, port, batch_size=100), total)
     # A long lease: if SIGTERM did not release, the send would sit for a minute.
     workers = workers_for(db_url, port, **{**SETTINGS, "lease_ttl": 60.0})
     workers.start("a")

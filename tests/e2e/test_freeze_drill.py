@@ -24,7 +24,7 @@ from sqlalchemy import Engine, text
 
 from steadymail.store import sends
 from tests.conftest import Recorder
-from tests.helpers import make_campaign, wait_until
+from tests.helpers import text_campaign, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -121,7 +121,7 @@ def test_a_worker_frozen_anywhere_is_taken_over_within_a_lease(
     # Sends of 1000, topped up as the drill goes: enough queued for b, a short tail after it.
     total = 1000
     cfg = settings_for(db_url, port, batch_size=50)
-    send_ids = [make_campaign(engine, cfg, total, list_name="drill0", html="", text="Hi")]
+    send_ids = [text_campaign(engine, cfg, total, "drill0")]
     orders = tmp_path / "freeze"
     workers = workers_for(
         db_url,
@@ -150,7 +150,7 @@ def test_a_worker_frozen_anywhere_is_taken_over_within_a_lease(
         i += 1
         if recorder.count() > len(send_ids) * total - 700:  # keep work queued for b
             name = f"drill{len(send_ids)}"
-            send_ids.append(make_campaign(engine, cfg, total, list_name=name, html="", text="Hi"))
+            send_ids.append(text_campaign(engine, cfg, total, name))
         order = orders / str(a.pid)
         order.write_text(point)
         try:

@@ -115,6 +115,7 @@ def _completed_rollout(plane: ControlPlane, regions: Regions) -> int:
     store.insert_rollout(plane.engine, r, 1000.0)
     t = 1000.0
     while r.state == "running":
+        assert t < 1000.0 + 3600, "the rollout ran an hour of steps without ending"
         plane.controller.step(r, t)
         t += 1
     assert r.state == "completed"

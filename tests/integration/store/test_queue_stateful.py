@@ -178,7 +178,7 @@ class LeaseQueue(RuleBasedStateMachine):
 
     def _drain(self) -> None:
         self.now += 2 * TTL  # every live lease lapses: a fresh holder takes all over
-        while True:
+        for _ in range(10_000):  # far more claims than there are batches
             c = queue.claim_batch(self.engine, "Z", TTL, self.now)
             if c is None:
                 return
@@ -197,6 +197,7 @@ class LeaseQueue(RuleBasedStateMachine):
             self.sent_final.update(ids)
             assert queue.release_batch(self.engine, c, self.now)
             del self.current[c.batch_id]
+        raise AssertionError("the queue kept handing out batches")
 
     def _holds(self, c: Claim) -> bool:
         return self.current.get(c.batch_id) == (c.owner, c.epoch)
