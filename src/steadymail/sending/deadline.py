@@ -1,4 +1,10 @@
-"""A wall-clock deadline for CPU-bound work in the calling thread (a render, a rewrite).
+"""A deadline for CPU-bound work in the calling thread (a render, a rewrite), counted in the
+CPU time that thread used.
+
+CPU time, not wall-clock time: the deadline exists to stop runaway work, and a process that is
+frozen (SIGSTOP, a paused VM, a long stop of the world) or starved of CPU runs none. Counted
+on the wall clock, every render in flight when a worker froze failed on thaw, which lost a
+message to a pause (`tests/e2e/test_any_supervisor.py`, every worker frozen).
 
 Templates compile to Python bytecode, so an exception raised asynchronously in the thread
 running one lands between two of its bytecodes and unwinds it like any other. Work stuck
@@ -37,12 +43,41 @@ def _raise_in(thread_id: int, exc: type[BaseException] | None) -> None:
     )
 
 
+class Running:
+    """The CPU time the thread running watched work has used since it started it: readable
+    from any thread (the worker's event loop asks it, for the work's outer bound)."""
+
+    def __init__(self) -> None:
+        self._clock: int | None = None
+        self._start = 0.0
+
+    def begin(self) -> None:
+        """Called by the working thread itself, as the work starts."""
+        self._clock = time.pthread_getcpuclockid(threading.get_ident())
+        self._start = time.clock_gettime(self._clock)
+
+    def used(self) -> float:
+        """CPU seconds used so far (0 before the work started or once its thread is gone)."""
+        if self._clock is None:
+            return 0.0
+        try:
+            return time.clock_gettime(self._clock) - self._start
+        except OSError:  # the thread ended: its clock is gone with it
+            return 0.0
+
+
 class _Watch:
-    def __init__(self, thread_id: int) -> None:
+    def __init__(self, thread_id: int, seconds: float, running: Running) -> None:
         self.thread_id = thread_id
+        self.seconds = seconds
+        self.running = running
         self.lock = threading.Lock()
         self.done = False
         self.fired = False
+
+    def left(self) -> float:
+        """CPU seconds of its budget the work has not used yet."""
+        return self.seconds - self.running.used()
 
     def fire(self) -> None:
         with self.lock:
@@ -62,9 +97,9 @@ class _Watchdog:
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
 
-    def watch(self, seconds: float, watch: _Watch) -> None:
+    def watch(self, watch: _Watch) -> None:
         with self._cond:
-            heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._seq), watch))
+            self._push(watch.seconds, watch)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
                 self._thread.start()
@@ -82,7 +117,17 @@ class _Watchdog:
                 if left > 0:
                     self._cond.wait(left)
                     continue
-                heapq.heappop(self._heap)[2].fire()
+                watch = heapq.heappop(self._heap)[2]
+                # A thread cannot use more CPU than wall time: it is looked at again no sooner
+                # than its budget's rest could be gone.
+                rest = watch.left()
+                if rest > 0:
+                    self._push(rest, watch)
+                else:
+                    watch.fire()
+
+    def _push(self, seconds: float, watch: _Watch) -> None:
+        heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._seq), watch))
 
 
 _watchdog = _Watchdog()
@@ -97,10 +142,14 @@ def _fresh_watchdog() -> None:
 os.register_at_fork(after_in_child=_fresh_watchdog)
 
 
-def within(seconds: float, what: str, fn: Callable[[], T]) -> T:
-    """Run ``fn()`` here; past ``seconds`` stop it and raise DeadlinePassed (a ValidationError)."""
-    watch = _Watch(threading.get_ident())
-    _watchdog.watch(seconds, watch)
+def within(seconds: float, what: str, fn: Callable[[], T], running: Running | None = None) -> T:
+    """Run ``fn()`` here; once it has used ``seconds`` of this thread's CPU time, stop it and
+    raise DeadlinePassed (a ValidationError). ``running``, if given, is how another thread can
+    see that use."""
+    running = running or Running()
+    running.begin()
+    watch = _Watch(threading.get_ident(), seconds, running)
+    _watchdog.watch(watch)
     try:
         try:
             return fn()
@@ -111,4 +160,4 @@ def within(seconds: float, what: str, fn: Callable[[], T]) -> T:
                 # Fired as fn returned: the exception may still be pending, undelivered.
                 _raise_in(watch.thread_id, None)
     except _Stop:
-        raise DeadlinePassed(f"{what} took longer than {seconds:g}s") from None
+        raise DeadlinePassed(f"{what} took more than {seconds:g}s of CPU time") from None

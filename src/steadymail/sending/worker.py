@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
@@ -36,8 +37,8 @@ from steadymail.presence import (
 )
 from steadymail.probes import serve_health
 from steadymail.sending.checkpointer import Checkpointer
-from steadymail.sending.compose import Composer, SendInfo
-from steadymail.sending.deadline import within
+from steadymail.sending.compose import Composed, Composer, SendInfo
+from steadymail.sending.deadline import Running, within
 from steadymail.sending.faults import Faults
 from steadymail.sending.flag_view import FlagView
 from steadymail.sending.gate import SuspectGate
@@ -365,11 +366,7 @@ class Worker:
         work = partial(self.composer.compose, send, m.id, m.email, m.attributes, m.payload, now)
         try:
             # Off the event loop (heartbeats keep beating) and stopped at the deadline.
-            composed = await asyncio.wait_for(
-                asyncio.to_thread(within, budget, "composing the message", work),
-                # A thread stuck inside one C call cannot be stopped: fail the message anyway.
-                budget + 1.0,
-            )
+            composed = await _composed_within(budget, work)
         except Exception as e:
             # Any failure to build one message is that message's. (The rewriter drill's crash
             # is a BaseException, and still ends the worker.)
@@ -430,3 +427,20 @@ class Worker:
             smtp_code=verdict.code or None,
             error=verdict.detail[:500],
         )
+
+
+async def _composed_within(budget: float, work: Callable[[], Composed]) -> Composed:
+    """``work()`` in a thread, stopped once it used ``budget`` CPU seconds (deadline.within).
+    A thread stuck inside one C call cannot be stopped: past ``budget + 1`` CPU seconds the
+    message fails anyway (TimeoutError) and the thread is left to finish. Both bounds count CPU
+    time, so a worker frozen or starved mid-message fails nothing when it runs again."""
+    running = Running()
+    task = asyncio.ensure_future(
+        asyncio.to_thread(within, budget, "composing the message", work, running)
+    )
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=budget + 1.0)
+        if done:
+            return task.result()
+        if running.used() >= budget + 1.0:
+            raise TimeoutError

@@ -89,7 +89,7 @@ def test_stream_messages_that_cannot_be_built_fail_alone(
     assert "TypeError" in reasons["typeerror@example.com"]
     assert "KeyError" in reasons["nosubject@example.com"]
     assert "vars" in reasons["badvars@example.com"]
-    assert "longer than 0.5s" in reasons["slow@example.com"]
+    assert "more than 0.5s of CPU time" in reasons["slow@example.com"]
     assert "power past" in reasons["bomb@example.com"]
     assert "200000 elements deep" in reasons["deep@example.com"]
     assert [m.rcpt for m in recorder.messages] == ["fine@example.com"]

@@ -1,6 +1,7 @@
 """The per-message deadline: work past it is stopped in its own thread."""
 
 import threading
+import time
 
 import pytest
 
@@ -18,10 +19,26 @@ def test_returns_what_the_work_returns() -> None:
 
 
 def test_stops_pure_python_work_past_the_deadline() -> None:
-    with pytest.raises(DeadlinePassed, match=r"spinning took longer than 0\.2s"):
+    with pytest.raises(DeadlinePassed, match=r"spinning took more than 0\.2s of CPU time"):
         within(0.2, "spinning", spin)
     # The thread is usable again afterwards: nothing pending is left to land later.
     assert within(5.0, "adding", lambda: 2 + 2) == 4
+
+
+def test_time_the_work_did_not_run_does_not_count() -> None:
+    """A frozen or starved process runs none of its work: only CPU time counts against the
+    deadline. (Sleeping here is the thing under test: 0.6 s of wall time, almost no CPU.)"""
+    spent = 0.0
+
+    def mostly_waiting() -> str:
+        nonlocal spent
+        start = time.monotonic()
+        time.sleep(0.6)
+        spent = time.monotonic() - start
+        return "done"
+
+    assert within(0.2, "waiting", mostly_waiting) == "done"
+    assert spent >= 0.6  # it did outlive its budget on the wall clock
 
 
 def test_the_works_own_errors_pass_through() -> None:
@@ -55,6 +72,6 @@ def test_deadlines_in_many_threads_stop_only_their_own_work() -> None:
     for t in threads:
         t.join(60)
     assert results == {
-        i: (str(i + 1) if i % 2 else f"spin {i} took longer than {0.1 + i / 100:g}s")
+        i: (str(i + 1) if i % 2 else f"spin {i} took more than {0.1 + i / 100:g}s of CPU time")
         for i in range(8)
     }
