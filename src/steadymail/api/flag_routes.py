@@ -65,7 +65,14 @@ def get_flag_history(
 def put_flag(name: str, body: FlagIn, st: AppState = Admin) -> dict[str, Any]:
     """Set (or, with a null value, unset) a flag; workers pick it up within a second."""
     return flag_admin.set_flag(
-        st.engine, st.clock, name, body.value, body.by, body.reason, st.settings.region
+        st.engine,
+        st.clock,
+        name,
+        body.value,
+        body.by,
+        body.reason,
+        st.settings.region,
+        st.settings.resolved_heartbeat_interval(),
     )
 
 

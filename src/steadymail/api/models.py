@@ -208,6 +208,8 @@ class FlagSetOut(BaseModel):
     name: str
     value: Any
     previous: Any
+    # Quarantined messages a revert released (the workers they killed died of the change).
+    released: int = 0
 
 
 class ExternalAlertOut(BaseModel):

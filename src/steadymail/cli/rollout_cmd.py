@@ -184,7 +184,14 @@ def flags_set(
     """Set a flag in this region only (a rollout does this region by region for you)."""
     c = make_ctx()
     out = flag_admin.set_flag(
-        c.engine, c.clock, name, _parse_value(value), by, reason, c.settings.region
+        c.engine,
+        c.clock,
+        name,
+        _parse_value(value),
+        by,
+        reason,
+        c.settings.region,
+        c.settings.resolved_heartbeat_interval(),
     )
     console.print(f"{name}: {out['previous']!r} -> {out['value']!r}", highlight=False)
 

@@ -1,5 +1,6 @@
 """What the API and CLI ask of a region's flags: read, set with validation, history."""
 
+import logging
 from typing import Any
 
 from sqlalchemy import Engine
@@ -9,9 +10,11 @@ from steadymail.clock import Clock
 from steadymail.config import Settings
 from steadymail.errors import ValidationError
 from steadymail.rollout.flag_specs import FLAGS, validate
-from steadymail.store import alerts, flag_values
+from steadymail.store import alerts, flag_values, quarantine
 from steadymail.store.flag_values import FlagChange
 from steadymail.store.records import JsonObject
+
+log = logging.getLogger("steadymail.flags")
 
 
 def listing(engine: Engine, region: str) -> dict[str, Any]:
@@ -23,16 +26,50 @@ def listing(engine: Engine, region: str) -> dict[str, Any]:
 
 
 def set_flag(
-    engine: Engine, clock: Clock, name: str, value: Any, by: str, reason: str, region: str = ""
+    engine: Engine,
+    clock: Clock,
+    name: str,
+    value: Any,
+    by: str,
+    reason: str,
+    region: str = "",
+    settle: float = 0.0,
 ) -> dict[str, Any]:
-    """Validate and set (``value`` None: unset); returns the new and the previous value."""
+    """Validate and set (``value`` None: unset); returns the new and the previous value, and
+    how many quarantined messages a revert released. ``settle``: how long a worker may still
+    run the old value (its flag refresh, the heartbeat interval)."""
     if not by.strip():
         raise ValidationError("say who sets the flag ('by')")
     normalised = validate(name, value)
+    latest = flag_values.history(engine, name, limit=1)
     previous = flag_values.set_value(
         engine, name, normalised, by.strip(), reason, clock.now(), region
     )
-    return {"name": name, "value": normalised, "previous": previous}
+    out: dict[str, Any] = {"name": name, "value": normalised, "previous": previous}
+    if latest and latest[0].value != normalised and latest[0].previous == normalised:
+        out["released"] = _release_after_revert(engine, clock, latest[0], settle)
+    return out
+
+
+def _release_after_revert(engine: Engine, clock: Clock, reverted: FlagChange, settle: float) -> int:
+    """A revert (the flag back to what it was before its latest change, as a rollback or the
+    revert window sets it) releases the messages quarantined since that change took effect:
+    the workers they killed died of the change, and they are sent without a human. A message
+    that is poison by itself is quarantined again after `quarantine_after` more crashes. They
+    are due once every worker has read the revert (1.5 x `settle`: a beat's own latency on top),
+    so that none still running the change dies of them again."""
+    ids = quarantine.quarantined_since(engine, reverted.at)
+    if not ids:
+        return 0
+    now = clock.now()
+    released = quarantine.release(engine, ids, now, due=now + 1.5 * settle)
+    log.warning(
+        "event=released_after_revert flag=%s messages=%d ids=%s",
+        reverted.name,
+        released,
+        ids[:20],
+    )
+    return released
 
 
 def history(

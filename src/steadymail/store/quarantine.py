@@ -101,6 +101,29 @@ def quarantined_ids(engine: Engine, send_id: int) -> list[int]:
         return [int(r.id) for r in rows]
 
 
+def quarantined_since(engine: Engine, since: float) -> list[int]:
+    """Messages quarantined at or after `since` and quarantined still (from the platform event
+    log, which records every quarantine)."""
+    with engine.connect() as conn:
+        subjects = conn.execute(
+            select(platform_events.c.subject).where(
+                platform_events.c.kind == "message_quarantined", platform_events.c.at >= since
+            )
+        )
+        ids = {int(r.subject.split(":", 1)[1]) for r in subjects}
+        if not ids:
+            return []
+        rows = conn.execute(
+            select(messages.c.id)
+            .where(
+                messages.c.id.in_(sorted(ids)),
+                messages.c.state == MessageState.QUARANTINED.value,
+            )
+            .order_by(messages.c.id)
+        )
+        return [int(r.id) for r in rows]
+
+
 def _quarantined_at(conn: Connection, ids: list[int]) -> dict[int, float]:
     """The latest quarantine of each message, from the platform event log (a short table of
     exits, reclaims and quarantines; read on demand only, never per monitor tick)."""
@@ -118,8 +141,11 @@ def _quarantined_at(conn: Connection, ids: list[int]) -> dict[int, float]:
     return {subjects[r.subject]: float(r.at) for r in rows}
 
 
-def release(engine: Engine, message_ids: Iterable[int], now: float) -> int:
-    """Put quarantined messages back in the queue: queued, no crashes counted, due now.
+def release(
+    engine: Engine, message_ids: Iterable[int], now: float, due: float | None = None
+) -> int:
+    """Put quarantined messages back in the queue: queued, no crashes counted, due now (or at
+    `due`, when that is later).
 
     All or nothing: an unknown message is NotFound, one that is not quarantined (or whose send
     was cancelled) a Conflict naming it. Each message's batch becomes claimable now unless a
@@ -131,6 +157,7 @@ def release(engine: Engine, message_ids: Iterable[int], now: float) -> int:
     ids = sorted(set(message_ids))
     if not ids:
         return 0
+    at = max(now, due if due is not None else now)
     with engine.begin() as conn:
         rows = {
             int(r.id): r
@@ -165,9 +192,10 @@ def release(engine: Engine, message_ids: Iterable[int], now: float) -> int:
                 messages.c.state == MessageState.QUARANTINED.value,
             )
             .values(
-                state=MessageState.QUEUED.value,
+                # Due later: deferred until then (the claim loads queued messages at once).
+                state=(MessageState.DEFERRED if at > now else MessageState.QUEUED).value,
                 crashes=0,
-                next_attempt_at=None,
+                next_attempt_at=at if at > now else None,
                 # A fresh deferral window: the old one may have run out while it sat here.
                 first_attempt_at=None,
             )
@@ -181,16 +209,16 @@ def release(engine: Engine, message_ids: Iterable[int], now: float) -> int:
                     .where(batches.c.id == b.id, batches.c.state == BatchState.DONE.value)
                     .values(
                         state=BatchState.PENDING.value,
-                        available_at=now,
+                        available_at=at,
                         lease_owner=None,
                         lease_expires_at=None,
                     )
                 )
-            elif b.state == BatchState.PENDING.value and b.available_at > now:
+            elif b.state == BatchState.PENDING.value and b.available_at > at:
                 conn.execute(
                     update(batches)
                     .where(batches.c.id == b.id, batches.c.state == BatchState.PENDING.value)
-                    .values(available_at=now)
+                    .values(available_at=at)
                 )
         for send_id in send_ids:
             _reopen(conn, send_id, now)

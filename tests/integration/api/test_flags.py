@@ -28,6 +28,7 @@ def test_flags_are_typed_validated_and_kept_in_history(live_api: LiveApi) -> Non
         "name": "tracking.version",
         "value": "v2",
         "previous": None,
+        "released": 0,  # not a revert
     }
     bad = httpx.put(url + "/tracking.version", json={"value": "v9", "by": "alice"}, headers=auth)
     assert bad.status_code == 422 and "tracking.version" in bad.json()["detail"]

@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select, update
 
+from steadymail.clock import FakeClock
 from steadymail.domain.states import MessageState
 from steadymail.errors import Conflict, NotFound, ValidationError
+from steadymail.services import flag_admin
 from steadymail.services import quarantine as service
-from steadymail.store import instances, queue, sends
+from steadymail.store import events, instances, queue, sends
 from steadymail.store import quarantine as store
 from steadymail.store.queue import Checkpoint, Result
 from steadymail.store.schema import batches, messages
@@ -321,3 +323,53 @@ def test_arguments_are_checked(engine: Engine, settings_for: Any, db_url: str) -
     sends.change_state(engine, send_id, "cancel", CLOCK.now())
     with pytest.raises(Conflict, match="cancelled"):
         service.requeue(engine, CLOCK, settings, send_id)
+
+
+def quarantined(engine: Engine, mid: int, at: float) -> None:
+    """As the worker leaves a message it quarantines: the state and the platform event."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(messages).where(messages.c.id == mid).values(state="quarantined", crashes=3)
+        )
+    events.append(
+        engine,
+        region="R1",
+        kind="message_quarantined",
+        subject=f"message:{mid}",
+        detail={"message": mid},
+        now=at,
+    )
+
+
+def test_a_revert_releases_what_was_quarantined_under_the_reverted_value(
+    engine: Engine, db_url: str, smtp_server: tuple[Recorder, int], settings_for: Any
+) -> None:
+    """A flag set back to its value before its latest change (a rollback, the revert window, a
+    human) releases the messages quarantined since that change, due once workers have read the
+    revert; a message quarantined before the change stays, and other changes release nothing."""
+    settings = settings_for(db_url, smtp_server[1], quarantine_after=3)
+    send_id = make_campaign(engine, settings, 15)
+    early = message_id(engine, send_id, "user3@example.com")
+    late = message_id(engine, send_id, "user12@example.com")
+    clock = FakeClock(CLOCK.now())
+    quarantined(engine, early, clock.now())  # before the change
+    clock.advance(10)
+    flag_admin.set_flag(engine, clock, "tracking.version", "v2", "rollout 1", "wave 1")
+    clock.advance(5)
+    quarantined(engine, late, clock.now())  # while v2 ran
+    clock.advance(5)
+
+    out = flag_admin.set_flag(
+        engine, clock, "tracking.version", None, "rollout 1", "rolled back", settle=2.0
+    )
+    assert out["released"] == 1
+    m = message(engine, late)
+    assert (m.state, m.crashes) == ("deferred", 0)
+    assert m.next_attempt_at == pytest.approx(clock.now() + 3.0)
+    assert message(engine, early).state == MessageState.QUARANTINED.value
+
+    # Not a revert (a new value): nothing released, even with a quarantine since the change.
+    quarantined(engine, late, clock.now())
+    out = flag_admin.set_flag(engine, clock, "tracking.version", "v1", "alice", "try v1")
+    assert "released" not in out
+    assert message(engine, late).state == MessageState.QUARANTINED.value
