@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, func, insert, inspect, select, update
 
 from steadymail.store.control_schema import audit, rollouts
-from steadymail.store.db import normalise_url
+from steadymail.store.db import alembic_config, normalise_url
 from steadymail.store.records import JsonObject
 
 _MIGRATIONS = Path(__file__).parent / "control_migrations"
@@ -46,18 +45,11 @@ class AuditRecord:
     detail: str
 
 
-def alembic_config(url: str) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
-    return cfg
-
-
 def migrate_control(url: str) -> None:
     """Bring the control plane's database at `url` to the newest schema. A database created
     before the control plane had migrations (its tables, no version) is first stamped at the
     revision that describes it, so its rollouts and audit log are kept."""
-    cfg = alembic_config(url)
+    cfg = alembic_config(url, _MIGRATIONS)
     engine = create_engine(normalise_url(url))
     try:
         tables = set(inspect(engine).get_table_names())

@@ -122,9 +122,11 @@ def engine_for(settings: Settings, url: str | None = None) -> Engine:
     return make_engine(url or settings.resolved_database_url(), **settings.resolved_pg_timeouts())
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str, script_location: Path = _MIGRATIONS) -> Config:
+    """Alembic's configuration for the chain at `script_location` (the region's by default)
+    against `url`."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.set_main_option("script_location", str(script_location))
     cfg.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
     return cfg
 

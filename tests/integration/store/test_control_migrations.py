@@ -3,10 +3,8 @@ PostgreSQL, and a control database that the control plane created before it had 
 (`data_dir/control.db` outlives `steadymail up --regions` runs) keeps its rollouts and audit log
 when it is brought under them."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from alembic.migration import MigrationContext
 from sqlalchemy import (
     JSON,
@@ -28,17 +26,7 @@ from steadymail.rollout.plan import Plan
 from steadymail.services import control_plane
 from steadymail.store.control_plane import VERSION_TABLE, migrate_control
 from steadymail.store.db import make_engine
-from tests.conftest import unmigrated_pg_database
 from tests.integration.store.test_migrations import CONTROL, differences
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'control.db'}"
-        return
-    with unmigrated_pg_database() as url:
-        yield url
 
 
 def _revision(engine: Engine) -> str | None:

@@ -5,7 +5,7 @@ autogenerate comparison (`compare_metadata`: tables, columns, types, nullability
 defaults, indexes, unique and foreign keys) must find nothing to change. A second chain (another
 metadata with its own migrations) is one more `Chain` in `CHAINS`."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,6 @@ from steadymail.store.control_plane import migrate_control
 from steadymail.store.control_schema import metadata as control_metadata
 from steadymail.store.db import migrate, normalise_url
 from steadymail.store.schema import metadata as region_metadata
-from tests.conftest import unmigrated_pg_database
 
 
 @dataclass(frozen=True)
@@ -35,16 +34,6 @@ class Chain:
 
 CONTROL = Chain("control", control_metadata, migrate_control, CONTROL_VERSION_TABLE)
 CHAINS = [Chain("region", region_metadata, migrate), CONTROL]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database (no migration run yet)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    with unmigrated_pg_database() as url:
-        yield url
 
 
 def _sqlite_literal_default(
