@@ -160,6 +160,9 @@ class Bench:
         return time.time() if state == "quarantined" else None
 
     def all_quiet(self) -> bool:
+        """Both workers running (a restart may still be backing off) and no alert open."""
+        if not all(c.proc is not None and c.proc.poll() is None for c in self.sup.children):
+            return False
         return not [
             a
             for a in alerts.listing(self.engine, "firing")

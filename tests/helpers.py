@@ -57,7 +57,7 @@ def wait_until(
     predicate: Callable[[], T], timeout: float = 30.0, what: str = "", interval: float = 0.05
 ) -> T:
     """Poll `predicate` until it returns something truthy, and return that; past `timeout`
-    seconds, fail naming `what` was awaited (by default, the predicate and where it is)."""
+    seconds, fail, naming what was awaited (`what`; by default the predicate and its place)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
