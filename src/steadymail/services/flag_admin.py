@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 from steadymail.alerts.manager import AlertManager
 from steadymail.clock import Clock
 from steadymail.config import Settings
-from steadymail.errors import ValidationError
+from steadymail.errors import Conflict, ValidationError
 from steadymail.rollout.flag_specs import FLAGS, validate
 from steadymail.store import alerts, flag_values, quarantine
 from steadymail.store.flag_values import FlagChange
@@ -62,7 +62,13 @@ def _release_after_revert(engine: Engine, clock: Clock, reverted: FlagChange, se
     if not ids:
         return 0
     now = clock.now()
-    released = quarantine.release(engine, ids, now, due=now + 1.5 * settle)
+    try:
+        released = quarantine.release(engine, ids, now, due=now + 1.5 * settle)
+    except Conflict as e:
+        # Released (or cancelled) by someone else since we looked: the flag is set either way,
+        # and its caller must not see the revert as failed.
+        log.warning("event=release_after_revert_skipped flag=%s error=%r", reverted.name, str(e))
+        return 0
     log.warning(
         "event=released_after_revert flag=%s messages=%d ids=%s",
         reverted.name,

@@ -373,3 +373,23 @@ def test_a_revert_releases_what_was_quarantined_under_the_reverted_value(
     out = flag_admin.set_flag(engine, clock, "tracking.version", "v1", "alice", "try v1")
     assert "released" not in out
     assert message(engine, late).state == MessageState.QUARANTINED.value
+
+
+def test_a_revert_whose_release_is_refused_still_sets_the_flag(
+    engine: Engine, db_url: str, smtp_server: tuple[Recorder, int], settings_for: Any
+) -> None:
+    """The release after a revert is all or nothing, like any release: when it is refused (here
+    the message's send was cancelled meanwhile) the flag is still set back and nothing moves."""
+    settings = settings_for(db_url, smtp_server[1], quarantine_after=3)
+    send_id = make_campaign(engine, settings, 15)
+    late = message_id(engine, send_id, "user12@example.com")
+    clock = FakeClock(CLOCK.now())
+    flag_admin.set_flag(engine, clock, "tracking.version", "v2", "rollout 1", "wave 1")
+    clock.advance(5)
+    quarantined(engine, late, clock.now())
+    sends.change_state(engine, send_id, "cancel", clock.now())
+    clock.advance(5)
+
+    out = flag_admin.set_flag(engine, clock, "tracking.version", None, "rollout 1", "rolled back")
+    assert (out["value"], out["previous"], out["released"]) == (None, "v2", 0)
+    assert message(engine, late).state == MessageState.QUARANTINED.value
