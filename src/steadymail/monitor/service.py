@@ -12,6 +12,7 @@ from steadymail.alerts.notifiers import Dispatcher, SendEmail
 from steadymail.clock import Clock
 from steadymail.config import Settings
 from steadymail.metrics import ANOMALY_SCORE, FLAG_INFO, QUEUE_DUE, RESTARTS, STALLED_SENDS
+from steadymail.monitor.after_revert import RevertSweep
 from steadymail.monitor.anomaly_watch import WATCHED, AnomalyWatcher
 from steadymail.monitor.health import HealthWatcher
 from steadymail.monitor.series import Interval, SeriesKeeper
@@ -41,6 +42,7 @@ class Monitor:
         self.stalls = StallDetector(engine, settings)
         self.series = SeriesKeeper(engine, settings)
         self.anomalies = AnomalyWatcher(settings)
+        self.reverts = RevertSweep(engine, settings)
         self.dispatcher = Dispatcher(
             engine,
             clock,
@@ -74,6 +76,7 @@ class Monitor:
         self._export_flags()
         self.apply(self.health.tick(now))
         self.apply(self.stalls.tick(now))
+        self.reverts.tick(now)
         region = self.settings.region
         STALLED_SENDS.labels(region).set(self.stalls.stalled_count())
         QUEUE_DUE.labels(region).set(self.stalls.due_batches)

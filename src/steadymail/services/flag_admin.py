@@ -8,9 +8,10 @@ from sqlalchemy import Engine
 from steadymail.alerts.manager import AlertManager
 from steadymail.clock import Clock
 from steadymail.config import Settings
-from steadymail.errors import Conflict, ValidationError
+from steadymail.errors import ValidationError
+from steadymail.monitor.after_revert import release_after_revert
 from steadymail.rollout.flag_specs import FLAGS, validate
-from steadymail.store import alerts, flag_values, quarantine
+from steadymail.store import alerts, flag_values
 from steadymail.store.flag_values import FlagChange
 from steadymail.store.records import JsonObject
 
@@ -42,40 +43,14 @@ def set_flag(
         raise ValidationError("say who sets the flag ('by')")
     normalised = validate(name, value)
     latest = flag_values.history(engine, name, limit=1)
-    previous = flag_values.set_value(
-        engine, name, normalised, by.strip(), reason, clock.now(), region
-    )
-    out: dict[str, Any] = {"name": name, "value": normalised, "previous": previous}
-    if latest and latest[0].value != normalised and latest[0].previous == normalised:
-        out["released"] = _release_after_revert(engine, clock, latest[0], settle)
-    return out
-
-
-def _release_after_revert(engine: Engine, clock: Clock, reverted: FlagChange, settle: float) -> int:
-    """A revert (the flag back to what it was before its latest change, as a rollback or the
-    revert window sets it) releases the messages quarantined since that change took effect:
-    the workers they killed died of the change, and they are sent without a human. A message
-    that is poison by itself is quarantined again after `quarantine_after` more crashes. They
-    are due once every worker has read the revert (1.5 x `settle`: a beat's own latency on top),
-    so that none still running the change dies of them again."""
-    ids = quarantine.quarantined_since(engine, reverted.at)
-    if not ids:
-        return 0
     now = clock.now()
-    try:
-        released = quarantine.release(engine, ids, now, due=now + 1.5 * settle)
-    except Conflict as e:
-        # Released (or cancelled) by someone else since we looked: the flag is set either way,
-        # and its caller must not see the revert as failed.
-        log.warning("event=release_after_revert_skipped flag=%s error=%r", reverted.name, str(e))
-        return 0
-    log.warning(
-        "event=released_after_revert flag=%s messages=%d ids=%s",
-        reverted.name,
-        released,
-        ids[:20],
-    )
-    return released
+    previous = flag_values.set_value(engine, name, normalised, by.strip(), reason, now, region)
+    out: dict[str, Any] = {"name": name, "value": normalised, "previous": previous}
+    if latest and flag_values.is_revert(latest[0], normalised):
+        # What is quarantined now; the monitor's sweep releases what is quarantined later by
+        # workers that still ran the old value (after_revert.py).
+        out["released"] = release_after_revert(engine, latest[0], now, now, now, settle)
+    return out
 
 
 def history(

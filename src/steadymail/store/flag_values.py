@@ -90,3 +90,35 @@ def history(
         q = q.where(flag_history.c.name == name)
     with engine.connect() as conn:
         return [FlagChange(**r) for r in conn.execute(q).mappings()]
+
+
+def reverts_since(engine: Engine, since: float) -> list[tuple[FlagChange, FlagChange]]:
+    """(reverted, revert) for every change at or after ``since`` that set a flag back to its
+    value before the change it follows (a rollback, the revert window, a human), oldest first."""
+    with engine.connect() as conn:
+        recent = [
+            FlagChange(**r)
+            for r in conn.execute(
+                select(flag_history).where(flag_history.c.at >= since).order_by(flag_history.c.id)
+            ).mappings()
+        ]
+        out = []
+        for change in recent:
+            before = (
+                conn.execute(
+                    select(flag_history)
+                    .where(flag_history.c.name == change.name, flag_history.c.id < change.id)
+                    .order_by(flag_history.c.id.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+            if before is not None and is_revert(FlagChange(**before), change.value):
+                out.append((FlagChange(**before), change))
+        return out
+
+
+def is_revert(latest: FlagChange, value: JsonValue) -> bool:
+    """Whether setting ``value`` after ``latest`` puts the flag back as it was before it."""
+    return bool(latest.value != value and latest.previous == value)

@@ -101,23 +101,26 @@ def quarantined_ids(engine: Engine, send_id: int) -> list[int]:
         return [int(r.id) for r in rows]
 
 
-def quarantined_since(engine: Engine, since: float) -> list[int]:
-    """Messages quarantined at or after `since` and quarantined still (from the platform event
-    log, which records every quarantine)."""
+def quarantined_between(engine: Engine, start: float, end: float) -> list[int]:
+    """Messages quarantined still, of sends not cancelled, whose latest quarantine was in
+    [start, end] (from the platform event log, which records every quarantine)."""
     with engine.connect() as conn:
-        subjects = conn.execute(
-            select(platform_events.c.subject).where(
-                platform_events.c.kind == "message_quarantined", platform_events.c.at >= since
-            )
+        latest = conn.execute(
+            select(platform_events.c.subject, func.max(platform_events.c.at).label("at"))
+            .where(platform_events.c.kind == "message_quarantined", platform_events.c.at >= start)
+            .group_by(platform_events.c.subject)
         )
-        ids = {int(r.subject.split(":", 1)[1]) for r in subjects}
+        ids = {int(r.subject.split(":", 1)[1]) for r in latest if r.at <= end}
         if not ids:
             return []
         rows = conn.execute(
             select(messages.c.id)
+            .select_from(sends.join(messages, messages.c.send_id == sends.c.id))
             .where(
                 messages.c.id.in_(sorted(ids)),
                 messages.c.state == MessageState.QUARANTINED.value,
+                # A cancelled send's messages cannot be released.
+                sends.c.state != SendState.CANCELLED.value,
             )
             .order_by(messages.c.id)
         )

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select, update
 from steadymail.clock import FakeClock
 from steadymail.domain.states import MessageState
 from steadymail.errors import Conflict, NotFound, ValidationError
+from steadymail.monitor.after_revert import RevertSweep, late_after_revert
 from steadymail.services import flag_admin
 from steadymail.services import quarantine as service
 from steadymail.store import events, instances, queue, sends
@@ -393,3 +394,44 @@ def test_a_revert_whose_release_is_refused_still_sets_the_flag(
     out = flag_admin.set_flag(engine, clock, "tracking.version", None, "rollout 1", "rolled back")
     assert (out["value"], out["previous"], out["released"]) == (None, "v2", 0)
     assert message(engine, late).state == MessageState.QUARANTINED.value
+
+
+def test_a_quarantine_by_a_worker_still_running_the_reverted_value_is_released_by_the_sweep(
+    engine: Engine, db_url: str, smtp_server: tuple[Recorder, int], settings_for: Any
+) -> None:
+    """A worker reads flags once a beat: it can still run the old value after a revert, die on
+    a message, and the worker that reclaims its lease quarantines the message after the revert
+    was written. The monitor's sweep releases such late quarantines (once each), not one after
+    the window, nor one under a change that was not reverted."""
+    settings = settings_for(db_url, smtp_server[1], quarantine_after=3, lease_ttl=6.0)
+    late_window = late_after_revert(settings)
+    assert late_window == pytest.approx(2.5 * 2.0 + 6.0)
+    send_id = make_campaign(engine, settings, 15)
+    stale, after, kept = (message_id(engine, send_id, f"user{i}@example.com") for i in (4, 9, 13))
+    clock = FakeClock(CLOCK.now())
+    sweep = RevertSweep(engine, settings)
+    flag_admin.set_flag(engine, clock, "tracking.version", "v1", "rollout 1", "wave 1")
+    clock.advance(5)
+    quarantined(engine, kept, clock.now())  # under a change nobody reverted
+    clock.advance(1)
+    flag_admin.set_flag(engine, clock, "tracking.version", "v2", "rollout 2", "wave 1")
+    clock.advance(5)
+    revert_at = clock.now()
+    out = flag_admin.set_flag(
+        engine, clock, "tracking.version", "v1", "rollout 2", "rolled back", settle=2.0
+    )
+    assert out["released"] == 0  # nothing was quarantined under v2 yet
+    clock.advance(2)
+    quarantined(engine, stale, clock.now())  # a worker that had not read the revert
+    assert sweep.tick(clock.now()) == 1
+    m = message(engine, stale)
+    assert (m.state, m.crashes) == ("deferred", 0)
+    # Due once every worker has read the revert, counted from the revert.
+    assert m.next_attempt_at == pytest.approx(revert_at + 3.0)
+    assert sweep.tick(clock.now()) == 0  # once
+
+    clock.advance(late_window)  # past the window: poison by itself, for a human
+    quarantined(engine, after, clock.now())
+    assert sweep.tick(clock.now()) == 0
+    assert message(engine, after).state == MessageState.QUARANTINED.value
+    assert message(engine, kept).state == MessageState.QUARANTINED.value
