@@ -82,7 +82,14 @@ class Schedule:
             3 * bake + guard + 6 * time_scale if mode == "after-guard" else 3.0 * time_scale
         )
         observe_off = 40.0 * time_scale
-        span = baseline + 3 * bake + guard + fault_after + 20 * time_scale
+        if mode == "off":
+            # Sending all through the observation: the outage as it ran.
+            span = baseline + 3 * bake + guard + fault_after + 20 * time_scale
+        else:
+            # Sending until the fault has armed in the first region, a bake for the gates or
+            # the revert window to act, and 20 s to see every send resume (fault_after counts
+            # from the rollout's start: the first region gets the value at once).
+            span = baseline + fault_after + bake + 20 * time_scale
         return cls(baseline, bake, guard, fault_after, observe_off, rate, int(rate * span))
 
 
