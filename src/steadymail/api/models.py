@@ -5,6 +5,7 @@ Every request model derives from `In`, which refuses NaN and infinities; free-fo
 """
 
 import builtins
+import datetime
 import json
 import math
 from typing import Annotated, Any
@@ -126,6 +127,9 @@ class SendOut(Out):
     name: str
     kind: SendKind
     state: SendState
+    scheduled_at: float | None = Field(
+        default=None, description="epoch seconds a scheduled send starts at"
+    )
 
 
 class MessageOut(Out):
@@ -185,6 +189,20 @@ class StartedOut(Out):
     messages: int = Field(description="messages materialised")
     batches: int
     suppressed: int = Field(description="contacts skipped: suppressed or unsubscribed")
+
+
+class ScheduleIn(BaseModel):
+    """When the campaign starts: ``at`` with its offset (``2026-12-01T09:00:00+01:00``), or a
+    wall time with ``tz`` (``2026-12-01T09:00`` and ``Europe/Berlin``)."""
+
+    at: datetime.datetime
+    tz: str | None = Field(default=None, max_length=64, examples=["Europe/Berlin"])
+
+
+class ScheduledOut(BaseModel):
+    send_id: int
+    state: SendState
+    scheduled_at: float = Field(description="epoch seconds")
 
 
 class SteeredOut(BaseModel):

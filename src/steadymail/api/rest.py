@@ -23,6 +23,8 @@ from steadymail.api.models import (
     Part,
     PathId,
     QueuedOut,
+    ScheduledOut,
+    ScheduleIn,
     SendOut,
     StartedOut,
     StatsOut,
@@ -33,6 +35,7 @@ from steadymail.api.models import (
 )
 from steadymail.api.responses import Rfc822Response
 from steadymail.domain.headers import BadHeader, check_custom_headers
+from steadymail.domain.states import SendState
 from steadymail.errors import NotFound, ValidationError
 from steadymail.services import (
     campaigns,
@@ -179,9 +182,18 @@ def start_send(send_id: PathId, st: AppState = Write) -> dict[str, Any]:
     return {"send_id": send_id, **asdict(started)}
 
 
+@router.post("/sends/{send_id}/schedule", response_model=ScheduledOut)
+def schedule_send(send_id: PathId, body: ScheduleIn, st: AppState = Write) -> dict[str, Any]:
+    """Schedule a draft campaign, or move a scheduled one, to start at a time (checked now as
+    a start would be). A local time that does not exist or happens twice (clock changes) is
+    refused; give the offset then. Cancel it with ``/cancel`` before it starts."""
+    when = campaigns.schedule(st.engine, st.clock, send_id, body.at, body.tz)
+    return {"send_id": send_id, "state": SendState.SCHEDULED, "scheduled_at": when}
+
+
 @router.post("/sends/{send_id}/{action}", response_model=SteeredOut)
 def steer_send(send_id: PathId, action: str, st: AppState = Write) -> dict[str, Any]:
-    """``action``: pause, resume or cancel."""
+    """``action``: pause, resume or cancel (a scheduled send too)."""
     if action not in {"pause", "resume", "cancel"}:
         raise NotFound(f"no action {action!r}: pause, resume or cancel")
     return {"send_id": send_id, "state": campaigns.change(st.engine, st.clock, send_id, action)}

@@ -1,6 +1,7 @@
 """Commands on content: import contacts, templates, campaigns, sends, captured mail."""
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,7 +10,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from steadymail.cli.context import console, make_ctx
+from steadymail.domain.schedule import parse_local
 from steadymail.domain.states import MessageState, SendState
+from steadymail.errors import ValidationError
 from steadymail.services import campaigns, captured, csv_import, engagement, sends, templates
 
 
@@ -75,9 +78,17 @@ def send_cmd(
     template: Annotated[str, typer.Option()],
     from_addr: Annotated[str | None, typer.Option("--from")] = None,
     watch: Annotated[bool, typer.Option(help="follow progress until the send ends")] = False,
+    at: Annotated[
+        str | None, typer.Option(help="start then, not now: '2026-12-01 09:00' (with --tz)")
+    ] = None,
+    tz: Annotated[
+        str | None, typer.Option(help="the time zone of --at, e.g. Europe/Berlin or UTC")
+    ] = None,
 ) -> None:
-    """Create a campaign for a list and start sending it."""
+    """Create a campaign for a list and start sending it (now, or --at a time)."""
     ctx = make_ctx()
+    if tz is not None and at is None:
+        raise ValidationError("--tz goes with --at")
     ref: int | str = int(template) if template.isdigit() else template
     send_id = campaigns.create_campaign(
         ctx.engine,
@@ -88,6 +99,9 @@ def send_cmd(
         template=ref,
         from_addr=from_addr,
     )
+    if at is not None:
+        _scheduled(ctx, send_id, at, tz)
+        return
     info = campaigns.start(ctx.engine, ctx.clock, ctx.settings, send_id)
     console.print(
         f"send [bold]{send_id}[/] started: {info.messages} messages in "
@@ -149,8 +163,11 @@ def status_cmd(
             _watch([send_id])
             return
         p = campaigns.status(ctx.engine, send_id)
+        when = ""
+        if p.state == SendState.SCHEDULED and p.scheduled_at is not None:
+            when = f" (starts {datetime.fromtimestamp(p.scheduled_at, UTC):%Y-%m-%d %H:%M:%S} UTC)"
         console.print(
-            f"send {send_id} [bold]{p.name}[/] {p.state}: {p.total} messages; "
+            f"send {send_id} [bold]{p.name}[/] {p.state}{when}: {p.total} messages; "
             f"{_counts_line(p)}; open batches {p.open_batches}"
         )
         return
@@ -165,13 +182,35 @@ def status_cmd(
     console.print(table)
 
 
+def schedule_cmd(
+    send_id: int,
+    at: Annotated[str, typer.Option(help="when it starts: '2026-12-01 09:00' (with --tz)")],
+    tz: Annotated[
+        str | None, typer.Option(help="the time zone of --at, e.g. Europe/Berlin or UTC")
+    ] = None,
+) -> None:
+    """Schedule a draft campaign, or move a scheduled one (`steadymail cancel` drops it)."""
+    _scheduled(make_ctx(), send_id, at, tz)
+
+
+def _scheduled(ctx: Any, send_id: int, at: str, tz: str | None) -> None:
+    when = campaigns.schedule(ctx.engine, ctx.clock, send_id, parse_local(at), tz)
+    utc = datetime.fromtimestamp(when, UTC)
+    console.print(
+        f"send [bold]{send_id}[/] scheduled: starts {utc:%Y-%m-%d %H:%M:%S} UTC "
+        f"(in {max(0.0, when - ctx.clock.now()):,.0f} s)"
+    )
+
+
 def _steer(action: str) -> Any:
     def command(send_id: int) -> None:
         ctx = make_ctx()
         state = campaigns.change(ctx.engine, ctx.clock, send_id, action)
         console.print(f"send {send_id} is now {state.value}")
 
-    command.__doc__ = f"{action.capitalize()} a send."
+    command.__doc__ = f"{action.capitalize()} a send." + (
+        " A scheduled one is dropped before it starts." if action == "cancel" else ""
+    )
     return command
 
 

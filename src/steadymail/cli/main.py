@@ -34,6 +34,7 @@ app = typer.Typer(
 app.command("import")(content.import_cmd)
 app.add_typer(content.template_app, name="template")
 app.command("send")(content.send_cmd)
+app.command("schedule")(content.schedule_cmd)
 app.command("status")(content.status_cmd)
 app.command("pause")(content.pause_cmd)
 app.command("resume")(content.resume_cmd)

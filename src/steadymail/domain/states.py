@@ -10,6 +10,8 @@ from enum import StrEnum
 
 class SendState(StrEnum):
     DRAFT = "draft"
+    # Waiting for its `scheduled_at`: a worker starts it then (messages taken from the list then).
+    SCHEDULED = "scheduled"
     RUNNING = "running"
     PAUSED = "paused"
     CANCELLED = "cancelled"
@@ -42,11 +44,13 @@ class MessageState(StrEnum):
 
 
 _ACTIONS: dict[str, tuple[frozenset[SendState], SendState]] = {
-    "start": (frozenset({SendState.DRAFT}), SendState.RUNNING),
+    "start": (frozenset({SendState.DRAFT, SendState.SCHEDULED}), SendState.RUNNING),
+    # Also a change of time: a scheduled send can be scheduled again until it starts.
+    "schedule": (frozenset({SendState.DRAFT, SendState.SCHEDULED}), SendState.SCHEDULED),
     "pause": (frozenset({SendState.RUNNING}), SendState.PAUSED),
     "resume": (frozenset({SendState.PAUSED}), SendState.RUNNING),
     "cancel": (
-        frozenset({SendState.DRAFT, SendState.RUNNING, SendState.PAUSED}),
+        frozenset({SendState.DRAFT, SendState.SCHEDULED, SendState.RUNNING, SendState.PAUSED}),
         SendState.CANCELLED,
     ),
 }

@@ -44,6 +44,7 @@ from steadymail.sending.flag_view import FlagView
 from steadymail.sending.gate import SuspectGate
 from steadymail.sending.heartbeat import Heartbeat
 from steadymail.sending.render import compile_template
+from steadymail.sending.scheduler import Scheduler
 from steadymail.sending.transport import SmtpPool
 from steadymail.store import events, instances, queue, sends, templates
 from steadymail.store.queue import Checkpoint, Claim, QueuedMessage, Result
@@ -134,6 +135,7 @@ class Worker:
             asyncio.create_task(self.checkpointer.run()),
             asyncio.create_task(self.heartbeat.run()),
             asyncio.create_task(self._flusher.run()),
+            asyncio.create_task(Scheduler(self.engine, self.settings, self.clock).run()),
             watch_peers(self.engine, self.clock, self.settings, self.instance_id),
         ]
         # Ready while its heartbeats go through and it is not stopping.

@@ -1,39 +1,19 @@
-"""Campaigns: a template sent to a list, checked before it starts, then steered."""
+"""Campaigns: a template sent to a list, checked before it starts (now or at a scheduled
+time), then steered."""
+
+from datetime import datetime
 
 from sqlalchemy import Engine
 
 from steadymail.clock import Clock
 from steadymail.config import Settings
+from steadymail.domain.schedule import start_time
 from steadymail.domain.states import SendKind, SendState
 from steadymail.errors import ValidationError
 from steadymail.sending.mime import parse_address
-from steadymail.sending.render import (
-    check_template,
-    check_variables,
-    contact_context,
-    render_within,
-)
+from steadymail.sending.preflight import check_campaign
 from steadymail.store import contacts, sends, templates
 from steadymail.store.sends import CampaignStart, SendProgress
-from steadymail.store.templates import Template
-from steadymail.tracking.rewrite import check_html_depth
-
-# Contacts dry-rendered before a campaign may start: a template that fails for them would
-# fail message after message once the send runs.
-DRY_RUN_CONTACTS = 5
-
-
-def _validate(engine: Engine, list_id: int, template: Template) -> None:
-    compiled = check_template(template.subject, template.html, template.text)
-    check_variables(compiled, contacts.attribute_names(engine, list_id))
-    extra = {"send": {"id": 0}, "unsubscribe_url": "https://example.invalid/u/sample"}
-    for contact in contacts.first_contacts(engine, list_id, DRY_RUN_CONTACTS):
-        try:
-            context = contact_context(contact.email, contact.attributes, extra)
-            rendered = render_within(compiled, context)
-            check_html_depth(rendered.html)
-        except ValidationError as e:
-            raise ValidationError(f"template fails for contact {contact.email}: {e}") from e
 
 
 def create_campaign(
@@ -50,7 +30,7 @@ def create_campaign(
     with engine.connect() as conn:
         list_id = contacts.list_id_by_name(conn, list_name)
     tpl = templates.get_template(engine, template)
-    _validate(engine, list_id, tpl)
+    check_campaign(engine, list_id, tpl)
     sender = from_addr or settings.default_from
     parse_address(sender)
     return sends.create_send(
@@ -71,12 +51,28 @@ def start(engine: Engine, clock: Clock, settings: Settings, send_id: int) -> Cam
         raise ValidationError("only campaigns are started; streams always run")
     # A campaign always has its list and template.
     assert send.list_id is not None and send.template_id is not None
-    _validate(engine, send.list_id, templates.get_template(engine, send.template_id))
+    check_campaign(engine, send.list_id, templates.get_template(engine, send.template_id))
     return sends.start_campaign(engine, send_id, settings.batch_size, clock.now())
 
 
+def schedule(
+    engine: Engine, clock: Clock, send_id: int, at: datetime, tz: str | None = None
+) -> float:
+    """Schedule a draft campaign (or move a scheduled one) to start at ``at``: a wall time in
+    ``tz``, or a time with its offset. Checked now as a start would be; returns the instant."""
+    now = clock.now()
+    when = start_time(at, tz, now)
+    send = sends.get_send(engine, send_id)
+    if send.kind != SendKind.CAMPAIGN:
+        raise ValidationError("only campaigns are scheduled; streams always run")
+    assert send.list_id is not None and send.template_id is not None
+    check_campaign(engine, send.list_id, templates.get_template(engine, send.template_id))
+    sends.schedule(engine, send_id, when)
+    return when
+
+
 def change(engine: Engine, clock: Clock, send_id: int, action: str) -> SendState:
-    """pause, resume or cancel."""
+    """pause, resume or cancel (a scheduled send too, before it starts)."""
     return sends.change_state(engine, send_id, action, clock.now())
 
 

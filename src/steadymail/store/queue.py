@@ -97,10 +97,19 @@ UPDATE batches SET
     reclaimed = CASE WHEN state = '{BatchState.LEASED}' THEN 1 ELSE 0 END
 WHERE id = (
     SELECT b.id FROM batches b JOIN sends s ON s.id = b.send_id
+    -- Live leases per send (few rows: one per busy worker slot, ix_batches_leased).
+    LEFT JOIN (
+        SELECT send_id, count(*) AS held FROM batches
+        WHERE state = '{BatchState.LEASED}' AND lease_expires_at >= :now
+        GROUP BY send_id
+    ) l ON l.send_id = b.send_id
     WHERE s.state = '{SendState.RUNNING}'
       AND ({{due}})
-    -- Transactional streams first: a receipt must not queue behind a bulk campaign.
-    ORDER BY CASE WHEN s.kind = '{SendKind.STREAM}' THEN 0 ELSE 1 END, b.available_at, b.id
+    -- Transactional streams first: a receipt must not queue behind a bulk campaign. Then the
+    -- send that holds the fewest leases: the worker slots are shared out between running sends,
+    -- so a short send started behind a long one is not left waiting for the long one's end.
+    ORDER BY CASE WHEN s.kind = '{SendKind.STREAM}' THEN 0 ELSE 1 END, COALESCE(l.held, 0),
+        b.available_at, b.id
     LIMIT 1 {{lock}}
 )
 RETURNING id, send_id, seq, lease_epoch, reclaimed
@@ -114,7 +123,10 @@ _DUE = f"(b.state = '{BatchState.PENDING}' AND b.available_at <= :now) OR ({_EXP
 def claim_batch(
     engine: Engine, owner: str, ttl: float, now: float, *, expired_only: bool = False
 ) -> Claim | None:
-    """Lease the oldest due batch of a running send, or an expired lease; None if none is due.
+    """Lease a due batch of a running send, or an expired lease; None if none is due.
+
+    Which one: transactional streams first, then the send holding the fewest live leases (fair
+    share of the worker slots between sends), then the oldest.
 
     `expired_only` claims only batches whose holder's lease lapsed: a rescuer's claim.
     """

@@ -89,6 +89,8 @@ sends = Table(
     Column("started_at", Float, nullable=True),
     Column("completed_at", Float, nullable=True),
     Column("last_progress_at", Float, nullable=True),
+    # When a `scheduled` send is to start (epoch seconds).
+    Column("scheduled_at", Float, nullable=True),
     Index("ix_sends_state", "state"),
 )
 

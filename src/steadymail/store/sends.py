@@ -42,6 +42,7 @@ class Send:
     started_at: float | None
     completed_at: float | None
     last_progress_at: float | None
+    scheduled_at: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +128,14 @@ def get_send(engine: Engine, send_id: int) -> Send:
         return Send(**_get(conn, send_id))
 
 
-def _get(conn: Connection, send_id: int) -> dict[str, Any]:
-    """The send's fields (NotFound if there is none), for `Send` or `SendProgress`."""
-    row = conn.execute(select(sends).where(sends.c.id == send_id)).mappings().first()
+def _get(conn: Connection, send_id: int, lock: bool = False) -> dict[str, Any]:
+    """The send's fields (NotFound if there is none), for `Send` or `SendProgress`. ``lock``:
+    row-locked on PostgreSQL (SQLite's writers are serialised already), for a state change
+    that must see the state it replaces (two starts of one send materialise it once)."""
+    q = select(sends).where(sends.c.id == send_id)
+    if lock and not is_sqlite(conn):
+        q = q.with_for_update()
+    row = conn.execute(q).mappings().first()
     if row is None:
         raise NotFound(f"no send {send_id}")
     out = _send_values(row)
@@ -159,7 +165,7 @@ def start_campaign(engine: Engine, send_id: int, batch_size: int, now: float) ->
     either fully materialised and running, or untouched.
     """
     with engine.begin() as conn:
-        send = _get(conn, send_id)
+        send = _get(conn, send_id, lock=True)
         _check(send["state"], "start")
         list_id = send["list_id"]
         # Any stream blocks a campaign. Contacts hold bare addresses (the import validates them),
@@ -257,10 +263,49 @@ def stream_send_id(engine: Engine, name: str, from_addr: str, now: float) -> int
     )
 
 
+def schedule(engine: Engine, send_id: int, at: float) -> None:
+    """Schedule a draft campaign to start at ``at``, or move a scheduled one to ``at``."""
+    with engine.begin() as conn:
+        send = _get(conn, send_id, lock=True)
+        if send["kind"] != SendKind.CAMPAIGN:
+            raise Conflict("only a campaign can be scheduled")
+        _check(send["state"], "schedule")
+        conn.execute(
+            update(sends)
+            .where(sends.c.id == send_id)
+            .values(state=SendState.SCHEDULED.value, scheduled_at=at)
+        )
+
+
+def unschedule(engine: Engine, send_id: int) -> None:
+    """A scheduled send back to draft (its template no longer renders): Conflict if it is not
+    scheduled any more."""
+    with engine.begin() as conn:
+        send = _get(conn, send_id, lock=True)
+        if send["state"] != SendState.SCHEDULED:
+            raise Conflict(f"send {send_id} is {send['state'].value}, not scheduled")
+        conn.execute(
+            update(sends)
+            .where(sends.c.id == send_id)
+            .values(state=SendState.DRAFT.value, scheduled_at=None)
+        )
+
+
+def due_scheduled(engine: Engine, now: float) -> list[int]:
+    """Scheduled sends whose time has come, earliest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(sends.c.id)
+            .where(sends.c.state == SendState.SCHEDULED.value, sends.c.scheduled_at <= now)
+            .order_by(sends.c.scheduled_at, sends.c.id)
+        )
+        return [int(r.id) for r in rows]
+
+
 def change_state(engine: Engine, send_id: int, action: str, now: float) -> SendState:
     """Pause, resume or cancel a send; cancelling gives up every message not yet handed to SMTP."""
     with engine.begin() as conn:
-        send = _get(conn, send_id)
+        send = _get(conn, send_id, lock=True)
         target = _check(send["state"], action)
         values: dict[str, object] = {"state": target.value}
         if target == SendState.RUNNING:
