@@ -21,6 +21,7 @@ from steadymail.api import (
     flag_routes,
     quarantine_routes,
     rest,
+    suppression_routes,
     tracking_routes,
     watch_routes,
 )
@@ -60,6 +61,7 @@ def create_app(
     )
     # Before rest's catch-all `POST /v1/sends/{id}/{action}`, which would answer requeue 404.
     app.include_router(quarantine_routes.router)
+    app.include_router(suppression_routes.router)
     app.include_router(rest.router)
     app.include_router(watch_routes.router)
     app.include_router(flag_routes.router)

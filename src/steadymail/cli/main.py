@@ -21,6 +21,7 @@ from steadymail.cli.quarantine_cmd import quarantine_app, requeue_cmd
 from steadymail.cli.replay_cmd import replay_cmd
 from steadymail.cli.rollout_cmd import control_cmd, flags_app, rollout_app
 from steadymail.cli.supervisor import Child, Supervisor, exit_reporter, steadymail_argv
+from steadymail.cli.suppressions_cmd import suppressions_app
 from steadymail.errors import SteadymailError, ValidationError
 from steadymail.services import apikeys, database
 from steadymail.services.database import shown_url
@@ -54,6 +55,7 @@ app.command("control")(control_cmd)
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(flags_app, name="flags")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(suppressions_app, name="suppressions")
 app.command("requeue")(requeue_cmd)
 app.command("report-exit")(report_exit_cmd)
 app.command("changes")(changes_cmd)

@@ -6,8 +6,10 @@ so, and for suppression the safe error is to block a lookalike rather than mail 
 asked us to stop; `casefold` rather than `lower` so that the German sharp s and friends compare
 equal too.
 
-Two streams: `marketing` (newsletter unsubscribes) blocks campaigns and any message that offers
-an unsubscribe link; `all` (hard bounces, complaints) blocks every message, transactional too.
+Streams, as Postmark has them: `marketing` blocks campaigns and any message that offers an
+unsubscribe link; `transactional` blocks the other messages (receipts, password resets); `all`
+blocks both. An unsubscribe or a complaint suppresses the stream it came from; a hard bounce
+(the address does not exist) suppresses `all`.
 """
 
 import contextlib
@@ -17,16 +19,34 @@ from enum import StrEnum
 
 class Stream(StrEnum):
     MARKETING = "marketing"
+    TRANSACTIONAL = "transactional"
     ALL = "all"
 
 
-# Reasons that only stop newsletters; anything else (hard_bounce, complaint) stops all mail.
+class Reason(StrEnum):
+    HARD_BOUNCE = "hard_bounce"
+    # Soft bounces past the policy (too many in a row): the mailbox is as good as gone.
+    SOFT_BOUNCE = "soft_bounce"
+    COMPLAINT = "complaint"
+    UNSUBSCRIBED = "unsubscribed"
+    MANUAL = "manual"
+
+
+# Reasons that only stop newsletters when the stream they came from is not known.
 _MARKETING_REASONS = frozenset({"unsubscribed"})
 
 
-def stream_for(reason: str) -> Stream:
-    """The stream a suppression with this reason covers."""
-    return Stream.MARKETING if reason in _MARKETING_REASONS else Stream.ALL
+def stream_for(reason: str, *, marketing: bool | None = None) -> Stream:
+    """The stream a suppression with this reason covers: bounces every stream; an unsubscribe
+    or a complaint the stream of the message it came from (``marketing``; unknown: an
+    unsubscribe is a newsletter's, a complaint stops everything)."""
+    if reason in (Reason.HARD_BOUNCE, Reason.SOFT_BOUNCE) or (
+        marketing is None and reason not in _MARKETING_REASONS
+    ):
+        return Stream.ALL
+    if marketing is None:
+        return Stream.MARKETING
+    return Stream.MARKETING if marketing else Stream.TRANSACTIONAL
 
 
 def suppression_key(address: str) -> str:
@@ -45,4 +65,4 @@ def suppression_key(address: str) -> str:
 def blocks(stream: Stream, *, marketing: bool) -> bool:
     """Whether a suppression in `stream` blocks a message (`marketing`: a campaign, or a message
     that carries an unsubscribe link)."""
-    return stream == Stream.ALL or marketing
+    return stream == Stream.ALL or (stream == Stream.MARKETING) == marketing

@@ -13,7 +13,7 @@ from steadymail.store import contacts
 
 # No deliverable address is longer (RFC 5321 caps a path at 256 octets); refusing longer ones
 # up front spares the validator a field of up to csv's field limit (128 KiB).
-_MAX_ADDRESS = 320
+MAX_ADDRESS = 320
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class RowErrors(list[RowError]):
             super().append(error)
 
 
-def _decoded_lines(raw: bytes, errors: list[RowError], origin: list[int]) -> Iterator[str]:
+def decoded_lines(raw: bytes, errors: list[RowError], origin: list[int]) -> Iterator[str]:
     """Decode line by line so one badly encoded line costs only itself; `origin` maps back."""
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
@@ -67,7 +67,7 @@ def parse_contacts(raw: bytes) -> tuple[list[tuple[str, dict[str, str]]], RowErr
     """Parse a CSV with an `email` column; other columns become contact attributes."""
     errors = RowErrors()
     origin: list[int] = []
-    reader = csv.reader(_decoded_lines(raw, errors, origin))
+    reader = csv.reader(decoded_lines(raw, errors, origin))
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
@@ -94,8 +94,8 @@ def parse_contacts(raw: bytes) -> tuple[list[tuple[str, dict[str, str]]], RowErr
         if len(row) != len(header):
             errors.append(RowError(line, f"expected {len(header)} columns, found {len(row)}"))
             continue
-        if len(row[email_col].strip()) > _MAX_ADDRESS:
-            errors.append(RowError(line, f"address longer than {_MAX_ADDRESS} characters"))
+        if len(row[email_col].strip()) > MAX_ADDRESS:
+            errors.append(RowError(line, f"address longer than {MAX_ADDRESS} characters"))
             continue
         try:
             email = validate_email(row[email_col].strip(), check_deliverability=False).normalized

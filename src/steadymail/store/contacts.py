@@ -1,15 +1,14 @@
-"""Lists, contacts and the suppression list."""
+"""Lists and contacts."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, Table, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select
 
-from steadymail.domain.suppression import Stream, blocks, stream_for, suppression_key
 from steadymail.errors import Conflict, NotFound
-from steadymail.store.db import dialect_insert, insert_ignore
+from steadymail.store.db import insert_ignore
 from steadymail.store.records import JsonObject
-from steadymail.store.schema import contacts, lists, suppressions
+from steadymail.store.schema import contacts, lists
 
 _CHUNK = 5000
 
@@ -126,67 +125,3 @@ def first_contacts(engine: Engine, list_id: int, limit: int) -> list[Contact]:
     )
     with engine.connect() as conn:
         return [Contact(r.email, dict(r.attributes or {})) for r in conn.execute(q)]
-
-
-def suppress(engine: Engine, email: str, reason: str, now: float, detail: str = "") -> bool:
-    """Suppress `email` (any spelling) in the stream `reason` implies; False if it already was.
-
-    A repeat writes nothing: the insert skips the existing row and only still-active contacts
-    are updated.
-    """
-    key = suppression_key(email)
-    with engine.begin() as conn:
-        added = _insert_once(
-            conn,
-            suppressions,
-            {
-                "email": key,
-                "stream": stream_for(reason).value,
-                "reason": reason,
-                "detail": detail,
-                "created_at": now,
-            },
-            ["email", "stream"],
-        )
-        conn.execute(
-            update(contacts)
-            .where(func.lower(contacts.c.email) == key, contacts.c.status == "active")
-            .values(status=reason)
-        )
-    return added
-
-
-def is_suppressed(engine: Engine, email: str, *, marketing: bool = True) -> bool:
-    """Whether a message to `email` is blocked (`marketing`: a campaign or a message with an
-    unsubscribe link, which newsletter unsubscribes block too)."""
-    with engine.connect() as conn:
-        streams = suppressed_streams(conn, [email]).get(suppression_key(email), set())
-    return any(blocks(s, marketing=marketing) for s in streams)
-
-
-def suppressed_streams(conn: Connection, emails: Iterable[str]) -> dict[str, set[Stream]]:
-    """For each suppressed key among `emails`' keys, the streams it is suppressed in."""
-    keys = sorted({suppression_key(e) for e in emails})
-    out: dict[str, set[Stream]] = {}
-    for i in range(0, len(keys), 500):
-        rows = conn.execute(
-            select(suppressions.c.email, suppressions.c.stream).where(
-                suppressions.c.email.in_(keys[i : i + 500])
-            )
-        )
-        for r in rows:
-            out.setdefault(r.email, set()).add(Stream(r.stream))
-    return out
-
-
-def _insert_once(
-    conn: Connection, table: Table, row: Mapping[str, object], keys: list[str]
-) -> bool:
-    """INSERT one row unless it clashes on `keys`; True if it was inserted."""
-    stmt = (
-        dialect_insert(conn, table)
-        .values(**row)
-        .on_conflict_do_nothing(index_elements=keys)
-        .returning(*[table.c[k] for k in keys])
-    )
-    return conn.execute(stmt).first() is not None

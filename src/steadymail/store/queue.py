@@ -24,10 +24,10 @@ from sqlalchemy import (
 
 from steadymail.domain.states import BatchState, MessageState, SendKind, SendState
 from steadymail.domain.suppression import Stream, blocks, suppression_key
-from steadymail.store.contacts import suppressed_streams
 from steadymail.store.db import insert_ignore, is_sqlite
 from steadymail.store.records import JsonObject
 from steadymail.store.schema import batches, contacts, messages, sends, suppressions
+from steadymail.store.suppressions import suppressed_streams
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,20 +333,23 @@ def _write_results(conn: Connection, item: Checkpoint, now: float) -> None:
             for r in item.results
         ],
     )
-    bounced = sorted({r.suppress_email for r in item.results if r.suppress_email})
+    bounced = {
+        suppression_key(r.suppress_email): r.message_id for r in item.results if r.suppress_email
+    }
     if bounced:
         insert_ignore(
             conn,
             suppressions,
             [
                 {
-                    "email": suppression_key(e),
+                    "email": key,
                     "stream": Stream.ALL.value,
                     "reason": "hard_bounce",
                     "detail": "",
                     "created_at": now,
+                    "message_id": message_id,
                 }
-                for e in bounced
+                for key, message_id in sorted(bounced.items())
             ],
             ["email", "stream"],
         )

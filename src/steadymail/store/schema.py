@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 
@@ -43,10 +44,12 @@ contacts = Table(
     Column("status", String(20), nullable=False, server_default="active"),
     Column("created_at", Float, nullable=False),
     UniqueConstraint("list_id", "email", name="uq_contacts_list_email"),
+    # A suppression marks every contact with that address, on any list.
+    Index("ix_contacts_email_lower", func.lower(text("email"))),
 )
 
 # Keyed by the bare, case-folded address (domain/suppression.py) and the stream it stops:
-# `marketing` (newsletter unsubscribes) or `all` (hard bounces, complaints).
+# `marketing`, `transactional` or `all`.
 suppressions = Table(
     "suppressions",
     metadata,
@@ -55,7 +58,25 @@ suppressions = Table(
     Column("reason", String(40), nullable=False),
     Column("detail", Text, nullable=False, server_default=""),
     Column("created_at", Float, nullable=False),
+    # The message whose bounce, complaint or unsubscribe it came from (none: added by hand).
+    Column("message_id", Id, nullable=True),
     PrimaryKeyConstraint("email", "stream", name="pk_suppressions"),
+)
+
+# Every suppression added or removed by a person (API, CLI, import), with who and why: a
+# removal is the one change that can make mail go to someone who asked it to stop.
+suppression_log = Table(
+    "suppression_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("stream", String(20), nullable=False),
+    Column("action", String(20), nullable=False),  # added | removed
+    Column("reason", String(40), nullable=False),
+    Column("by", String(200), nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
+    Index("ix_suppression_log_email", "email", "at"),
 )
 
 templates = Table(

@@ -15,6 +15,7 @@ from steadymail.domain.states import (
     TransitionError,
     send_transition,
 )
+from steadymail.domain.suppression import Stream
 from steadymail.errors import Conflict, NotFound
 from steadymail.store.db import is_sqlite
 from steadymail.store.queue import insert_batches
@@ -168,10 +169,12 @@ def start_campaign(engine: Engine, send_id: int, batch_size: int, now: float) ->
         send = _get(conn, send_id, lock=True)
         _check(send["state"], "start")
         list_id = send["list_id"]
-        # Any stream blocks a campaign. Contacts hold bare addresses (the import validates them),
-        # so lower() finds every ASCII spelling; the worker's casefold check catches the rest.
+        # Every stream but the transactional one blocks a campaign. Contacts hold bare addresses
+        # (the import validates them), so lower() finds every ASCII spelling; the worker's
+        # casefold check catches the rest.
         suppressed_email = select(suppressions.c.email).where(
-            suppressions.c.email == func.lower(contacts.c.email)
+            suppressions.c.email == func.lower(contacts.c.email),
+            suppressions.c.stream != Stream.TRANSACTIONAL.value,
         )
         eligible = contacts.c.list_id == list_id
         ok = (contacts.c.status == "active") & ~suppressed_email.exists()

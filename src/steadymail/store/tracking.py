@@ -7,10 +7,11 @@ from typing import Any
 from sqlalchemy import Engine, case, distinct, func, select, text
 
 from steadymail.domain.states import MessageState
+from steadymail.domain.suppression import Stream
 from steadymail.errors import NotFound
-from steadymail.store.contacts import suppress
 from steadymail.store.db import dialect_insert
 from steadymail.store.schema import TRACKED_ONCE, messages, tracking_events
+from steadymail.store.suppressions import suppress
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,7 @@ def unsubscribe(engine: Engine, message_id: int, now: float) -> str:
         row = conn.execute(select(messages.c.email).where(messages.c.id == message_id)).first()
     if row is None:
         raise NotFound("unknown message")
-    suppress(engine, row.email, "unsubscribed", now)
+    suppress(engine, row.email, "unsubscribed", now, stream=Stream.MARKETING, message_id=message_id)
     return str(row.email)
 
 

@@ -12,7 +12,7 @@ import httpx
 from selectolax.lexbor import LexborHTMLParser
 from sqlalchemy import Engine, select
 
-from steadymail.store import contacts, tracking
+from steadymail.store import suppressions, tracking
 from steadymail.store.schema import tracking_events
 from tests.conftest import LiveApi, Recorder
 from tests.helpers import make_campaign, run_worker_until, send_state, wait_until, worker_for
@@ -92,14 +92,14 @@ def test_links_pixel_and_one_click_unsubscribe(
 
         page = http.get(unsub_url)
         assert page.status_code == 200 and '<form method="post">' in page.text
-        assert not contacts.is_suppressed(engine, "user1@example.com")
+        assert not suppressions.is_suppressed(engine, "user1@example.com")
         r = http.post(
             unsub_url,
             content=b"List-Unsubscribe=One-Click",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         assert r.status_code == 200
-        assert contacts.is_suppressed(engine, "user1@example.com")  # at once, not batched
+        assert suppressions.is_suppressed(engine, "user1@example.com")  # at once, not batched
 
     wait_until(lambda: len(events(engine)) == 5, timeout=10)
     got = [(e.kind, e.method, e.machine, e.reason) for e in events(engine)]
@@ -190,13 +190,13 @@ def test_mailto_unsubscribe(
                 raise AssertionError("should have been refused")
             except (aiosmtplib.SMTPDataError, aiosmtplib.SMTPRecipientsRefused) as e:
                 assert "550" in str(e)
-        assert not contacts.is_suppressed(engine, "user0@example.com")
+        assert not suppressions.is_suppressed(engine, "user0@example.com")
         asyncio.run(send(target.path, subject))
     finally:
         controller.stop()
     assert handler.processed == 1
-    assert contacts.is_suppressed(engine, "user0@example.com")
-    assert not contacts.is_suppressed(engine, "user1@example.com")
+    assert suppressions.is_suppressed(engine, "user0@example.com")
+    assert not suppressions.is_suppressed(engine, "user1@example.com")
 
 
 def test_repeated_opens_and_unsubscribes_cost_no_new_write(

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from steadymail.config import RelaySettings
-from steadymail.store import contacts, sends
+from steadymail.store import sends, suppressions
 from steadymail.store.schema import batches
 from tests.conftest import Recorder
 from tests.helpers import (
@@ -75,8 +75,10 @@ def test_hard_bounce_suppresses_the_address_for_later_sends(
     assert rows["user5@example.com"].state == "bounced"
     assert rows["user5@example.com"].smtp_code == 550
     assert rows["user6@example.com"].state == "bounced"
-    assert contacts.is_suppressed(engine, "USER5@example.com")
-    assert not contacts.is_suppressed(engine, "user6@example.com")  # message refused, not address
+    assert suppressions.is_suppressed(engine, "USER5@example.com")
+    assert not suppressions.is_suppressed(
+        engine, "user6@example.com"
+    )  # message refused, not address
 
     recorder.messages.clear()
     second = make_campaign(

@@ -8,7 +8,8 @@ from alembic import command
 from sqlalchemy import Engine, insert, select, text
 
 from steadymail.services import campaigns, csv_import, templates, transactional
-from steadymail.store import contacts, tracking
+from steadymail.store import suppressions as suppression_list
+from steadymail.store import tracking
 from steadymail.store.db import alembic_config
 from steadymail.store.schema import messages, suppressions, tracking_events
 from tests.conftest import Recorder
@@ -16,13 +17,13 @@ from tests.helpers import CLOCK, run_worker_until, worker_for
 
 
 def test_display_name_and_case_do_not_matter(engine: Engine) -> None:
-    assert contacts.suppress(engine, '"Ann" <Ann@Example.COM>', "unsubscribed", 1.0)
-    assert not contacts.suppress(engine, "ANN@example.com", "unsubscribed", 2.0)  # a repeat
-    assert contacts.is_suppressed(engine, "ann@example.com")
-    assert contacts.is_suppressed(engine, "Someone <ANN@EXAMPLE.com>")
-    assert not contacts.is_suppressed(engine, "ann@example.com", marketing=False)
-    contacts.suppress(engine, "Ann <ann@EXAMPLE.com>", "hard_bounce", 3.0)
-    assert contacts.is_suppressed(engine, "ann@example.com", marketing=False)
+    assert suppression_list.suppress(engine, '"Ann" <Ann@Example.COM>', "unsubscribed", 1.0)
+    assert not suppression_list.suppress(engine, "ANN@example.com", "unsubscribed", 2.0)  # a repeat
+    assert suppression_list.is_suppressed(engine, "ann@example.com")
+    assert suppression_list.is_suppressed(engine, "Someone <ANN@EXAMPLE.com>")
+    assert not suppression_list.is_suppressed(engine, "ann@example.com", marketing=False)
+    suppression_list.suppress(engine, "Ann <ann@EXAMPLE.com>", "hard_bounce", 3.0)
+    assert suppression_list.is_suppressed(engine, "ann@example.com", marketing=False)
     with engine.connect() as conn:
         rows = conn.execute(select(suppressions.c.email, suppressions.c.stream)).all()
     assert sorted(map(tuple, rows)) == [
@@ -45,11 +46,11 @@ def test_newsletter_unsubscribe_never_blocks_a_password_reset(
     recorder, port = smtp_server
     settings = settings_for(db_url, port)
     # Dee was unsubscribed before she was imported, under another spelling.
-    contacts.suppress(engine, "Dee <dee@example.com>", "unsubscribed", CLOCK.now())
+    suppression_list.suppress(engine, "Dee <dee@example.com>", "unsubscribed", CLOCK.now())
     csv = b"email\nann@example.com\nbob@example.com\ncy@example.com\nDEE@Example.com\n"
     csv_import.import_contacts(engine, CLOCK, csv, "news")
-    contacts.suppress(engine, '"Ann" <Ann@Example.COM>', "unsubscribed", CLOCK.now())
-    contacts.suppress(engine, "Bob <BOB@example.com>", "hard_bounce", CLOCK.now())
+    suppression_list.suppress(engine, '"Ann" <Ann@Example.COM>', "unsubscribed", CLOCK.now())
+    suppression_list.suppress(engine, "Bob <BOB@example.com>", "hard_bounce", CLOCK.now())
 
     reset = dict(subject="Reset", text="your code", from_addr="Acct <acct@example.com>")
     ids = transactional.enqueue(
@@ -122,9 +123,9 @@ def test_migration_keeps_the_meaning_of_old_rows(db_url: str, engine: Engine) ->
         conn.execute(insert(tracking_events), [{**event, "at": float(i)} for i in range(3)])
         conn.execute(insert(tracking_events), [{**event, "kind": "click", "at": 9.0}] * 2)
     command.upgrade(cfg, "head")
-    assert contacts.is_suppressed(engine, "Ann@Example.com", marketing=False)
-    assert contacts.is_suppressed(engine, "bob@example.com")
-    assert not contacts.is_suppressed(engine, "bob@example.com", marketing=False)
+    assert suppression_list.is_suppressed(engine, "Ann@Example.com", marketing=False)
+    assert suppression_list.is_suppressed(engine, "bob@example.com")
+    assert not suppression_list.is_suppressed(engine, "bob@example.com", marketing=False)
     with engine.connect() as conn:
         kinds = [r.kind for r in conn.execute(select(tracking_events.c.kind))]
     assert sorted(kinds) == ["click", "click", "open"]

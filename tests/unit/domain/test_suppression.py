@@ -32,3 +32,14 @@ def test_streams() -> None:
     assert blocks(Stream.MARKETING, marketing=True)
     assert not blocks(Stream.MARKETING, marketing=False)  # a password reset still goes out
     assert blocks(Stream.ALL, marketing=False) and blocks(Stream.ALL, marketing=True)
+
+
+def test_a_complaint_or_unsubscribe_suppresses_the_stream_it_came_from_a_bounce_both() -> None:
+    assert stream_for("complaint", marketing=True) == Stream.MARKETING
+    assert stream_for("complaint", marketing=False) == Stream.TRANSACTIONAL
+    assert stream_for("unsubscribed", marketing=True) == Stream.MARKETING
+    assert stream_for("hard_bounce", marketing=True) == Stream.ALL
+    assert stream_for("soft_bounce", marketing=False) == Stream.ALL
+    # A transactional suppression stops receipts, not newsletters.
+    assert blocks(Stream.TRANSACTIONAL, marketing=False)
+    assert not blocks(Stream.TRANSACTIONAL, marketing=True)
