@@ -161,6 +161,10 @@ class Settings(BaseSettings):
     sqlite_frozen_writer_grace: float = 0.0
 
     monitor_interval: float = 1.0
+    # The message log keeps each message's events this many days (0: for ever); the monitor
+    # prunes older ones every `message_log_prune_every` seconds.
+    message_log_days: float = Field(default=30.0, ge=0)
+    message_log_prune_every: float = Field(default=600.0, gt=0)
     # A process is dead after this many heartbeat intervals without one.
     dead_after_beats: float = 3.0
     crash_loop_restarts: int = 3

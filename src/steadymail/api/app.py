@@ -19,6 +19,7 @@ from steadymail import __version__
 from steadymail.api import (
     errors,
     flag_routes,
+    message_log_routes,
     quarantine_routes,
     rest,
     suppression_routes,
@@ -62,6 +63,7 @@ def create_app(
     # Before rest's catch-all `POST /v1/sends/{id}/{action}`, which would answer requeue 404.
     app.include_router(quarantine_routes.router)
     app.include_router(suppression_routes.router)
+    app.include_router(message_log_routes.router)
     app.include_router(rest.router)
     app.include_router(watch_routes.router)
     app.include_router(flag_routes.router)

@@ -25,9 +25,12 @@ from steadymail.presence import (
     watch_peers,
 )
 from steadymail.probes import serve_health
-from steadymail.store import flag_values, instances
+from steadymail.store import flag_values, instances, message_log
 
 log = logging.getLogger("steadymail.monitor")
+
+# A tick prunes at most this many message events (so that alerts are never late behind it).
+PRUNE_CHUNK, PRUNE_CHUNKS = 5000, 4
 
 
 class Monitor:
@@ -56,6 +59,7 @@ class Monitor:
         self._flags: dict[str, object] = {}
         self._flag_labels: set[tuple[str, str]] = set()
         self._last_tick = 0.0
+        self._pruned_at = 0.0
 
     def apply(self, signals: list[Signal]) -> None:
         for s in signals:
@@ -85,7 +89,19 @@ class Monitor:
             self.apply(self.anomalies.observe(interval))
         for name, score in self.anomalies.scores().items():
             ANOMALY_SCORE.labels(region, name).set(score)
+        self._prune_log(now)
         instances.heartbeat(self.engine, self.instance_id, now)
+
+    def _prune_log(self, now: float) -> None:
+        """The message log's retention (every `message_log_prune_every` seconds)."""
+        days = self.settings.message_log_days
+        if not days or now - self._pruned_at < self.settings.message_log_prune_every:
+            return
+        gone = message_log.prune(self.engine, now - days * 86400, PRUNE_CHUNK, PRUNE_CHUNKS)
+        if gone < PRUNE_CHUNK * PRUNE_CHUNKS:
+            self._pruned_at = now  # done; else the rest goes on the next tick
+        if gone:
+            log.info("event=message_log_pruned events=%d older_than_days=%g", gone, days)
 
     def _export_flags(self) -> None:
         current = {(name, json.dumps(value, sort_keys=True)) for name, value in self._flags.items()}

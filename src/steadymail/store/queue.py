@@ -26,7 +26,14 @@ from steadymail.domain.states import BatchState, MessageState, SendKind, SendSta
 from steadymail.domain.suppression import Stream, blocks, suppression_key
 from steadymail.store.db import insert_ignore, is_sqlite
 from steadymail.store.records import JsonObject
-from steadymail.store.schema import batches, contacts, messages, sends, suppressions
+from steadymail.store.schema import (
+    batches,
+    contacts,
+    message_events,
+    messages,
+    sends,
+    suppressions,
+)
 from steadymail.store.suppressions import suppressed_streams
 
 
@@ -329,6 +336,21 @@ def _write_results(conn: Connection, item: Checkpoint, now: float) -> None:
                 "b_code": r.smtp_code,
                 "b_error": r.error,
                 "b_epoch": item.claim.epoch,
+            }
+            for r in item.results
+        ],
+    )
+    # The message log, in the same transaction: each attempt's outcome with its SMTP reply.
+    conn.execute(
+        insert(message_events),
+        [
+            {
+                "message_id": r.message_id,
+                "send_id": item.claim.send_id,
+                "at": now,
+                "kind": r.state.value,
+                "smtp_code": r.smtp_code,
+                "detail": (r.error or "")[:1000],
             }
             for r in item.results
         ],

@@ -160,6 +160,25 @@ messages = Table(
     Column("crashes", Integer, nullable=False, server_default="0"),
     Index("ix_messages_batch", "send_id", "batch_seq"),
     Index("ix_messages_send_state", "send_id", "state"),
+    # The message log's search by recipient (`GET /v1/messages?to=`).
+    Index("ix_messages_email_lower", func.lower(text("email"))),
+)
+
+# The message log: what happened to each message, in order (queued, each delivery attempt's
+# outcome with its SMTP reply, a later bounce or complaint). Opens, clicks and unsubscribes are
+# in `tracking_events`. Pruned after `message_log_days`.
+message_events = Table(
+    "message_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("message_id", Id, nullable=False),
+    Column("send_id", Id, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("smtp_code", Integer, nullable=True),
+    Column("detail", Text, nullable=False, server_default=""),
+    Index("ix_message_events_message", "message_id", "id"),
+    Index("ix_message_events_at", "at"),
 )
 
 instances = Table(
@@ -235,6 +254,8 @@ tracking_events = Table(
     Column("machine", Integer, nullable=False, server_default="0"),
     Column("reason", String(100), nullable=False, server_default=""),
     Index("ix_tracking_events_send", "send_id", "kind"),
+    # A message's history in the message log.
+    Index("ix_tracking_events_message", "message_id"),
     # Opens and unsubscribes are recorded once a message (and machine flag): a repeat is free.
     Index(
         "uq_tracking_events_once",

@@ -20,7 +20,14 @@ from steadymail.errors import Conflict, NotFound
 from steadymail.store.db import is_sqlite
 from steadymail.store.queue import insert_batches
 from steadymail.store.records import JsonObject
-from steadymail.store.schema import batches, contacts, messages, sends, suppressions
+from steadymail.store.schema import (
+    batches,
+    contacts,
+    message_events,
+    messages,
+    sends,
+    suppressions,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +202,18 @@ def start_campaign(engine: Engine, send_id: int, batch_size: int, now: float) ->
         total = conn.execute(
             select(func.count()).select_from(messages).where(messages.c.send_id == send_id)
         ).scalar_one()
+        # The message log's first line for each (one statement, in the same transaction).
+        conn.execute(
+            insert(message_events).from_select(
+                ["message_id", "send_id", "at", "kind"],
+                select(
+                    messages.c.id,
+                    messages.c.send_id,
+                    literal(now).label("at"),
+                    literal("queued").label("kind"),
+                ).where(messages.c.send_id == send_id),
+            )
+        )
         nbatches = (total + batch_size - 1) // batch_size
         insert_batches(conn, send_id, nbatches, 0, now)
         conn.execute(
@@ -237,6 +256,10 @@ def enqueue_stream_messages(
                 .returning(messages.c.id)
             )
             ids.append(int(r.scalar_one()))
+        conn.execute(
+            insert(message_events),
+            [{"message_id": i, "send_id": send_id, "at": now, "kind": "queued"} for i in ids],
+        )
         insert_batches(conn, send_id, 1, seq, now)
         conn.execute(
             update(sends)
@@ -365,3 +388,11 @@ def message_rows(engine: Engine, send_id: int, limit: int = 100, offset: int = 0
             .offset(offset)
         ).mappings()
         return [_message(r) for r in rows]
+
+
+def get_message(engine: Engine, message_id: int) -> Message:
+    with engine.connect() as conn:
+        row = conn.execute(select(messages).where(messages.c.id == message_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"no message {message_id}")
+    return _message(row)

@@ -1,0 +1,63 @@
+"""`steadymail messages`: the message log, every recipient's history."""
+
+import json
+import time
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from steadymail.cli.context import console, make_ctx
+from steadymail.services import message_log
+from steadymail.services.message_log import MessageEvent
+
+messages_app = typer.Typer(
+    help="The message log: what happened to each message, found by recipient.",
+    no_args_is_help=True,
+)
+
+
+def _when(t: float | None) -> str:
+    if t is None:
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
+
+
+def _timeline(events: list[MessageEvent]) -> Table:
+    table = Table("when", "event", "code", "detail", box=None, pad_edge=False)
+    for e in events:
+        kind = e.kind + (" (machine)" if e.machine else "")
+        table.add_row(_when(e.at), kind, str(e.smtp_code or ""), e.detail[:200])
+    return table
+
+
+@messages_app.command("search")
+def messages_search(
+    to: Annotated[str, typer.Option("--to", help="the recipient (any spelling)")],
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="a JSON array on stdout")] = False,
+) -> None:
+    """Messages to an address, newest first, each with its history."""
+    ctx = make_ctx()
+    rows = message_log.search(ctx.engine, to, limit)
+    if as_json:
+        typer.echo(json.dumps([{**asdict(m), "state": m.state.value} for m in rows]))
+        return
+    if not rows:
+        console.print(f"no message to {to}")
+        return
+    for m in rows:
+        console.print(
+            f"[bold]message {m.id}[/] to {m.email} — send {m.send_id} ({m.send_name}): "
+            f"[bold]{m.state.value}[/] after {m.attempts} attempt(s)"
+        )
+        console.print(_timeline(m.events))
+        console.print()
+
+
+@messages_app.command("show")
+def messages_show(message_id: int) -> None:
+    """One message's history."""
+    ctx = make_ctx()
+    console.print(_timeline(message_log.history(ctx.engine, message_id)))
