@@ -160,6 +160,21 @@ class Settings(BaseSettings):
     # every writer of the region waits on it. 0 derives lease_ttl / 2; below 0, never.
     sqlite_frozen_writer_grace: float = 0.0
 
+    # Bounces: every message's envelope sender is its VERP return path
+    # (bounces+<id>-<mac>@<bounce_domain>; empty: the From address's domain), so a bounce or
+    # a complaint names the message. `steadymail inbound` receives them (and List-Unsubscribe
+    # mailto requests) on inbound_host:inbound_port.
+    verp: bool = True
+    bounce_domain: str = Field(default="", max_length=253)
+    inbound_host: str = "127.0.0.1"
+    inbound_port: int = Field(default=2526, ge=0, le=65535)
+    # The local part feedback loops (complaints, ARF) are sent to, at any domain.
+    complaints_local_part: str = Field(default="fbl", min_length=1, max_length=64)
+    # Soft bounces (a mailbox full, a server down) of one address within the window past which
+    # it is suppressed as good as gone.
+    soft_bounce_limit: int = Field(default=3, ge=1)
+    soft_bounce_window: float = Field(default=30 * 86400.0, gt=0)
+
     monitor_interval: float = 1.0
     # The message log keeps each message's events this many days (0: for ever); the monitor
     # prunes older ones every `message_log_prune_every` seconds.
@@ -215,8 +230,9 @@ class Settings(BaseSettings):
     tracking_open_ttl: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     # RFC 8058 wants unsubscribe links to work as long as the mail can be read: keep it 0.
     tracking_unsubscribe_ttl: float = Field(default=0.0, ge=0, allow_inf_nan=False)
-    # The largest mail the inbound (mailto unsubscribe) mailbox takes, in bytes.
-    inbound_max_message_size: int = Field(default=64 * 1024, ge=1024)
+    # The largest mail `steadymail inbound` takes (a bounce quotes the original), in bytes;
+    # larger is refused with 552 before it is buffered whole.
+    inbound_max_message_size: int = Field(default=1024 * 1024, ge=1024)
 
     # listeners and secrets (issue 11)
     # The public listener (tracking /t/…, unsubscribe /u/…) is the one to expose to the

@@ -115,6 +115,7 @@ def up_env(**settings: object) -> tuple[dict[str, str], UpPorts]:
             "STEADYMAIL_API_PORT": str(ports.api),
             "STEADYMAIL_PUBLIC_PORT": str(ports.public),
             "STEADYMAIL_SINK_PORT": str(ports.sink),
+            "STEADYMAIL_INBOUND_PORT": str(free_port()),
             "STEADYMAIL_RELAYS": f'[{{"host": "127.0.0.1", "port": {ports.sink}}}]',
             "STEADYMAIL_WORKERS": "2",
         }

@@ -211,25 +211,30 @@ def sink_cmd(
 
 @app.command("inbound")
 def inbound_cmd(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 2526,
+    host: Annotated[str | None, typer.Option(help="default: inbound_host")] = None,
+    port: Annotated[int | None, typer.Option(help="default: inbound_port")] = None,
 ) -> None:
-    """Accept mail to unsubscribe@<message_id_domain> (the List-Unsubscribe mailto)."""
-    from steadymail.tracking.inbound import start_inbound
+    """Receive what comes back: bounces to the VERP return paths, feedback-loop complaints
+    (fbl@), and List-Unsubscribe mailto requests (unsubscribe@<message_id_domain>)."""
+    from steadymail.inbound.server import start_inbound
     from steadymail.tracking.keys import load_tracking_secrets
 
     setup_logging()
     ctx = make_ctx()
-    signer = load_tracking_secrets(ctx.settings).signer
+    s = ctx.settings
+    secrets = load_tracking_secrets(s)
+    h, p = host or s.inbound_host, port or s.inbound_port
     controller, _ = start_inbound(
         ctx.engine,
-        signer,
-        ctx.settings.message_id_domain,
-        host,
-        port,
-        max_size=ctx.settings.inbound_max_message_size,
+        secrets.signer,
+        s.message_id_domain,
+        h,
+        p,
+        max_size=s.inbound_max_message_size,
+        settings=s,
+        verp_keys=secrets.verp_keys,
     )
-    err_console.print(f"unsubscribe mailbox listening on {host}:{port}")
+    err_console.print(f"inbound mail (bounces, complaints, unsubscribes) on {h}:{p}")
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     try:
@@ -254,6 +259,9 @@ def _fresh_prometheus_dir() -> None:
 def up_cmd(
     workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
     sink: Annotated[bool, typer.Option(help="run the built-in capture server")] = True,
+    inbound: Annotated[
+        bool, typer.Option(help="run the inbound server (bounces, complaints, unsubscribes)")
+    ] = True,
     regions: Annotated[
         str | None, typer.Option(help="several regions and the control plane, e.g. R1,R2,R3")
     ] = None,
@@ -281,6 +289,8 @@ def up_cmd(
     children = [Child("api", steadymail_argv("api")), Child("monitor", steadymail_argv("monitor"))]
     if sink:
         children.insert(0, Child("sink", steadymail_argv("sink")))
+    if inbound:
+        children.append(Child("inbound", steadymail_argv("inbound")))
     children += [
         Child(f"worker-{i + 1}", steadymail_argv("worker"), named=not plain_restarts)
         for i in range(workers or s.workers)
@@ -291,6 +301,7 @@ def up_cmd(
         f"  API        http://{s.api_host}:{s.api_port}/docs   (key in {s.data_dir}/dev-api-key)\n"
         f"  public     {s.public_url}   (tracking and unsubscribe links)\n"
         f"  SMTP sink  {s.sink_host}:{s.sink_port}   (`steadymail captured` lists mail)\n"
+        f"  inbound    {s.inbound_host}:{s.inbound_port}   (bounces, complaints, unsubscribes)\n"
         f"  workers    {workers or s.workers}, restarted if they die\n"
         f"  monitor    stalls, restarts and crash loops become alerts (`steadymail alerts`)\n"
         f"Try: steadymail import examples/contacts.csv --list newsletter\n"

@@ -64,8 +64,11 @@ class Composer:
         metrics: Metrics | None = None,
         tracking_fault: Callable[[], int] | None = None,
         deadline: float = RENDER_SECONDS,
+        return_path: Callable[[int, str], str] | None = None,
     ) -> None:
         self._signer = signer
+        # (message id, From domain) -> the envelope sender (a VERP address); None: the From.
+        self._return_path = return_path
         self._domain = message_id_domain
         self._tracker = tracker
         # Read per message, so a change of version (a flag) takes effect without a restart.
@@ -141,8 +144,11 @@ class Composer:
         timings = [("render", t1 - t0), ("rewrite", t2 - t1), ("mime", t3 - t2)]
         if self._signer:
             timings.append(("dkim", perf_counter() - t3))
+        envelope_from = (
+            self._return_path(message_id, sender.domain) if self._return_path else sender.addr_spec
+        )
         return Composed(
-            sender.addr_spec,
+            envelope_from,
             rcpt.addr_spec,
             data,
             needs_smtputf8(sender) or needs_smtputf8(rcpt),

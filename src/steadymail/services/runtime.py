@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 
 from steadymail.clock import Clock
 from steadymail.config import Settings
+from steadymail.domain.verp import verp_address
 from steadymail.metrics import Metrics
 from steadymail.presence import ServicePresence
 from steadymail.sending.compose import Composer
@@ -42,7 +43,12 @@ def build_worker(
         take=partial(ratelimit.take, engine),
         on_transaction=lambda seconds, code: metrics.smtp_transaction(seconds, code, clock.now()),
     )
-    tracker = Tracker(load_tracking_secrets(settings).signer, settings.public_url)
+    secrets = load_tracking_secrets(settings)
+    tracker = Tracker(secrets.signer, settings.public_url)
+    return_path = None
+    if settings.verp:
+        key = secrets.verp_keys[0]
+        return_path = partial(_return_path, key, settings.bounce_domain)
     composer = Composer(
         DkimSigner(settings.dkim),
         settings.message_id_domain,
@@ -52,6 +58,7 @@ def build_worker(
         metrics,
         # The drill's fault, once armed: one message in N crashes the link rewriter.
         faults.tracking_crash_one_in,
+        return_path=return_path,
     )
     return Worker(
         settings,
@@ -65,6 +72,10 @@ def build_worker(
         flags=flags,
         faults=faults,
     )
+
+
+def _return_path(key: bytes, bounce_domain: str, message_id: int, from_domain: str) -> str:
+    return verp_address(message_id, key, bounce_domain or from_domain)
 
 
 def build_presence(

@@ -8,6 +8,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -404,4 +405,25 @@ flag_history = Table(
     Column("by", String(200), nullable=False),
     Column("reason", Text, nullable=False, server_default=""),
     Index("ix_flag_history_name", "name", "at"),
+)
+
+# Mail `steadymail inbound` took for the platform (bounces, complaints, anything sent to a
+# return path): kept whole before it is read, so a report that cannot be read is there for a
+# person (`status = review`), never lost.
+inbound_reports = Table(
+    "inbound_reports",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("received_at", Float, nullable=False),
+    Column("mail_from", String(400), nullable=False, server_default=""),
+    Column("rcpt", String(400), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+    # hard_bounce, soft_bounce, complaint, autoreply, unknown; empty until read.
+    Column("kind", String(20), nullable=False, server_default=""),
+    Column("message_id", Id, nullable=True),
+    # received, applied, ignored, review
+    Column("status", String(20), nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
+    Index("ix_inbound_reports_status", "status", "id"),
 )

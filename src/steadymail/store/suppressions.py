@@ -76,6 +76,19 @@ def suppress(
         return _add(conn, email, stream or stream_for(reason), reason, now, detail, message_id)
 
 
+def add_in(
+    conn: Connection,
+    email: str,
+    stream: Stream,
+    reason: str,
+    now: float,
+    detail: str = "",
+    message_id: int | None = None,
+) -> bool:
+    """`suppress` inside the caller's transaction (a bounce applied with its message state)."""
+    return _add(conn, email, stream, reason, now, detail, message_id)
+
+
 def _add(
     conn: Connection,
     email: str,

@@ -1,5 +1,6 @@
 """Tracking secrets: from settings, or generated once into the data dir for development."""
 
+import hmac
 import json
 import secrets
 from dataclasses import dataclass
@@ -14,6 +15,13 @@ from steadymail.tracking.tokens import Kind, TokenSigner
 class TrackingSecrets:
     signer: TokenSigner
     ip_hash_key: bytes
+    # VERP return paths (domain/verp.py): signed with the first, verified with any. Derived
+    # from the tracking keys, so rotating those rotates these too.
+    verp_keys: tuple[bytes, ...] = ()
+
+
+def _verp_key(tracking_key: bytes) -> bytes:
+    return hmac.digest(tracking_key, b"steadymail verp", "sha256")
 
 
 def _generated(path: Path) -> dict[str, str]:
@@ -40,15 +48,19 @@ def load_tracking_secrets(settings: Settings) -> TrackingSecrets:
         ip = settings.ip_hash_secret
         if ip is None:
             raise ValueError("ip_hash_secret is required when tracking_keys are configured")
+        verp = (keys[kid], *(v for k, v in keys.items() if k != kid))
         return TrackingSecrets(
-            TokenSigner(keys, kid, token_ttl(settings)), ip.get_secret_value().encode()
+            TokenSigner(keys, kid, token_ttl(settings)),
+            ip.get_secret_value().encode(),
+            tuple(_verp_key(k) for k in verp),
         )
     gen = _generated(settings.data_dir / "tracking-secrets.json")
     ip_key = (
         settings.ip_hash_secret.get_secret_value() if settings.ip_hash_secret else gen["ip"]
     ).encode()
-    signer = TokenSigner({gen["kid"]: gen["secret"].encode()}, gen["kid"], token_ttl(settings))
-    return TrackingSecrets(signer, ip_key)
+    key = gen["secret"].encode()
+    signer = TokenSigner({gen["kid"]: key}, gen["kid"], token_ttl(settings))
+    return TrackingSecrets(signer, ip_key, (_verp_key(key),))
 
 
 def token_ttl(settings: Settings) -> dict[Kind, float]:

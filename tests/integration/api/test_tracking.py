@@ -153,7 +153,7 @@ def test_mailto_unsubscribe(
 
     import aiosmtplib
 
-    from steadymail.tracking.inbound import start_inbound
+    from steadymail.inbound.server import start_inbound
     from tests.helpers import free_port
 
     recorder, _ = smtp_server

@@ -12,7 +12,7 @@ import aiosmtplib
 import pytest
 from sqlalchemy import Engine, create_engine, event
 
-from steadymail.tracking.inbound import UnsubscribeHandler, start_inbound
+from steadymail.inbound.server import InboundHandler, start_inbound
 from steadymail.tracking.tokens import Kind, TokenData, TokenSigner
 from tests.helpers import free_port
 
@@ -22,7 +22,7 @@ RCPT = "unsubscribe@mail.example.com"
 
 
 @contextlib.contextmanager
-def mailbox(engine: Engine) -> Iterator[tuple[int, UnsubscribeHandler]]:
+def mailbox(engine: Engine) -> Iterator[tuple[int, InboundHandler]]:
     port = free_port()
     controller, handler = start_inbound(
         engine, SIGNER, "mail.example.com", "127.0.0.1", port, max_size=4096
