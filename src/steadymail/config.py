@@ -175,6 +175,21 @@ class Settings(BaseSettings):
     soft_bounce_limit: int = Field(default=3, ge=1)
     soft_bounce_window: float = Field(default=30 * 86400.0, gt=0)
 
+    # Event webhooks (`steadymail webhooks`): events per request, requests in flight (one per
+    # webhook), the request timeout, retries doubling from base to max for retry_for, a webhook
+    # disabled after failing for disable_after (an alert from webhook_alert_after on).
+    webhook_poll: float = Field(default=0.2, gt=0)
+    webhook_batch_size: int = Field(default=100, ge=1, le=1000)
+    webhook_concurrency: int = Field(default=16, ge=1, le=1000)
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    webhook_retry_base: float = Field(default=5.0, gt=0)
+    webhook_retry_max: float = Field(default=600.0, gt=0)
+    webhook_retry_for: float = Field(default=3 * 86400.0, gt=0)
+    webhook_disable_after: float = Field(default=6 * 3600.0, gt=0)
+    webhook_alert_after: float = Field(default=600.0, gt=0)
+    # Allow webhook URLs on loopback or private addresses (development, tests, an internal hub).
+    webhook_allow_private: bool = False
+
     monitor_interval: float = 1.0
     # The message log keeps each message's events this many days (0: for ever); the monitor
     # prunes older ones every `message_log_prune_every` seconds.

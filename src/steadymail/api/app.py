@@ -25,6 +25,7 @@ from steadymail.api import (
     suppression_routes,
     tracking_routes,
     watch_routes,
+    webhook_routes,
 )
 from steadymail.api.limits import BodyLimit, body_limit_for
 from steadymail.api.models import HealthOut, ReadyOut, StatusOut
@@ -64,6 +65,7 @@ def create_app(
     app.include_router(quarantine_routes.router)
     app.include_router(suppression_routes.router)
     app.include_router(message_log_routes.router)
+    app.include_router(webhook_routes.router)
     app.include_router(rest.router)
     app.include_router(watch_routes.router)
     app.include_router(flag_routes.router)

@@ -23,6 +23,7 @@ from steadymail.cli.replay_cmd import replay_cmd
 from steadymail.cli.rollout_cmd import control_cmd, flags_app, rollout_app
 from steadymail.cli.supervisor import Child, Supervisor, exit_reporter, steadymail_argv
 from steadymail.cli.suppressions_cmd import suppressions_app
+from steadymail.cli.webhooks_cmd import webhooks_app
 from steadymail.errors import SteadymailError, ValidationError
 from steadymail.services import apikeys, database
 from steadymail.services.database import shown_url
@@ -58,6 +59,7 @@ app.add_typer(flags_app, name="flags")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(suppressions_app, name="suppressions")
 app.add_typer(messages_app, name="messages")
+app.add_typer(webhooks_app, name="webhooks")
 app.command("requeue")(requeue_cmd)
 app.command("report-exit")(report_exit_cmd)
 app.command("changes")(changes_cmd)
@@ -291,6 +293,7 @@ def up_cmd(
         children.insert(0, Child("sink", steadymail_argv("sink")))
     if inbound:
         children.append(Child("inbound", steadymail_argv("inbound")))
+    children.append(Child("webhooks", steadymail_argv("webhooks", "run")))
     children += [
         Child(f"worker-{i + 1}", steadymail_argv("worker"), named=not plain_restarts)
         for i in range(workers or s.workers)
@@ -302,6 +305,7 @@ def up_cmd(
         f"  public     {s.public_url}   (tracking and unsubscribe links)\n"
         f"  SMTP sink  {s.sink_host}:{s.sink_port}   (`steadymail captured` lists mail)\n"
         f"  inbound    {s.inbound_host}:{s.inbound_port}   (bounces, complaints, unsubscribes)\n"
+        f"  webhooks   the dispatcher (`steadymail webhooks add URL --events sent,bounced`)\n"
         f"  workers    {workers or s.workers}, restarted if they die\n"
         f"  monitor    stalls, restarts and crash loops become alerts (`steadymail alerts`)\n"
         f"Try: steadymail import examples/contacts.csv --list newsletter\n"

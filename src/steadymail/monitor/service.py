@@ -18,6 +18,7 @@ from steadymail.monitor.health import HealthWatcher
 from steadymail.monitor.series import Interval, SeriesKeeper
 from steadymail.monitor.signals import Signal
 from steadymail.monitor.stalls import StallDetector
+from steadymail.monitor.webhook_health import WebhookWatcher
 from steadymail.presence import (
     arm_excepthook,
     new_instance_id,
@@ -46,6 +47,7 @@ class Monitor:
         self.series = SeriesKeeper(engine, settings)
         self.anomalies = AnomalyWatcher(settings)
         self.reverts = RevertSweep(engine, settings)
+        self.webhooks = WebhookWatcher(engine, settings)
         self.dispatcher = Dispatcher(
             engine,
             clock,
@@ -81,6 +83,7 @@ class Monitor:
         self.apply(self.health.tick(now))
         self.apply(self.stalls.tick(now))
         self.reverts.tick(now)
+        self.apply(self.webhooks.tick(now))
         region = self.settings.region
         STALLED_SENDS.labels(region).set(self.stalls.stalled_count())
         QUEUE_DUE.labels(region).set(self.stalls.due_batches)

@@ -427,3 +427,69 @@ inbound_reports = Table(
     Column("detail", Text, nullable=False, server_default=""),
     Index("ix_inbound_reports_status", "status", "id"),
 )
+
+# Event webhooks: a customer's endpoint and the events it takes. The secret signs requests
+# (Standard Webhooks); it is shown once, when the webhook is created.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False),
+    Column("events", JSON, nullable=False),
+    Column("secret", String(200), nullable=False),
+    Column("description", String(200), nullable=False, server_default=""),
+    Column("enabled", Integer, nullable=False, server_default="1"),
+    Column("disabled_reason", Text, nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+    # Since when every attempt has failed (none: the last one succeeded).
+    Column("failing_since", Float, nullable=True),
+    Column("last_success_at", Float, nullable=True),
+    Column("last_error", Text, nullable=False, server_default=""),
+)
+
+# The durable outbox: one row per event per webhook. Pending rows are taken, oldest first, into
+# a batch (one request); a webhook has one undelivered batch at a time, so its events arrive in
+# order, and a message's events in particular.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("webhook_id", Id, nullable=False),
+    Column("event_id", String(40), nullable=False),
+    Column("message_id", Id, nullable=True),
+    Column("at", Float, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("batch_id", String(40), nullable=True),
+    # pending, batched, delivered, dead
+    Column("state", String(20), nullable=False),
+    Index("ix_webhook_deliveries_next", "webhook_id", "state", "id"),
+    Index("ix_webhook_deliveries_batch", "batch_id"),
+)
+
+webhook_batches = Table(
+    "webhook_batches",
+    metadata,
+    # The `webhook-id` of the request: the same on every retry.
+    Column("id", String(40), primary_key=True),
+    Column("webhook_id", Id, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("events", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float, nullable=False),
+    # open, delivered, dead
+    Column("state", String(20), nullable=False),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("delivered_at", Float, nullable=True),
+    Index("ix_webhook_batches_open", "webhook_id", "state", "created_at"),
+)
+
+# How far the dispatcher has read each event table, and the ids it skipped that may still
+# commit (a transaction that took its id earlier commits later): read again until they come or
+# are old enough to have been rolled back.
+webhook_cursors = Table(
+    "webhook_cursors",
+    metadata,
+    Column("source", String(40), primary_key=True),
+    Column("position", Id, nullable=False),
+    Column("gaps", JSON, nullable=False),
+)

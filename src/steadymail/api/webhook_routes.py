@@ -1,0 +1,120 @@
+"""REST routes of event webhooks."""
+
+from fastapi import APIRouter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from steadymail.api.deps import AppState, Read, Write
+from steadymail.api.errors import ERROR_RESPONSES
+from steadymail.api.models import In, PathId
+from steadymail.domain.webhooks import EVENT_TYPES
+from steadymail.services import webhooks
+from steadymail.services.webhooks import Webhook
+
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+
+
+class WebhookIn(In):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    url: str = Field(min_length=8, max_length=2000)
+    events: list[str] = Field(
+        min_length=1, max_length=len(EVENT_TYPES), examples=[["sent", "bounced", "clicked"]]
+    )
+    secret: str | None = Field(
+        default=None, max_length=200, description="whsec_...; generated when absent"
+    )
+    description: str = Field(default="", max_length=200)
+
+
+class WebhookOut(BaseModel):
+    id: int
+    url: str
+    events: list[str]
+    description: str
+    enabled: bool
+    disabled_reason: str
+    created_at: float
+    failing_since: float | None
+    last_success_at: float | None
+    last_error: str
+    deliveries: dict[str, int] | None = Field(
+        default=None, description="by state: pending, batched, delivered, dead"
+    )
+
+    @classmethod
+    def of(cls, w: Webhook, deliveries: dict[str, int] | None = None) -> "WebhookOut":
+        return cls(
+            id=w.id,
+            url=w.url,
+            events=w.events,
+            description=w.description,
+            enabled=w.enabled,
+            disabled_reason=w.disabled_reason,
+            created_at=w.created_at,
+            failing_since=w.failing_since,
+            last_success_at=w.last_success_at,
+            last_error=w.last_error,
+            deliveries=deliveries,
+        )
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="shown once: verify signatures with it")
+
+
+class EnableIn(In):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+    reason: str = Field(default="", max_length=500)
+
+
+class ReplayIn(In):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    since: AwareDatetime = Field(description="ISO 8601 with an offset, or epoch seconds")
+
+
+class ReplayOut(BaseModel):
+    queued: int
+
+
+@router.post("/webhooks", status_code=201)
+def post_webhook(body: WebhookIn, st: AppState = Write) -> WebhookCreated:
+    """Send the chosen events (queued, sent, deferred, bounced, failed, complained, opened,
+    clicked, unsubscribed) to a URL, signed per the Standard Webhooks specification."""
+    added = webhooks.add(
+        st.engine, st.clock, st.settings, body.url, body.events, body.secret, body.description
+    )
+    out = WebhookOut.of(added.webhook).model_dump()
+    return WebhookCreated(**out, secret=added.secret)
+
+
+@router.get("/webhooks")
+def get_webhooks(st: AppState = Read) -> list[WebhookOut]:
+    return [WebhookOut.of(w) for w in webhooks.listing(st.engine)]
+
+
+@router.get("/webhooks/{webhook_id}")
+def get_webhook(webhook_id: PathId, st: AppState = Read) -> WebhookOut:
+    hook, deliveries = webhooks.get(st.engine, webhook_id)
+    return WebhookOut.of(hook, deliveries)
+
+
+@router.post("/webhooks/{webhook_id}/enabled")
+def set_enabled(webhook_id: PathId, body: EnableIn, st: AppState = Write) -> WebhookOut:
+    """Enable (its open batch is retried at once) or disable (say why)."""
+    return WebhookOut.of(webhooks.set_enabled(st.engine, webhook_id, body.enabled, body.reason))
+
+
+@router.delete("/webhooks/{webhook_id}", status_code=204)
+def delete_webhook(webhook_id: PathId, st: AppState = Write) -> None:
+    webhooks.remove(st.engine, webhook_id)
+
+
+@router.post("/webhooks/{webhook_id}/replay")
+def replay(webhook_id: PathId, body: ReplayIn, st: AppState = Write) -> ReplayOut:
+    """Deliver again every event since a time (after what is pending)."""
+    return ReplayOut(
+        queued=webhooks.replay(st.engine, st.clock, webhook_id, body.since.timestamp())
+    )

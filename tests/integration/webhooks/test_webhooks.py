@@ -1,0 +1,288 @@
+"""Event webhooks end to end, on SQLite and PostgreSQL: a real worker sends a campaign (one
+address bounces), the real dispatcher delivers every event of the message log to a real HTTP
+receiver, signed per the Standard Webhooks specification, in order per message; a receiver
+that fails gets the same batch again (same webhook-id) until it takes it, nothing lost; one that
+fails for long is disabled and alerted; events replay from a time; a URL on an internal
+address is refused."""
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, func, insert, select
+
+from steadymail.clock import SystemClock
+from steadymail.config import Settings
+from steadymail.domain.webhooks import verify
+from steadymail.errors import ValidationError
+from steadymail.monitor.webhook_health import WebhookWatcher
+from steadymail.services import webhooks
+from steadymail.store import webhooks as store
+from steadymail.store.schema import message_events, tracking_events, webhook_deliveries
+from steadymail.webhooks.dispatcher import Dispatcher
+from tests.conftest import LiveApi, Recorder
+from tests.helpers import (
+    make_campaign,
+    run_worker_until,
+    send_state,
+    wait_until_async,
+    worker_for,
+)
+
+CLOCK = SystemClock()
+
+
+@dataclass
+class Receiver:
+    """A real HTTP endpoint: records each request; `status(n)` answers the n-th (from 1)."""
+
+    status: Callable[[int], int] = lambda _n: 204
+    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+
+    def events(self, secret: str) -> list[dict[str, Any]]:
+        """Every event of every request it accepted, each request's signature checked."""
+        out = []
+        with self.lock:
+            taken = [(h, b) for h, b in self.requests if h["x-answered"] == "2xx"]
+        for headers, body in taken:
+            assert verify(secret, headers, body, CLOCK.now()), headers
+            out += json.loads(body)["data"]["events"]
+        return out
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            with rec.lock:
+                n = len(rec.requests) + 1
+                code = rec.status(n)
+                headers["x-answered"] = "2xx" if code < 300 else str(code)
+                rec.requests.append((headers, body))
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    rec.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield rec
+    finally:
+        server.shutdown()
+
+
+def campaign(engine: Engine, settings: Settings, recorder: Recorder, n: int = 5) -> int:
+    recorder.rcpt_script = lambda rcpt, _n: (
+        "550 5.1.1 no such user" if rcpt.startswith("user1@") else None
+    )
+    send_id = make_campaign(engine, settings, n)
+    asyncio.run(
+        run_worker_until(
+            worker_for(settings, engine), lambda: send_state(engine, send_id) == "completed"
+        )
+    )
+    return send_id
+
+
+def dispatch_until(
+    engine: Engine, settings: Settings, cond: Callable[[], bool], timeout: float = 30
+) -> Dispatcher:
+    dispatcher = Dispatcher(engine, settings, CLOCK)
+
+    async def go() -> None:
+        task = asyncio.create_task(dispatcher.run())
+        try:
+            await wait_until_async(cond, timeout, "the dispatcher's work")
+        finally:
+            dispatcher.stop()
+            await asyncio.wait_for(task, 30)
+
+    asyncio.run(go())
+    return dispatcher
+
+
+def count(engine: Engine, table: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+@pytest.fixture
+def settings(db_url: str, smtp_server: tuple[Recorder, int], settings_for: Any) -> Settings:
+    s: Settings = settings_for(
+        db_url,
+        smtp_server[1],
+        webhook_allow_private=True,
+        webhook_poll=0.05,
+        webhook_batch_size=4,
+        webhook_retry_base=0.05,
+        webhook_retry_max=0.2,
+    )
+    return s
+
+
+def test_every_event_arrives_signed_and_in_order_per_message(
+    engine: Engine, settings: Settings, smtp_server: tuple[Recorder, int], receiver: Receiver
+) -> None:
+    every = ["queued", "sent", "deferred", "bounced", "failed", "complained", "opened", "clicked"]
+    added = webhooks.add(engine, CLOCK, settings, receiver.url, every, description="ours")
+    campaign(engine, settings, smtp_server[0])
+    total = count(engine, message_events)  # 5 queued, 4 sent, 1 bounced
+    assert total == 10
+    dispatch_until(engine, settings, lambda: len(receiver.events(added.secret)) >= total)
+    events = receiver.events(added.secret)
+    assert len(events) == total and len({e["id"] for e in events}) == total
+    by_message: dict[int, list[str]] = {}
+    for e in events:
+        by_message.setdefault(e["data"]["message_id"], []).append(e["type"])
+    assert sorted(by_message.values()) == [["queued", "bounced"]] + [["queued", "sent"]] * 4
+    bounced = next(e for e in events if e["type"] == "bounced")
+    assert bounced["data"]["recipient"] == "user1@example.com"
+    assert bounced["data"]["smtp_code"] == 550 and "no such user" in bounced["data"]["detail"]
+    # Batches of at most 4 events, one webhook-id each.
+    assert all(len(json.loads(b)["data"]["events"]) <= 4 for _, b in receiver.requests)
+    assert webhooks.get(engine, added.webhook.id)[1]["delivered"] == total
+
+
+def test_a_failing_receiver_gets_the_same_batch_again_and_loses_nothing(
+    engine: Engine, settings: Settings, smtp_server: tuple[Recorder, int], receiver: Receiver
+) -> None:
+    receiver.status = lambda n: 503 if n <= 5 else 200  # down for the first five requests
+    added = webhooks.add(engine, CLOCK, settings, receiver.url, ["queued", "sent", "bounced"])
+    campaign(engine, settings, smtp_server[0])
+    dispatch_until(engine, settings, lambda: len(receiver.events(added.secret)) >= 10)
+    ids = [h["webhook-id"] for h, _ in receiver.requests]
+    assert len(set(ids[:6])) == 1, ids  # five refusals and the success: one batch, one id
+    assert len(receiver.events(added.secret)) == 10
+    hook, counts = webhooks.get(engine, added.webhook.id)
+    assert counts == {"pending": 0, "batched": 0, "delivered": 10, "dead": 0}
+    assert hook.failing_since is None and hook.last_success_at is not None
+
+
+def test_an_endpoint_failing_for_long_is_disabled_alerted_and_resumes_when_enabled(
+    engine: Engine,
+    db_url: str,
+    smtp_server: tuple[Recorder, int],
+    settings_for: Any,
+    receiver: Receiver,
+) -> None:
+    settings = settings_for(
+        db_url,
+        smtp_server[1],
+        webhook_allow_private=True,
+        webhook_poll=0.05,
+        webhook_retry_base=0.05,
+        webhook_retry_max=0.1,
+        webhook_disable_after=0.5,
+        webhook_alert_after=0.2,
+    )
+    down = {"now": True}
+    receiver.status = lambda _n: 500 if down["now"] else 200
+    added = webhooks.add(engine, CLOCK, settings, receiver.url, ["sent"])
+    campaign(engine, settings, smtp_server[0], n=3)
+    watcher = WebhookWatcher(engine, settings)
+    dispatch_until(engine, settings, lambda: not webhooks.get(engine, added.webhook.id)[0].enabled)
+    hook = webhooks.get(engine, added.webhook.id)[0]
+    assert "every attempt failed" in hook.disabled_reason and "HTTP 500" in hook.last_error
+    signals = watcher.tick(CLOCK.now())
+    assert [(s.name, s.severity) for s in signals if not s.resolve] == [
+        ("webhook_disabled", "critical")
+    ]
+    # Nothing was lost while it was down: the outbox still holds every event.
+    assert webhooks.get(engine, added.webhook.id)[1]["delivered"] == 0
+    down["now"] = False
+    webhooks.set_enabled(engine, added.webhook.id, True)
+    dispatch_until(engine, settings, lambda: len(receiver.events(added.secret)) >= 2)
+    assert sorted(e["data"]["recipient"] for e in receiver.events(added.secret)) == [
+        "user0@example.com",
+        "user2@example.com",
+    ]
+    assert [s.resolve for s in watcher.tick(CLOCK.now())] == [True]
+
+
+def test_events_replay_from_a_time(
+    engine: Engine, settings: Settings, smtp_server: tuple[Recorder, int], receiver: Receiver
+) -> None:
+    t0 = CLOCK.now()
+    added = webhooks.add(engine, CLOCK, settings, receiver.url, ["sent"])
+    campaign(engine, settings, smtp_server[0])
+    dispatch_until(engine, settings, lambda: len(receiver.events(added.secret)) >= 4)
+    assert webhooks.replay(engine, CLOCK, added.webhook.id, t0) == 4
+    dispatch_until(engine, settings, lambda: len(receiver.events(added.secret)) >= 8)
+    ids = [e["id"] for e in receiver.events(added.secret)]
+    assert len(ids) == 8 and len(set(ids)) == 4  # the same events, each twice
+    with pytest.raises(ValidationError, match="future"):
+        webhooks.replay(engine, CLOCK, added.webhook.id, CLOCK.now() + 60)
+
+
+def test_an_event_committed_late_with_an_earlier_id_is_not_skipped(
+    engine: Engine, settings: Settings, smtp_server: tuple[Recorder, int], receiver: Receiver
+) -> None:
+    """A transaction that took its id before another's commits after it: the cursor passed
+    that id while it was missing, and reads it again when it appears."""
+    added = webhooks.add(engine, CLOCK, settings, receiver.url, ["sent"])
+    send_id = make_campaign(engine, settings, 3)
+    now = CLOCK.now()
+    with engine.begin() as conn:
+        top = int(conn.execute(select(func.max(message_events.c.id))).scalar_one())
+        conn.execute(
+            insert(message_events),
+            [{"id": top + 2, "message_id": 1, "send_id": send_id, "at": now, "kind": "sent"}],
+        )
+    assert store.fan_out(engine, now) == 1
+    with engine.begin() as conn:
+        conn.execute(
+            insert(message_events),
+            [{"id": top + 1, "message_id": 2, "send_id": send_id, "at": now, "kind": "sent"}],
+        )
+    assert store.fan_out(engine, now + 1) == 1
+    with engine.connect() as conn:
+        got = sorted(r.event_id for r in conn.execute(select(webhook_deliveries.c.event_id)))
+    assert got == [f"me_{top + 1}", f"me_{top + 2}"]
+    assert added.webhook.id == 1 and count(engine, tracking_events) == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://127.0.0.1:9/x", "loopback"),
+        ("http://169.254.169.254/latest/meta-data", "link-local"),
+        ("http://10.0.0.8/hook", "private"),
+        ("ftp://example.com/x", "http:// or https://"),
+        ("https://user:pw@example.com/x", "credentials"),
+    ],
+)
+def test_urls_on_internal_addresses_are_refused(
+    engine: Engine, db_url: str, settings_for: Any, url: str, why: str
+) -> None:
+    settings = settings_for(db_url, 25)
+    with pytest.raises(ValidationError, match=why):
+        webhooks.add(engine, CLOCK, settings, url, ["sent"])
+
+
+def test_the_api_refuses_internal_urls_and_unknown_events(live_api: LiveApi, receiver: Receiver) -> None:
+    auth = {"Authorization": f"Bearer {live_api.key}"}
+    with httpx.Client(base_url=live_api.url, headers=auth, timeout=30) as c:
+        r = c.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/x", "events": ["sent"]})
+        assert r.status_code == 422 and "loopback" in r.json()["detail"]
+        r = c.post("/v1/webhooks", json={"url": "https://example.com/hooks", "events": ["nope"]})
+        assert r.status_code == 422 and "events are some of" in r.json()["detail"]
+        assert c.get("/v1/webhooks").json() == []
+        paths = c.get("/openapi.json").json()["paths"]
+        assert {"/v1/webhooks", "/v1/webhooks/{webhook_id}/replay"} <= set(paths)
