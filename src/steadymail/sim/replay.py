@@ -85,11 +85,15 @@ class Schedule:
         if mode == "off":
             # Sending all through the observation: the outage as it ran.
             span = baseline + 3 * bake + guard + fault_after + 20 * time_scale
+        elif mode == "canary":
+            # Sending until the fault has armed in the canary, through its bake (the gates
+            # decide there), and 10 s more to see every send resume (fault_after counts from
+            # the rollout's start: the first region gets the value at once).
+            span = baseline + fault_after + bake + 10 * time_scale
         else:
-            # Sending until the fault has armed in the first region, a bake for the gates or
-            # the revert window to act, and 20 s to see every send resume (fault_after counts
-            # from the rollout's start: the first region gets the value at once).
-            span = baseline + fault_after + bake + 20 * time_scale
+            # The revert window acts on the first alert after the fault arms (well within a
+            # second here): 15 s more see every send resume.
+            span = baseline + fault_after + 15 * time_scale
         return cls(baseline, bake, guard, fault_after, observe_off, rate, int(rate * span))
 
 

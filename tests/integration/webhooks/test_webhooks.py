@@ -276,7 +276,9 @@ def test_urls_on_internal_addresses_are_refused(
         webhooks.add(engine, CLOCK, settings, url, ["sent"])
 
 
-def test_the_api_refuses_internal_urls_and_unknown_events(live_api: LiveApi, receiver: Receiver) -> None:
+def test_the_api_refuses_internal_urls_and_unknown_events(
+    live_api: LiveApi, receiver: Receiver
+) -> None:
     auth = {"Authorization": f"Bearer {live_api.key}"}
     with httpx.Client(base_url=live_api.url, headers=auth, timeout=30) as c:
         r = c.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/x", "events": ["sent"]})
