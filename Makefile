@@ -41,6 +41,7 @@ bench: $(BIN)/steadymail  ## benchmarks: never part of the test suite
 	$(BIN)/python bench/anomaly.py
 	$(BIN)/python bench/anomaly_alerts.py
 	$(BIN)/python bench/detection.py
+	$(BIN)/python bench/webhooks.py
 
 clean:
 	rm -rf $(VENV) .steadymail
