@@ -107,9 +107,15 @@ def set_enabled(webhook_id: PathId, body: EnableIn, st: AppState = Write) -> Web
     return WebhookOut.of(webhooks.set_enabled(st.engine, webhook_id, body.enabled, body.reason))
 
 
-@router.delete("/webhooks/{webhook_id}", status_code=204)
-def delete_webhook(webhook_id: PathId, st: AppState = Write) -> None:
+class RemovedOut(BaseModel):
+    removed: int
+
+
+@router.delete("/webhooks/{webhook_id}")
+def delete_webhook(webhook_id: PathId, st: AppState = Write) -> RemovedOut:
+    """Remove a webhook and its outbox (undelivered events included)."""
     webhooks.remove(st.engine, webhook_id)
+    return RemovedOut(removed=webhook_id)
 
 
 @router.post("/webhooks/{webhook_id}/replay")
