@@ -164,5 +164,5 @@ def lone_pool(relay: RelaySettings) -> SmtpPool:
         retries=0,
         cooldown=0.0,
         clock=SystemClock(),
-        take=lambda relay, limit, window, n: n,
+        take=lambda _key, _limit, want, _now, _period: want,
     )

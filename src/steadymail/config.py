@@ -1,8 +1,9 @@
 """Settings: STEADYMAIL_* environment variables over one TOML file over defaults, read once."""
 
 import os
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -34,6 +35,25 @@ class RelaySettings(BaseModel):
     rate_per_second: int = 0
     # AUTH only ever goes over TLS unless this says a plaintext link is acceptable.
     allow_plaintext_auth: bool = False
+    # A warm-up schedule for a new relay or IP: at most warmup[d] messages on day d (UTC)
+    # counted from warmup_start, across the region; no cap once the schedule ends. When every
+    # relay's cap is spent, messages are held (not attempted, not aged) until the next day.
+    warmup: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list, max_length=366)
+    warmup_start: date | None = None
+
+    @model_validator(mode="after")
+    def _warmup_has_a_start(self) -> "RelaySettings":
+        if self.warmup and self.warmup_start is None:
+            raise ValueError("a warm-up schedule needs warmup_start (YYYY-MM-DD)")
+        return self
+
+    def warmup_cap(self, now: float) -> int:
+        """Today's cap (0: none) under the warm-up schedule."""
+        if not self.warmup or self.warmup_start is None:
+            return 0
+        start = datetime.combine(self.warmup_start, datetime.min.time(), UTC).timestamp()
+        day = max(0, int((now - start) // 86400))
+        return self.warmup[day] if day < len(self.warmup) else 0
 
     @field_validator("starttls", mode="before")
     @classmethod
@@ -175,6 +195,9 @@ class Settings(BaseSettings):
     soft_bounce_limit: int = Field(default=3, ge=1)
     soft_bounce_window: float = Field(default=30 * 86400.0, gt=0)
 
+    # Messages per second to a destination domain across the region (e.g. {"gmail.com": 50}):
+    # a worker waits for the domain's next grant before it hands the message to SMTP.
+    domain_rate_limits: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
     # Event webhooks (`steadymail webhooks`): events per request, requests in flight (one per
     # webhook), the request timeout, retries doubling from base to max for retry_for, a webhook
     # disabled after failing for disable_after (an alert from webhook_alert_after on).

@@ -11,6 +11,8 @@ class Outcome(StrEnum):
     BOUNCE = "bounce"
     # The connection failed before the relay gave a verdict: retry elsewhere, then defer.
     CONNECTION = "connection"
+    # Not attempted: the platform's own limit (a warm-up cap) holds it until `retry_at`.
+    HELD = "held"
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,8 @@ class Verdict:
     detail: str
     # True when the relay refused the recipient itself: the address is bad, suppress it.
     hard: bool = False
+    # HELD: when it may go.
+    retry_at: float = 0.0
 
 
 def classify_reply(code: int, detail: str, *, at_rcpt: bool) -> Verdict:

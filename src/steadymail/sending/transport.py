@@ -18,7 +18,7 @@ import aiosmtplib
 from steadymail.clock import Clock
 from steadymail.config import RelaySettings
 from steadymail.domain.delivery import Outcome, Verdict, classify_reply
-from steadymail.sending.throttle import RelayThrottle, TakeTokens
+from steadymail.sending.throttle import TakeTokens, WindowThrottle
 
 log = logging.getLogger("steadymail.transport")
 
@@ -32,11 +32,16 @@ _CONNECTION_ERRORS = (
 )
 
 
+DAY = 86400.0
+
+
 @dataclass
 class _Relay:
     settings: RelaySettings
-    throttle: RelayThrottle
+    throttle: WindowThrottle
     idle: list[aiosmtplib.SMTP]
+    # The warm-up schedule's cap for the day, across the region (None: no schedule).
+    daily: WindowThrottle | None = None
     down_until: float = 0.0
 
 
@@ -58,7 +63,15 @@ class SmtpPool:
         if not relays:
             raise ValueError("at least one relay is required")
         self._relays = [
-            _Relay(r, RelayThrottle(r.name, r.rate_per_second, take, clock), []) for r in relays
+            _Relay(
+                r,
+                WindowThrottle(r.name, r.rate_per_second, take, clock),
+                [],
+                WindowThrottle(f"warmup:{r.name}", r.warmup_cap, take, clock, DAY)
+                if r.warmup
+                else None,
+            )
+            for r in relays
         ]
         self._size, self._timeout, self._retries = size, timeout, retries
         self._cooldown, self._clock = cooldown, clock
@@ -100,11 +113,20 @@ class SmtpPool:
     ) -> Verdict:
         """Deliver `data`; the verdict says sent, deferred, bounced or connection failure."""
         tried: set[int] = set()
+        capped: set[int] = set()
         last = Verdict(Outcome.CONNECTION, 0, "no relay reachable")
-        for _attempt in range(self._retries + 1):
-            if len(tried) == len(self._relays):
+        attempt = 0
+        while attempt <= self._retries:
+            if len(capped) == len(self._relays):
+                return self._held(capped)
+            if len(tried | capped) == len(self._relays):
                 tried.clear()
-            index, relay = self._pick(tried)
+            index, relay = self._pick(tried | capped)
+            if relay.daily is not None and not await relay.daily.try_acquire():
+                # Its warm-up cap for the day is spent: the next relay takes the message.
+                capped.add(index)
+                continue
+            attempt += 1
             await relay.throttle.acquire()
             try:
                 client = relay.idle.pop() if relay.idle else await self._connect(relay)
@@ -130,6 +152,19 @@ class SmtpPool:
                 await _quit(client)
             return verdict
         return last
+
+    def _held(self, capped: set[int]) -> Verdict:
+        """Every relay's warm-up cap is spent: held (not an attempt) until the next day."""
+        now = self._clock.now()
+        until = min(
+            r.daily.next_window_at(now)
+            for i, r in enumerate(self._relays)
+            if r.daily and i in capped
+        )
+        names = ", ".join(r.settings.name for r in self._relays)
+        return Verdict(
+            Outcome.HELD, 0, f"warm-up: the day's cap is spent on {names}", retry_at=until
+        )
 
     async def _converse(
         self, client: aiosmtplib.SMTP, sender: str, recipient: str, data: bytes, smtputf8: bool

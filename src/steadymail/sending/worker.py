@@ -45,8 +45,9 @@ from steadymail.sending.gate import SuspectGate
 from steadymail.sending.heartbeat import Heartbeat
 from steadymail.sending.render import compile_template
 from steadymail.sending.scheduler import Scheduler
+from steadymail.sending.throttle import DomainThrottles
 from steadymail.sending.transport import SmtpPool
-from steadymail.store import events, instances, queue, sends, templates
+from steadymail.store import events, instances, queue, ratelimit, sends, templates
 from steadymail.store.queue import Checkpoint, Claim, QueuedMessage, Result
 from steadymail.store.sends import Send
 
@@ -83,6 +84,9 @@ class Worker:
     ) -> None:
         self.settings, self.engine, self.clock = settings, engine, clock
         self.pool, self.composer = pool, composer
+        self.domains = DomainThrottles(
+            settings.domain_rate_limits, partial(ratelimit.take, engine), clock
+        )
         self.instance_id = instance_id or new_instance_id("worker")
         self.rng = rng or random.Random()
         self.stats = WorkerStats()
@@ -383,6 +387,7 @@ class Worker:
             return Result(m.id, MessageState.FAILED, attempts, first, error=reason[:500])
         self.composer.record(composed, now)
         try:
+            await self.domains.acquire(composed.recipient)
             verdict = await self.pool.send(
                 composed.sender, composed.recipient, composed.data, smtputf8=composed.smtputf8
             )
@@ -392,6 +397,16 @@ class Worker:
             log.error("event=delivery_error message=%d error=%r", m.id, str(e))
             verdict = Verdict(Outcome.DEFER, 0, f"delivery error: {type(e).__name__}: {e}")
         done = self.clock.now()
+        if verdict.outcome == Outcome.HELD:
+            # The platform's own limit, not a delivery attempt: neither counted nor aged.
+            return Result(
+                m.id,
+                MessageState.DEFERRED,
+                m.attempts,
+                m.first_attempt_at,
+                next_attempt_at=max(verdict.retry_at, done),
+                error=verdict.detail[:500],
+            )
         if verdict.outcome == Outcome.SENT:
             self.stats.sent += 1
             return Result(

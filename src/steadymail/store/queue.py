@@ -75,7 +75,8 @@ class Result:
     message_id: int
     state: MessageState
     attempts: int
-    first_attempt_at: float
+    # None: never attempted yet (a message held by a warm-up cap is not aged).
+    first_attempt_at: float | None
     next_attempt_at: float | None = None
     sent_at: float | None = None
     smtp_code: int | None = None

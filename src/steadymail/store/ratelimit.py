@@ -1,4 +1,4 @@
-"""A per-relay message rate shared by every worker, kept as a one-second window in the DB.
+"""Shared send limits (a relay's or a domain's rate, a warm-up cap), one window row a key.
 
 Workers take tokens in small grants, so the database sees one write per grant, not per message.
 The row is shared by design (the limit is the relay's), but nobody ever waits on its lock: a
@@ -11,10 +11,12 @@ from steadymail.store.db import insert_ignore, is_sqlite
 from steadymail.store.schema import relay_windows
 
 
-def take(engine: Engine, relay: str, limit: int, want: int, now: float) -> int | None:
-    """Grant up to `want` sends through `relay` in the current second (0: its limit is spent);
-    None when another worker holds the window row this moment."""
-    window = int(now)
+def take(
+    engine: Engine, relay: str, limit: int, want: int, now: float, period: float = 1.0
+) -> int | None:
+    """Grant up to `want` sends for the key `relay` in the current window of `period` seconds
+    (0: its limit is spent); None when another worker holds the window row this moment."""
+    window = int(now // period)
     with engine.begin() as conn:
         insert_ignore(
             conn, relay_windows, [{"relay": relay, "window": window, "used": 0}], ["relay"]
