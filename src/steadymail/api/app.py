@@ -19,6 +19,7 @@ from steadymail import __version__
 from steadymail.api import (
     errors,
     flag_routes,
+    inbound_routes,
     message_log_routes,
     quarantine_routes,
     rest,
@@ -66,6 +67,7 @@ def create_app(
     app.include_router(suppression_routes.router)
     app.include_router(message_log_routes.router)
     app.include_router(webhook_routes.router)
+    app.include_router(inbound_routes.router)
     app.include_router(rest.router)
     app.include_router(watch_routes.router)
     app.include_router(flag_routes.router)

@@ -16,7 +16,7 @@ from steadymail.cli import content, nab, watch
 from steadymail.cli.context import console, err_console, make_ctx, setup_logging
 from steadymail.cli.devkey import dev_key
 from steadymail.cli.exit_cmd import changes_cmd, report_exit_cmd
-from steadymail.cli.messages_cmd import messages_app
+from steadymail.cli.messages_cmd import messages_app, reports_app
 from steadymail.cli.metrics_cmd import metrics_cmd
 from steadymail.cli.quarantine_cmd import quarantine_app, requeue_cmd
 from steadymail.cli.replay_cmd import replay_cmd
@@ -59,6 +59,7 @@ app.add_typer(flags_app, name="flags")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(suppressions_app, name="suppressions")
 app.add_typer(messages_app, name="messages")
+app.add_typer(reports_app, name="reports")
 app.add_typer(webhooks_app, name="webhooks")
 app.command("requeue")(requeue_cmd)
 app.command("report-exit")(report_exit_cmd)

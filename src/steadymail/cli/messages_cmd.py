@@ -1,6 +1,8 @@
-"""`steadymail messages`: the message log, every recipient's history."""
+"""`steadymail messages`: the message log, every recipient's history; `steadymail reports`:
+what the inbound server kept."""
 
 import json
+import sys
 import time
 from dataclasses import asdict
 from typing import Annotated
@@ -9,7 +11,7 @@ import typer
 from rich.table import Table
 
 from steadymail.cli.context import console, make_ctx
-from steadymail.services import message_log
+from steadymail.services import inbound_reports, message_log
 from steadymail.services.message_log import MessageEvent
 
 messages_app = typer.Typer(
@@ -61,3 +63,45 @@ def messages_show(message_id: int) -> None:
     """One message's history."""
     ctx = make_ctx()
     console.print(_timeline(message_log.history(ctx.engine, message_id)))
+
+
+reports_app = typer.Typer(
+    help="What `steadymail inbound` kept: bounces, complaints, and mail it could not read.",
+    no_args_is_help=True,
+)
+
+
+@reports_app.command("list")
+def reports_list(
+    status: Annotated[str | None, typer.Option(help="received, applied, ignored or review")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+) -> None:
+    """Reports, newest first."""
+    ctx = make_ctx()
+    table = Table("id", "received", "rcpt", "kind", "status", "message", "detail")
+    for r in inbound_reports.listing(ctx.engine, status, limit):
+        table.add_row(
+            str(r.id),
+            _when(r.received_at),
+            r.rcpt,
+            r.kind,
+            r.status,
+            str(r.message_id or "—"),
+            r.detail[:80],
+        )
+    console.print(table)
+
+
+@reports_app.command("show")
+def reports_show(report_id: int) -> None:
+    """The report as received, byte for byte (on stdout)."""
+    ctx = make_ctx()
+    sys.stdout.buffer.write(inbound_reports.raw(ctx.engine, report_id))
+
+
+@reports_app.command("reprocess")
+def reports_reprocess(report_id: int) -> None:
+    """Read a kept report again and apply it."""
+    ctx = make_ctx()
+    out = inbound_reports.reprocess(ctx.engine, ctx.clock, ctx.settings, report_id)
+    console.print(f"report {report_id}: {out.kind.value}, {out.status}: {out.detail}")

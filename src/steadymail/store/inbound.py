@@ -83,6 +83,13 @@ def reports(
         return [ReportRow(**r) for r in conn.execute(q).mappings()]
 
 
+def report(engine: Engine, report_id: int) -> ReportRow | None:
+    cols = [c for c in inbound_reports.c if c.name != "raw"]
+    with engine.connect() as conn:
+        r = conn.execute(select(*cols).where(inbound_reports.c.id == report_id)).mappings().first()
+    return ReportRow(**r) if r is not None else None
+
+
 def raw_report(engine: Engine, report_id: int) -> bytes | None:
     with engine.connect() as conn:
         raw = conn.execute(

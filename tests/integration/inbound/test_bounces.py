@@ -12,16 +12,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import typer
 from sqlalchemy import Engine, select
+from typer.testing import CliRunner
 
+from steadymail.cli.messages_cmd import reports_app
 from steadymail.config import Settings
 from steadymail.domain.verp import message_of, verp_address
 from steadymail.inbound.server import InboundHandler, start_inbound
 from steadymail.store import inbound, message_log, suppressions
 from steadymail.store.schema import messages
 from steadymail.tracking.keys import load_tracking_secrets
-from tests.conftest import Recorder
+from tests.conftest import LiveApi, Recorder
 from tests.helpers import free_port, make_campaign, run_worker_until, send_state, worker_for
 
 SHAPES = Path(__file__).parents[2] / "data" / "bounces" / "shapes"
@@ -197,3 +201,40 @@ def test_unknown_and_forged_recipients_are_refused_at_rcpt(
 def _message(engine: Engine, mid: int) -> Any:
     with engine.connect() as conn:
         return conn.execute(select(messages).where(messages.c.id == mid)).first()
+
+
+def test_kept_reports_are_listed_shown_whole_and_read_again(
+    live_api: LiveApi,
+    engine: Engine,
+    sent: tuple[Settings, dict[str, str], dict[str, int]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    db_url: str,
+) -> None:
+    settings, paths, ids = sent
+    verp = paths["user5@example.com"]
+    with inbound_server(engine, settings) as (port, _):
+        deliver(port, verp, shape("human_reply.eml", verp))
+        deliver(port, verp, shape("postfix_user_unknown.eml", verp))
+    auth = {"Authorization": f"Bearer {live_api.key}"}
+    with httpx.Client(base_url=live_api.url, headers=auth, timeout=30) as c:
+        [review] = c.get("/v1/inbound-reports", params={"status": "review"}).json()
+        assert review["kind"] == "unknown" and review["rcpt"] == verp
+        raw = c.get(f"/v1/inbound-reports/{review['id']}/raw")
+        assert raw.content == shape("human_reply.eml", verp)
+        [applied] = c.get("/v1/inbound-reports", params={"status": "applied"}).json()
+        again = c.post(f"/v1/inbound-reports/{applied['id']}/reprocess").json()
+        assert (again["kind"], again["status"]) == ("hard_bounce", "applied")
+        assert c.get("/v1/inbound-reports", params={"status": "nope"}).status_code == 422
+    # Read twice, applied once: one suppression, the message bounced.
+    assert len(suppressions.listing(engine, search="user5@")) == 1
+    assert _message(engine, ids["user5@example.com"]).state == "bounced"
+
+    monkeypatch.setenv("STEADYMAIL_DATABASE_URL", db_url)
+    monkeypatch.setenv("STEADYMAIL_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("STEADYMAIL_CONFIG", str(tmp_path / "none.toml"))
+    cli = typer.Typer()
+    cli.add_typer(reports_app, name="reports")
+    cli.command("noop")(lambda: None)
+    r = CliRunner().invoke(cli, ["reports", "list", "--status", "review"])
+    assert r.exit_code == 0 and "unknown" in r.output, r.output
