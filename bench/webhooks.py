@@ -178,7 +178,7 @@ def main() -> None:
     proc = receiver(port, secret)
     try:
         ids = messages_of(engine, args.events)
-        hook = webhooks.add(
+        webhooks.add(
             engine, CLOCK, settings, f"http://127.0.0.1:{port}/hooks", ["sent"], secret=secret
         )
         events(engine, ids)

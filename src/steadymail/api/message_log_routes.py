@@ -1,7 +1,7 @@
 """REST routes of the message log: every recipient's history, searched by address."""
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from steadymail.api.deps import AppState, Read
 from steadymail.api.errors import ERROR_RESPONSES
@@ -9,12 +9,13 @@ from steadymail.api.limits import Page, Paged
 from steadymail.api.models import PathId
 from steadymail.domain.states import MessageState
 from steadymail.services import message_log
-from steadymail.services.message_log import LoggedMessage, MessageEvent
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
 
 class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     at: float = Field(description="epoch seconds")
     kind: str = Field(
         description="queued, sent, deferred, bounced, failed, suppressed, quarantined, "
@@ -24,12 +25,10 @@ class EventOut(BaseModel):
     detail: str = Field(description="the SMTP reply, the bounce's diagnostic, the link clicked")
     machine: bool = Field(description="an open or click by a proxy or scanner, not a person")
 
-    @classmethod
-    def of(cls, e: MessageEvent) -> "EventOut":
-        return cls(at=e.at, kind=e.kind, smtp_code=e.smtp_code, detail=e.detail, machine=e.machine)
-
 
 class LoggedMessageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     send_id: int
     send_name: str
@@ -41,21 +40,6 @@ class LoggedMessageOut(BaseModel):
     last_error: str | None
     events: list[EventOut]
 
-    @classmethod
-    def of(cls, m: LoggedMessage) -> "LoggedMessageOut":
-        return cls(
-            id=m.id,
-            send_id=m.send_id,
-            send_name=m.send_name,
-            email=m.email,
-            state=m.state,
-            attempts=m.attempts,
-            sent_at=m.sent_at,
-            smtp_code=m.smtp_code,
-            last_error=m.last_error,
-            events=[EventOut.of(e) for e in m.events],
-        )
-
 
 @router.get("/messages")
 def search_messages(
@@ -66,10 +50,10 @@ def search_messages(
     """Messages to an address, newest first, each with its history: queued, every attempt with
     its SMTP reply, a later bounce or complaint, opens, clicks, unsubscribes."""
     rows = message_log.search(st.engine, to, page.limit, page.offset)
-    return [LoggedMessageOut.of(m) for m in rows]
+    return [LoggedMessageOut.model_validate(m) for m in rows]
 
 
 @router.get("/messages/{message_id}/events")
 def message_events(message_id: PathId, st: AppState = Read) -> list[EventOut]:
     """One message's history, in time order."""
-    return [EventOut.of(e) for e in message_log.history(st.engine, message_id)]
+    return [EventOut.model_validate(e) for e in message_log.history(st.engine, message_id)]

@@ -14,7 +14,6 @@ from steadymail.api.limits import Page, Paged
 from steadymail.api.models import In
 from steadymail.domain.suppression import Reason, Stream
 from steadymail.services import suppressions
-from steadymail.services.suppressions import LoggedChange, Suppression
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
@@ -23,23 +22,14 @@ Address = Annotated[str, Field(min_length=3, max_length=320)]
 
 
 class SuppressionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     email: str
     stream: Stream
     reason: str
     detail: str
     created_at: float = Field(description="epoch seconds")
     message_id: int | None = Field(description="the message it came from; null: by hand")
-
-    @classmethod
-    def of(cls, s: Suppression) -> "SuppressionOut":
-        return cls(
-            email=s.email,
-            stream=s.stream,
-            reason=s.reason,
-            detail=s.detail,
-            created_at=s.created_at,
-            message_id=s.message_id,
-        )
 
 
 class SuppressIn(In):
@@ -61,6 +51,8 @@ class RemovedOut(BaseModel):
 
 
 class LogOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     at: float
     email: str
@@ -69,19 +61,6 @@ class LogOut(BaseModel):
     reason: str
     by: str
     detail: str
-
-    @classmethod
-    def of(cls, c: LoggedChange) -> "LogOut":
-        return cls(
-            id=c.id,
-            at=c.at,
-            email=c.email,
-            stream=c.stream,
-            action=c.action,
-            reason=c.reason,
-            by=c.by,
-            detail=c.detail,
-        )
 
 
 class SuppressionImportOut(BaseModel):
@@ -108,7 +87,7 @@ def get_suppressions(
         page.limit,
         page.offset,
     )
-    return [SuppressionOut.of(s) for s in rows]
+    return [SuppressionOut.model_validate(s) for s in rows]
 
 
 @router.post("/suppressions", status_code=201)
@@ -133,7 +112,7 @@ def delete_suppression(
     gone = suppressions.remove(
         st.engine, st.clock, email, None if stream is None else stream.value, by, reason
     )
-    return RemovedOut(removed=[SuppressionOut.of(s) for s in gone])
+    return RemovedOut(removed=[SuppressionOut.model_validate(s) for s in gone])
 
 
 @router.get("/suppressions/log")
@@ -143,7 +122,10 @@ def get_suppression_log(
     st: AppState = Read,
 ) -> list[LogOut]:
     """Suppressions people added and removed, newest first."""
-    return [LogOut.of(c) for c in suppressions.log(st.engine, email, page.limit, page.offset)]
+    return [
+        LogOut.model_validate(c)
+        for c in suppressions.log(st.engine, email, page.limit, page.offset)
+    ]
 
 
 @router.post(

@@ -8,7 +8,6 @@ from steadymail.api.errors import ERROR_RESPONSES
 from steadymail.api.models import In, PathId
 from steadymail.domain.webhooks import EVENT_TYPES
 from steadymail.services import webhooks
-from steadymail.services.webhooks import Webhook
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
@@ -27,6 +26,8 @@ class WebhookIn(In):
 
 
 class WebhookOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     url: str
     events: list[str]
@@ -40,22 +41,6 @@ class WebhookOut(BaseModel):
     deliveries: dict[str, int] | None = Field(
         default=None, description="by state: pending, batched, delivered, dead"
     )
-
-    @classmethod
-    def of(cls, w: Webhook, deliveries: dict[str, int] | None = None) -> "WebhookOut":
-        return cls(
-            id=w.id,
-            url=w.url,
-            events=w.events,
-            description=w.description,
-            enabled=w.enabled,
-            disabled_reason=w.disabled_reason,
-            created_at=w.created_at,
-            failing_since=w.failing_since,
-            last_success_at=w.last_success_at,
-            last_error=w.last_error,
-            deliveries=deliveries,
-        )
 
 
 class WebhookCreated(WebhookOut):
@@ -86,25 +71,26 @@ def post_webhook(body: WebhookIn, st: AppState = Write) -> WebhookCreated:
     added = webhooks.add(
         st.engine, st.clock, st.settings, body.url, body.events, body.secret, body.description
     )
-    out = WebhookOut.of(added.webhook).model_dump()
+    out = WebhookOut.model_validate(added.webhook).model_dump()
     return WebhookCreated(**out, secret=added.secret)
 
 
 @router.get("/webhooks")
 def get_webhooks(st: AppState = Read) -> list[WebhookOut]:
-    return [WebhookOut.of(w) for w in webhooks.listing(st.engine)]
+    return [WebhookOut.model_validate(w) for w in webhooks.listing(st.engine)]
 
 
 @router.get("/webhooks/{webhook_id}")
 def get_webhook(webhook_id: PathId, st: AppState = Read) -> WebhookOut:
     hook, deliveries = webhooks.get(st.engine, webhook_id)
-    return WebhookOut.of(hook, deliveries)
+    return WebhookOut.model_validate(hook).model_copy(update={"deliveries": deliveries})
 
 
 @router.post("/webhooks/{webhook_id}/enabled")
 def set_enabled(webhook_id: PathId, body: EnableIn, st: AppState = Write) -> WebhookOut:
     """Enable (its open batch is retried at once) or disable (say why)."""
-    return WebhookOut.of(webhooks.set_enabled(st.engine, webhook_id, body.enabled, body.reason))
+    hook = webhooks.set_enabled(st.engine, webhook_id, body.enabled, body.reason)
+    return WebhookOut.model_validate(hook)
 
 
 class RemovedOut(BaseModel):

@@ -3,6 +3,7 @@
 import csv
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Engine
@@ -10,6 +11,8 @@ from sqlalchemy import Engine
 from steadymail.clock import Clock
 from steadymail.errors import ValidationError
 from steadymail.store import contacts
+
+T = TypeVar("T", covariant=True)
 
 # No deliverable address is longer (RFC 5321 caps a path at 256 octets); refusing longer ones
 # up front spares the validator a field of up to csv's field limit (128 KiB).
@@ -63,6 +66,28 @@ def decoded_lines(raw: bytes, errors: list[RowError], origin: list[int]) -> Iter
         yield text
 
 
+class _Reader(Protocol[T]):
+    line_num: int
+
+    def __next__(self) -> T: ...
+
+
+def numbered_rows(
+    reader: _Reader[T], origin: list[int], errors: list[RowError]
+) -> Iterator[tuple[int, T]]:
+    """(file line, row) for each row a csv reader gives; a malformed row is an error of its
+    line and reading goes on."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            errors.append(RowError(origin[reader.line_num - 1], f"malformed CSV: {e}"))
+            continue
+        yield origin[reader.line_num - 1], row
+
+
 def parse_contacts(raw: bytes) -> tuple[list[tuple[str, dict[str, str]]], RowErrors]:
     """Parse a CSV with an `email` column; other columns become contact attributes."""
     errors = RowErrors()
@@ -80,15 +105,7 @@ def parse_contacts(raw: bytes) -> tuple[list[tuple[str, dict[str, str]]], RowErr
     email_col = lowered.index("email")
     good: list[tuple[str, dict[str, str]]] = []
     seen: set[str] = set()
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            errors.append(RowError(origin[reader.line_num - 1], f"malformed CSV: {e}"))
-            continue
-        line = origin[reader.line_num - 1]
+    for line, row in numbered_rows(reader, origin, errors):
         if not row or all(not c.strip() for c in row):
             continue
         if len(row) != len(header):

@@ -5,6 +5,8 @@ import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Engine
@@ -12,11 +14,19 @@ from sqlalchemy import Engine
 from steadymail.clock import Clock
 from steadymail.domain.suppression import Reason, Stream
 from steadymail.errors import NotFound, ValidationError
-from steadymail.services.csv_import import MAX_ADDRESS, RowError, RowErrors, decoded_lines
+from steadymail.services.csv_import import (
+    MAX_ADDRESS,
+    RowError,
+    RowErrors,
+    decoded_lines,
+    numbered_rows,
+)
 from steadymail.store import suppressions
 from steadymail.store.suppressions import LoggedChange, Suppression
 
 __all__ = ["LoggedChange", "Suppression"]
+
+E = TypeVar("E", bound=StrEnum)
 
 EXPORT_COLUMNS = ["email", "stream", "reason", "detail", "created_at", "message_id"]
 
@@ -30,22 +40,21 @@ class SuppressionImport:
     rejected: int = 0
 
 
-def stream_of(name: str) -> Stream:
+def _one_of(kind: type[E], what: str, name: str) -> E:
     try:
-        return Stream(name.strip().lower())
+        return kind(name.strip().lower())
     except ValueError:
         raise ValidationError(
-            f"stream {name[:40]!r} is one of {', '.join(s.value for s in Stream)}"
+            f"{what} {name[:40]!r} is one of {', '.join(m.value for m in kind)}"
         ) from None
+
+
+def stream_of(name: str) -> Stream:
+    return _one_of(Stream, "stream", name)
 
 
 def reason_of(name: str) -> Reason:
-    try:
-        return Reason(name.strip().lower())
-    except ValueError:
-        raise ValidationError(
-            f"reason {name[:40]!r} is one of {', '.join(r.value for r in Reason)}"
-        ) from None
+    return _one_of(Reason, "reason", name)
 
 
 def address(text: str) -> str:
@@ -135,15 +144,7 @@ def import_csv(
     if "email" not in columns:
         raise ValidationError("the header row has no 'email' column")
     good: dict[Stream, dict[Reason, list[tuple[str, Stream]]]] = {}
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            errors.append(RowError(origin[reader.line_num - 1], f"malformed CSV: {e}"))
-            continue
-        line = origin[reader.line_num - 1]
+    for line, row in numbered_rows(reader, origin, errors):
         if None in row or any(v is None for v in row.values()):
             errors.append(RowError(line, "wrong number of columns"))
             continue

@@ -73,7 +73,7 @@ def suppress(
     """Suppress `email` (any spelling) in `stream` (default: the one `reason` implies); False
     if it already was. A repeat writes nothing."""
     with engine.begin() as conn:
-        return _add(conn, email, stream or stream_for(reason), reason, now, detail, message_id)
+        return add_in(conn, email, stream or stream_for(reason), reason, now, detail, message_id)
 
 
 def add_in(
@@ -86,18 +86,6 @@ def add_in(
     message_id: int | None = None,
 ) -> bool:
     """`suppress` inside the caller's transaction (a bounce applied with its message state)."""
-    return _add(conn, email, stream, reason, now, detail, message_id)
-
-
-def _add(
-    conn: Connection,
-    email: str,
-    stream: Stream,
-    reason: str,
-    now: float,
-    detail: str,
-    message_id: int | None,
-) -> bool:
     key = suppression_key(email)
     row = {
         "email": key,
@@ -130,7 +118,7 @@ def add_by_hand(
     added = 0
     with engine.begin() as conn:
         for email, stream in entries:
-            if _add(conn, email, stream, reason, now, why, None):
+            if add_in(conn, email, stream, reason, now, why, None):
                 added += 1
                 _log(conn, now, suppression_key(email), stream, "added", reason, by, why)
     return added
