@@ -5,12 +5,16 @@ look; one whose template no longer renders goes back to draft instead of startin
 import asyncio
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import typer
 from sqlalchemy import Engine, func, select, update
+from typer.testing import CliRunner
 
+from steadymail.cli.content import cancel_cmd, schedule_cmd, send_cmd, status_cmd
 from steadymail.errors import ValidationError
 from steadymail.sending.scheduler import start_due
 from steadymail.services import campaigns, csv_import, templates
@@ -152,3 +156,53 @@ def test_a_send_whose_template_no_longer_renders_goes_back_to_draft(
     # A draft is scheduled again only through the checks, which say why.
     with pytest.raises(ValidationError, match="coupon"):
         campaigns.schedule(engine, CLOCK, send_id, datetime.fromtimestamp(CLOCK.now() + 60, UTC))
+
+
+def test_the_commands(
+    engine: Engine,
+    db_url: str,
+    settings_for: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    settings = settings_for(db_url, 25)
+    rows = "email,first_name\n" + "".join(f"c{i}@example.com,C{i}\n" for i in range(3))
+    csv_import.import_contacts(engine, CLOCK, rows.encode(), "cli")
+    templates.create_template(engine, CLOCK, "t-cli", "Hi", "", "Hello {{ first_name }}")
+    monkeypatch.setenv("STEADYMAIL_DATABASE_URL", db_url)
+    monkeypatch.setenv("STEADYMAIL_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("STEADYMAIL_CONFIG", str(tmp_path / "none.toml"))
+    cli = typer.Typer()
+    cli.command("send")(send_cmd)
+    cli.command("schedule")(schedule_cmd)
+    cli.command("status")(status_cmd)
+    cli.command("cancel")(cancel_cmd)
+    run = CliRunner().invoke
+
+    r = run(
+        cli,
+        [
+            "send",
+            "later",
+            "--list",
+            "cli",
+            "--template",
+            "t-cli",
+            "--at",
+            "2099-12-01 09:00",
+            "--tz",
+            "Europe/Berlin",
+        ],
+    )
+    assert r.exit_code == 0 and "starts 2099-12-01 08:00:00 UTC" in r.output, r.output
+    [send_id] = [s.id for s in sends.all_sends(engine) if s.name == "later"]
+    assert materialised(engine, send_id) == 0
+    r = run(cli, ["schedule", str(send_id), "--at", "2099-12-02 10:00+00:00"])
+    assert r.exit_code == 0 and "starts 2099-12-02 10:00:00 UTC" in r.output, r.output
+    r = run(cli, ["status", str(send_id)])
+    assert "scheduled (starts 2099-12-02 10:00:00 UTC)" in r.output, r.output
+    r = run(cli, ["schedule", str(send_id), "--at", "2026-03-29 02:30", "--tz", "Europe/Berlin"])
+    assert r.exit_code != 0 and "does not exist in Europe/Berlin" in r.output, r.output
+    r = run(cli, ["cancel", str(send_id)])
+    assert r.exit_code == 0 and "cancelled" in r.output
+    assert send_state(engine, send_id) == "cancelled"

@@ -10,19 +10,25 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import typer
 from sqlalchemy import Engine, func, insert, select
+from typer.testing import CliRunner
 
+from steadymail.cli.webhooks_cmd import webhooks_app
 from steadymail.clock import SystemClock
 from steadymail.config import Settings
 from steadymail.domain.webhooks import verify
 from steadymail.errors import ValidationError
 from steadymail.monitor.webhook_health import WebhookWatcher
 from steadymail.services import webhooks
+from steadymail.store import tracking
 from steadymail.store import webhooks as store
 from steadymail.store.schema import message_events, tracking_events, webhook_deliveries
 from steadymail.webhooks.dispatcher import Dispatcher
@@ -288,3 +294,70 @@ def test_the_api_refuses_internal_urls_and_unknown_events(
         assert c.get("/v1/webhooks").json() == []
         paths = c.get("/openapi.json").json()["paths"]
         assert {"/v1/webhooks", "/v1/webhooks/{webhook_id}/replay"} <= set(paths)
+
+
+def test_clicks_opens_and_unsubscribes_are_events_too(
+    engine: Engine, settings: Settings, smtp_server: tuple[Recorder, int], receiver: Receiver
+) -> None:
+    added = webhooks.add(
+        engine, CLOCK, settings, receiver.url, ["opened", "clicked", "unsubscribed"]
+    )
+    send_id = campaign(engine, settings, smtp_server[0], n=3)
+    now = CLOCK.now()
+    tracking.insert_events(
+        engine,
+        [
+            tracking.TrackingEvent("open", send_id, 1, now, "GET", machine=True),
+            tracking.TrackingEvent(
+                "click", send_id, 1, now, "GET", link=1, url="https://x.example/a"
+            ),
+            tracking.TrackingEvent("unsubscribe", send_id, 3, now, "POST"),
+        ],
+    )
+    dispatch_until(engine, settings, lambda: len(receiver.events(added.secret)) >= 3)
+    got = {(e["type"], e["data"]["recipient"]) for e in receiver.events(added.secret)}
+    assert got == {
+        ("opened", "user0@example.com"),
+        ("clicked", "user0@example.com"),
+        ("unsubscribed", "user2@example.com"),
+    }
+    click = next(e for e in receiver.events(added.secret) if e["type"] == "clicked")
+    assert click["data"]["url"] == "https://x.example/a" and click["data"]["machine"] is False
+
+
+def test_the_commands(
+    engine: Engine,
+    db_url: str,
+    settings: Settings,
+    smtp_server: tuple[Recorder, int],
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("STEADYMAIL_DATABASE_URL", db_url)
+    monkeypatch.setenv("STEADYMAIL_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("STEADYMAIL_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("STEADYMAIL_WEBHOOK_ALLOW_PRIVATE", "true")
+    cli = typer.Typer()
+    cli.add_typer(webhooks_app, name="webhooks")
+    cli.command("noop")(lambda: None)
+    run = CliRunner().invoke
+    r = run(cli, ["webhooks", "add", receiver.url, "--events", "sent,bounced"])
+    assert r.exit_code == 0 and "signing secret (shown once): whsec_" in r.output, r.output
+    secret = r.output.split("(shown once): ")[1].split()[0]
+    r = run(cli, ["webhooks", "add", receiver.url, "--events", "sent,nope"])
+    assert r.exit_code != 0 and "events are some of" in r.output
+    r = run(cli, ["webhooks", "disable", "1", "--reason", "maintenance"])
+    assert r.exit_code == 0, r.output
+    assert "no: maintenance" in run(cli, ["webhooks", "list"]).output
+    t0 = CLOCK.now()
+    campaign(engine, settings, smtp_server[0], n=3)
+    assert run(cli, ["webhooks", "enable", "1"]).exit_code == 0
+    dispatch_until(engine, settings, lambda: len(receiver.events(secret)) >= 3)
+    r = run(cli, ["webhooks", "show", "1"])
+    assert "delivered 3" in r.output, r.output
+    since = datetime.fromtimestamp(t0, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    r = run(cli, ["webhooks", "replay", "1", "--since", since, "--tz", "UTC"])
+    assert r.exit_code == 0 and "3 events queued again" in r.output, r.output
+    assert run(cli, ["webhooks", "remove", "1"]).exit_code == 0
+    assert webhooks.listing(engine) == []
