@@ -1,5 +1,6 @@
 """Commands on content: import contacts, templates, campaigns, sends, captured mail."""
 
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -220,15 +221,18 @@ pause_cmd, resume_cmd, cancel_cmd = _steer("pause"), _steer("resume"), _steer("c
 def captured_cmd(
     limit: Annotated[int, typer.Option()] = 20,
     to: Annotated[str | None, typer.Option(help="only messages to this address")] = None,
-    show: Annotated[int | None, typer.Option(help="print one message's raw source")] = None,
+    show: Annotated[
+        int | None, typer.Option(help="write one message's bytes, as received, to stdout")
+    ] = None,
 ) -> None:
     """Messages the built-in capture server received, newest first."""
     ctx = make_ctx()
     mailbox = captured.open_mailbox(ctx.settings.resolved_capture_db())
     if show is not None:
-        console.print(
-            captured.raw(mailbox, show).decode("utf-8", "replace"), highlight=False, markup=False
-        )
+        # The bytes themselves: a terminal renderer would re-wrap folded header lines (and drop
+        # their leading whitespace), showing something other than what was received.
+        sys.stdout.buffer.write(captured.raw(mailbox, show))
+        sys.stdout.flush()
         return
     table = Table("id", "received", "from", "to", "subject", "size")
     for r in captured.recent(mailbox, limit, to):

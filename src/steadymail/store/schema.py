@@ -441,6 +441,8 @@ webhooks = Table(
     Column("enabled", Integer, nullable=False, server_default="1"),
     Column("disabled_reason", Text, nullable=False, server_default=""),
     Column("created_at", Float, nullable=False),
+    # The read cursors' positions when it was created: it takes the events after them.
+    Column("starts", JSON, nullable=False),
     # Since when every attempt has failed (none: the last one succeeded).
     Column("failing_since", Float, nullable=True),
     Column("last_success_at", Float, nullable=True),

@@ -94,15 +94,35 @@ def _webhook(r: Any) -> Webhook:
 def create(
     engine: Engine, url: str, events: list[str], secret: str, description: str, now: float
 ) -> int:
-    """A webhook taking `events` from now on (the cursors start here if they never ran)."""
+    """A webhook taking `events` committed from now on: the events after the read cursors'
+    positions, taken under their lock (the fan-out holds it while it reads, so an event is
+    either before a webhook or after it, never half)."""
     with engine.begin() as conn:
+        first = conn.execute(select(func.count()).select_from(webhooks)).scalar_one() == 0
+        starts = {}
         for name, table, _ in SOURCES:
-            _cursor(conn, name, table)
+            position, _gaps = _cursor(conn, name, table)
+            if first:
+                # While there was no webhook the fan-out read nothing: start at the log's end.
+                position = int(
+                    conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+                )
+                conn.execute(
+                    update(webhook_cursors)
+                    .where(webhook_cursors.c.source == name)
+                    .values(position=position, gaps=[])
+                )
+            starts[name] = position
         return int(
             conn.execute(
                 insert(webhooks)
                 .values(
-                    url=url, events=events, secret=secret, description=description, created_at=now
+                    url=url,
+                    events=events,
+                    secret=secret,
+                    description=description,
+                    created_at=now,
+                    starts=starts,
                 )
                 .returning(webhooks.c.id)
             ).scalar_one()
@@ -178,12 +198,16 @@ def fan_out(engine: Engine, now: float, limit: int = 5000, gap_wait: float = 60.
     """Turn newly committed events into pending deliveries; returns how many deliveries."""
     made = 0
     with engine.begin() as conn:
+        if conn.execute(select(func.count()).select_from(webhooks)).scalar_one() == 0:
+            return 0  # nobody to deliver to; the first webhook moves the cursors
+        cursors = {name: _cursor(conn, name, table) for name, table, _ in SOURCES}
+        # Read under the cursors' lock, which creating a webhook takes too.
         hooks = [
-            (int(r.id), set(r.events), float(r.created_at))
-            for r in conn.execute(select(webhooks.c.id, webhooks.c.events, webhooks.c.created_at))
+            (int(r.id), set(r.events), dict(r.starts))
+            for r in conn.execute(select(webhooks.c.id, webhooks.c.events, webhooks.c.starts))
         ]
         for name, table, prefix in SOURCES:
-            position, gaps = _cursor(conn, name, table)
+            position, gaps = cursors[name]
             rows = _read(conn, table, position, [int(g[0]) for g in gaps], limit)
             seen = {int(r.id) for r in rows}
             top = max([position, *(i for i in seen if i > position)])
@@ -198,8 +222,8 @@ def fan_out(engine: Engine, now: float, limit: int = 5000, gap_wait: float = 60.
             out = []
             for r in rows:
                 event = _event(prefix, r)
-                for hook_id, types, created in hooks:
-                    if event["type"] in types and float(r.at) >= created:
+                for hook_id, types, starts in hooks:
+                    if event["type"] in types and int(r.id) > int(starts.get(name, 0)):
                         out.append(
                             {
                                 "webhook_id": hook_id,

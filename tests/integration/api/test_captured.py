@@ -1,14 +1,20 @@
 """The built-in capture server: mail sent through the pipeline shows up in the API."""
 
 import asyncio
+from pathlib import Path
 
 import httpx
+import pytest
+import typer
 from sqlalchemy import Engine
+from typer.testing import CliRunner
 
+from steadymail.cli.content import captured_cmd
 from steadymail.config import RelaySettings
 from steadymail.sending.capture import start_sink
+from steadymail.services import transactional
 from steadymail.store import capture
-from tests.conftest import LiveApi
+from tests.conftest import CLOCK, LiveApi
 from tests.helpers import free_port, run_worker_until, worker_for
 
 
@@ -45,3 +51,46 @@ def test_captured_messages_are_listed_and_downloadable(live_api: LiveApi, engine
         assert httpx.get(live_api.url + "/v1/captured/999/raw", headers=headers).status_code == 404
     finally:
         controller.stop()
+
+
+def test_the_command_shows_the_bytes_as_received(
+    live_api: LiveApi,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    db_url: str,
+) -> None:
+    """Folded header lines keep their folding and leading whitespace (a terminal renderer
+    re-wraps them)."""
+    store = capture.open_capture(live_api.settings.resolved_capture_db())
+    port = free_port()
+    controller, handler = start_sink(store, "127.0.0.1", port)
+    long_subject = "Grüße aus Köln und Zürich, " * 5  # encoded words, folded
+    try:
+        transactional.enqueue(
+            engine,
+            CLOCK,
+            live_api.settings,
+            to=["Zoë <zoe@example.com>"],
+            subject=long_subject,
+            text="hi",
+        )
+        settings = live_api.settings.model_copy(
+            update={"relays": [RelaySettings(host="127.0.0.1", port=port)]}
+        )
+        asyncio.run(run_worker_until(worker_for(settings, engine), lambda: handler.received == 1))
+        handler.flush()
+    finally:
+        controller.stop()
+    [row] = capture.recent(store, 10, None)
+    raw = capture.raw(store, row.id)
+    assert b"\r\n " in raw.split(b"\r\n\r\n", 1)[0]  # the subject is folded
+    monkeypatch.setenv("STEADYMAIL_DATABASE_URL", db_url)
+    monkeypatch.setenv("STEADYMAIL_DATA_DIR", str(live_api.settings.data_dir))
+    monkeypatch.setenv("STEADYMAIL_CONFIG", str(tmp_path / "none.toml"))
+    cli = typer.Typer()
+    cli.command("captured")(captured_cmd)
+    cli.command("noop")(lambda: None)
+    r = CliRunner().invoke(cli, ["captured", "--show", str(row.id)])
+    assert r.exit_code == 0, r.output
+    assert r.stdout_bytes == raw

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("enabled", sa.Integer(), server_default="1", nullable=False),
         sa.Column("disabled_reason", sa.Text(), server_default="", nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("starts", sa.JSON(), nullable=False),
         sa.Column("failing_since", sa.Float(), nullable=True),
         sa.Column("last_success_at", sa.Float(), nullable=True),
         sa.Column("last_error", sa.Text(), server_default="", nullable=False),
