@@ -197,9 +197,10 @@ def schedule_cmd(
 def _scheduled(ctx: Any, send_id: int, at: str, tz: str | None) -> None:
     when = campaigns.schedule(ctx.engine, ctx.clock, send_id, parse_local(at), tz)
     utc = datetime.fromtimestamp(when, UTC)
+    wait = max(0.0, when - ctx.clock.now())
+    inn = f"{wait / 86400:,.1f} days" if wait >= 2 * 86400 else f"{wait:,.0f} s"
     console.print(
-        f"send [bold]{send_id}[/] scheduled: starts {utc:%Y-%m-%d %H:%M:%S} UTC "
-        f"(in {max(0.0, when - ctx.clock.now()):,.0f} s)"
+        f"send [bold]{send_id}[/] scheduled: starts {utc:%Y-%m-%d %H:%M:%S} UTC (in {inn})"
     )
 
 
