@@ -42,9 +42,9 @@ def start_due(engine: Engine, settings: Settings, now: float) -> list[int]:
             _refuse(engine, settings, send_id, str(e), now)
             continue
         try:
-            info = sends.start_campaign(engine, send_id, settings.batch_size, now)
+            info = sends.start_campaign(engine, send_id, settings.batch_size, now, when_due=True)
         except Conflict:
-            continue  # another worker started it, or someone cancelled it, meanwhile
+            continue  # started by another worker, cancelled or moved later, meanwhile
         started.append(send_id)
         log.info(
             "event=scheduled_send_started send=%d messages=%d late_s=%.3f",

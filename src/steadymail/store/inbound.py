@@ -2,13 +2,13 @@
 
 Each application is one transaction: the message's state (a hard bounce turns a `sent`
 message `bounced`), its event in the message log, and the suppression, so the three never
-disagree. Applying the same report twice changes nothing more (the state change is
-conditional, the suppression is a no-op when it exists).
+disagree. A message takes each kind once (a bounce, a soft bounce, a complaint): the same
+report resent by its server, or read again, changes nothing and raises no second event.
 """
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, func, insert, select, update
 
 from steadymail.domain.states import MessageState, SendKind
 from steadymail.domain.suppression import Reason, Stream, suppression_key
@@ -120,6 +120,9 @@ def bounce(
         ).first()
         if row is None:
             return None
+        if _recorded(conn, message_id, kind):
+            # The same bounce again (a report resent, or read again): nothing more to do.
+            return Applied(message_id, row.email, None, False)
         message_log.record(
             conn, message_id, row.send_id, at, kind, code, _detail(status, diagnostic)
         )
@@ -144,8 +147,10 @@ def bounce(
             suppressed = Stream.ALL
         else:
             key = suppression_key(row.email)
+            # Messages that soft-bounced, not reports: a message's repeated delay warnings
+            # count once.
             soft = conn.execute(
-                select(func.count())
+                select(func.count(func.distinct(message_events.c.message_id)))
                 .select_from(
                     message_events.join(messages, messages.c.id == message_events.c.message_id)
                 )
@@ -176,6 +181,8 @@ def complaint(engine: Engine, message_id: int, at: float, feedback: str) -> Appl
         ).first()
         if row is None:
             return None
+        if _recorded(conn, message_id, "complained"):
+            return Applied(message_id, row.email, None, False)
         marketing = row.kind == SendKind.CAMPAIGN.value or bool(
             (row.payload or {}).get("list_unsubscribe")
         )
@@ -183,6 +190,17 @@ def complaint(engine: Engine, message_id: int, at: float, feedback: str) -> Appl
         message_log.record(conn, message_id, row.send_id, at, "complained", None, feedback)
         add_in(conn, row.email, stream, Reason.COMPLAINT, at, feedback, message_id)
     return Applied(message_id, row.email, stream, False)
+
+
+def _recorded(conn: Connection, message_id: int, kind: str) -> bool:
+    return (
+        conn.execute(
+            select(message_events.c.id).where(
+                message_events.c.message_id == message_id, message_events.c.kind == kind
+            )
+        ).first()
+        is not None
+    )
 
 
 def _reply_code(status: str) -> int | None:

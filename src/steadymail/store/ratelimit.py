@@ -31,6 +31,9 @@ def take(
         row = conn.execute(q).first()
         if row is None:
             return None
+        if row.window > window:
+            # Another host's clock is ahead: its window is the current one; never move back.
+            return 0
         used = row.used if row.window == window else 0
         grant = max(0, min(want, limit - used))
         conn.execute(

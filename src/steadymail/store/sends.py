@@ -166,14 +166,22 @@ def all_sends(engine: Engine, limit: int | None = None, offset: int = 0) -> list
         return [Send(**_send_values(r)) for r in conn.execute(q).mappings()]
 
 
-def start_campaign(engine: Engine, send_id: int, batch_size: int, now: float) -> CampaignStart:
+def start_campaign(
+    engine: Engine, send_id: int, batch_size: int, now: float, *, when_due: bool = False
+) -> CampaignStart:
     """Materialise one message per eligible contact, grouped into batches, and start sending.
 
     Suppressed and unsubscribed contacts are skipped and counted. One transaction: a send is
-    either fully materialised and running, or untouched.
+    either fully materialised and running, or untouched. `when_due` (the scheduler's start):
+    only a send still scheduled for `now` or earlier, judged under the row lock, so a send
+    moved later a moment ago is not started at its old time (Conflict).
     """
     with engine.begin() as conn:
         send = _get(conn, send_id, lock=True)
+        if when_due and (
+            send["state"] != SendState.SCHEDULED or (send["scheduled_at"] or now) > now
+        ):
+            raise Conflict(f"send {send_id} is not due")
         _check(send["state"], "start")
         list_id = send["list_id"]
         # Every stream but the transactional one blocks a campaign. Contacts hold bare addresses

@@ -3,9 +3,9 @@
 The outbox invariants:
 - an event of the message log (`message_events`, `tracking_events`) committed after a webhook
   was created becomes exactly one `pending` delivery for it, if the webhook takes its type:
-  the fan-out and the cursor move in one transaction, under the cursor rows' lock, and ids
-  skipped because their transaction had not committed yet are read again (`gaps`) until they
-  appear or are older than `gap_wait`;
+  the fan-out and the cursor move in one transaction, under the cursor rows' lock, and ranges
+  of ids skipped because their transaction had not committed yet are read again (`gaps`) until
+  they appear or are older than `gap_wait` (an hour);
 - a webhook has at most one `open` batch; its deliveries are `batched`; a new batch takes the
   oldest `pending` ones only when none is open, so a webhook's events, and each message's,
   arrive in the order they happened;
@@ -40,8 +40,11 @@ from steadymail.store.schema import (
 
 # Event sources: (cursor name, table, event id prefix).
 SOURCES = (("message_events", message_events, "me"), ("tracking_events", tracking_events, "te"))
-# Skipped ids kept at most (a sequence that jumped leaves many that never come).
+# Ranges of skipped ids kept at most, and how long each is read again: a transaction that took
+# its ids earlier commits later (a campaign of a million messages starting takes a while); one
+# older than this was rolled back (a sequence also skips ids that never come).
 MAX_GAPS = 10000
+GAP_WAIT = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,9 @@ class Batch:
     attempts: int
     created_at: float
     events: list[JsonObject]
+    # The `next_attempt_at` this attempt set: its lease; its outcome is written only while the
+    # batch still carries it (another dispatcher took a lapsed attempt over otherwise).
+    lease: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +104,12 @@ def create(
     positions, taken under their lock (the fan-out holds it while it reads, so an event is
     either before a webhook or after it, never half)."""
     with engine.begin() as conn:
+        # The cursors' locks first: two webhooks created at once must not both be "the first".
+        cursors = {name: _cursor(conn, name, table) for name, table, _ in SOURCES}
         first = conn.execute(select(func.count()).select_from(webhooks)).scalar_one() == 0
         starts = {}
         for name, table, _ in SOURCES:
-            position, _gaps = _cursor(conn, name, table)
+            position = cursors[name][0]
             if first:
                 # While there was no webhook the fan-out read nothing: start at the log's end.
                 position = int(
@@ -148,12 +156,19 @@ def target(engine: Engine, webhook_id: int) -> tuple[Webhook, str]:
 
 
 def set_enabled(engine: Engine, webhook_id: int, enabled: bool, reason: str) -> None:
-    """Enable (failures forgotten, open batch due now) or disable with a reason."""
+    """Enable (failures forgotten, its open batch due at once) or disable with a reason."""
     get(engine, webhook_id)
     with engine.begin() as conn:
         values: dict[str, object] = {"enabled": int(enabled), "disabled_reason": reason}
         if enabled:
             values |= {"failing_since": None, "disabled_reason": ""}
+            conn.execute(
+                update(webhook_batches)
+                .where(
+                    webhook_batches.c.webhook_id == webhook_id, webhook_batches.c.state == "open"
+                )
+                .values(next_attempt_at=0.0)
+            )
         conn.execute(update(webhooks).where(webhooks.c.id == webhook_id).values(**values))
 
 
@@ -194,7 +209,7 @@ def _cursor(conn: Connection, name: str, table: Any) -> tuple[int, list[list[flo
     return end, []
 
 
-def fan_out(engine: Engine, now: float, limit: int = 5000, gap_wait: float = 60.0) -> int:
+def fan_out(engine: Engine, now: float, limit: int = 5000, gap_wait: float = GAP_WAIT) -> int:
     """Turn newly committed events into pending deliveries; returns how many deliveries."""
     made = 0
     with engine.begin() as conn:
@@ -208,12 +223,7 @@ def fan_out(engine: Engine, now: float, limit: int = 5000, gap_wait: float = 60.
         ]
         for name, table, prefix in SOURCES:
             position, gaps = cursors[name]
-            rows = _read(conn, table, position, [int(g[0]) for g in gaps], limit)
-            seen = {int(r.id) for r in rows}
-            top = max([position, *(i for i in seen if i > position)])
-            waiting = {int(g[0]): float(g[1]) for g in gaps if int(g[0]) not in seen}
-            waiting |= {i: now for i in range(position + 1, top + 1) if i not in seen}
-            kept = sorted([i, t] for i, t in waiting.items() if now - t < gap_wait)[-MAX_GAPS:]
+            rows, top, kept = _read(conn, table, position, gaps, limit, now, gap_wait)
             conn.execute(
                 update(webhook_cursors)
                 .where(webhook_cursors.c.source == name)
@@ -240,12 +250,47 @@ def fan_out(engine: Engine, now: float, limit: int = 5000, gap_wait: float = 60.
     return made
 
 
-def _read(conn: Connection, table: Any, position: int, gaps: list[int], limit: int) -> list[Any]:
+def _read(
+    conn: Connection,
+    table: Any,
+    position: int,
+    gaps: list[list[float]],
+    limit: int,
+    now: float,
+    gap_wait: float,
+) -> tuple[list[Any], int, list[list[float]]]:
+    """The events past `position` and those that appeared in the ranges of ids passed while
+    missing; the new position; the ranges still missing ([first id, last id, since])."""
     base = _events_of(table)
-    rows = list(conn.execute(base.where(table.c.id > position).order_by(table.c.id).limit(limit)))
-    if gaps:
-        rows += list(conn.execute(base.where(table.c.id.in_(gaps[:MAX_GAPS]))))
-    return sorted(rows, key=lambda r: (float(r.at), int(r.id)))
+    kept: list[list[float]] = []
+    fresh = list(conn.execute(base.where(table.c.id > position).order_by(table.c.id).limit(limit)))
+    top = _walk(fresh, position, kept, now)
+    late: list[Any] = []
+    for gap in gaps:
+        lo, hi, since = int(gap[0]), int(gap[-2] if len(gap) == 3 else gap[0]), float(gap[-1])
+        if now - since >= gap_wait:
+            continue  # a transaction that old was rolled back (or never will commit here)
+        got = list(
+            conn.execute(base.where(table.c.id.between(lo, hi)).order_by(table.c.id).limit(limit))
+        )
+        last = _walk(got, lo - 1, kept, since)
+        if last < hi:
+            kept.append([last + 1, hi, since])  # not seen yet (or past this pass's limit)
+        late += got
+    rows = sorted(fresh + late, key=lambda r: (float(r.at), int(r.id)))
+    return rows, top, sorted(kept)[-MAX_GAPS:]
+
+
+def _walk(rows: list[Any], start: int, missing: list[list[float]], since: float) -> int:
+    """Add to `missing` the ids skipped between `start` and the rows' ids (in id order); the
+    last id walked."""
+    prev = start
+    for r in rows:
+        i = int(r.id)
+        if i > prev + 1:
+            missing.append([prev + 1, i - 1, since])
+        prev = i
+    return prev
 
 
 def _events_of(table: Any) -> Any:
@@ -378,11 +423,33 @@ def take_batch(
                 .order_by(webhook_deliveries.c.id)
             )
         ]
-    return Batch(batch_id, webhook_id, attempts, created, events)
+    return Batch(batch_id, webhook_id, attempts, created, events, deadline)
 
 
-def delivered(engine: Engine, batch: Batch, now: float) -> None:
+def _own(conn: Connection, batch: Batch) -> bool:
+    """Lock the webhook row, then check the attempt is still ours (the order `take_batch`
+    locks in, so two dispatchers never wait on each other crosswise)."""
+    q = select(webhooks.c.id).where(webhooks.c.id == batch.webhook_id)
+    if not is_sqlite(conn):
+        q = q.with_for_update()
+    conn.execute(q).first()
+    return (
+        conn.execute(
+            select(webhook_batches.c.id).where(
+                webhook_batches.c.id == batch.id,
+                webhook_batches.c.state == "open",
+                webhook_batches.c.next_attempt_at == batch.lease,
+            )
+        ).first()
+        is not None
+    )
+
+
+def delivered(engine: Engine, batch: Batch, now: float) -> bool:
+    """Record the 2xx; False (nothing written) if the attempt was no longer ours."""
     with engine.begin() as conn:
+        if not _own(conn, batch):
+            return False
         conn.execute(
             update(webhook_batches)
             .where(webhook_batches.c.id == batch.id)
@@ -398,6 +465,7 @@ def delivered(engine: Engine, batch: Batch, now: float) -> None:
             .where(webhooks.c.id == batch.webhook_id)
             .values(failing_since=None, last_success_at=now, last_error="")
         )
+    return True
 
 
 def failed(
@@ -408,11 +476,14 @@ def failed(
     next_attempt_at: float,
     retry_for: float,
     disable_after: float,
-) -> Failed:
+) -> Failed | None:
     """Record a failed attempt: retried at `next_attempt_at`, or dead once the batch is
-    `retry_for` old; the webhook disabled once it has failed for `disable_after`."""
+    `retry_for` old; the webhook disabled once it has failed for `disable_after`. None (nothing
+    written) if the attempt was no longer ours."""
     dead = now - batch.created_at >= retry_for
     with engine.begin() as conn:
+        if not _own(conn, batch):
+            return None
         conn.execute(
             update(webhook_batches)
             .where(webhook_batches.c.id == batch.id)

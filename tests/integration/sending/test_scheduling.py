@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, select, update
 from typer.testing import CliRunner
 
 from steadymail.cli.content import cancel_cmd, schedule_cmd, send_cmd, status_cmd
-from steadymail.errors import ValidationError
+from steadymail.errors import Conflict, ValidationError
 from steadymail.sending.scheduler import start_due
 from steadymail.services import campaigns, csv_import, templates
 from steadymail.store import sends
@@ -207,3 +207,18 @@ def test_the_commands(
     r = run(cli, ["cancel", str(send_id)])
     assert r.exit_code == 0 and "cancelled" in r.output
     assert send_state(engine, send_id) == "cancelled"
+
+
+def test_a_send_moved_later_after_it_was_found_due_is_not_started(
+    engine: Engine, db_url: str, settings_for: Any
+) -> None:
+    settings = settings_for(db_url, 25)
+    send_id = draft(engine, settings, 5)
+    now = CLOCK.now()
+    sends.schedule(engine, send_id, now - 1)
+    assert sends.due_scheduled(engine, now) == [send_id]  # a worker found it due...
+    sends.schedule(engine, send_id, now + 3600)  # ...and the user moved it meanwhile
+    with pytest.raises(Conflict, match="not due"):
+        sends.start_campaign(engine, send_id, settings.batch_size, now, when_due=True)
+    assert send_state(engine, send_id) == "scheduled" and materialised(engine, send_id) == 0
+    assert start_due(engine, settings, now) == []

@@ -32,3 +32,11 @@ def test_a_holder_of_the_window_row_never_makes_others_wait(engine: Engine) -> N
         ).one()
         assert ratelimit.take(engine, "relay:25", 20, 4, t) is None  # locked: try again
     assert ratelimit.take(engine, "relay:25", 20, 4, t) == 4
+
+
+def test_a_host_whose_clock_is_behind_never_moves_the_window_back(engine: Engine) -> None:
+    """Hosts' clocks differ by milliseconds: a take from a host still in the previous second
+    gets nothing rather than resetting the window another host already moved on."""
+    assert ratelimit.take(engine, "relay:25", 20, 15, 7001.02) == 15
+    assert ratelimit.take(engine, "relay:25", 20, 15, 7000.99) == 0  # behind: not a reset
+    assert ratelimit.take(engine, "relay:25", 20, 15, 7001.5) == 5  # the window kept its count

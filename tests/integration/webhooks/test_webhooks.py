@@ -367,3 +367,56 @@ def test_the_commands(
     assert r.exit_code == 0 and "3 events queued again" in r.output, r.output
     assert run(cli, ["webhooks", "remove", "1"]).exit_code == 0
     assert webhooks.listing(engine) == []
+
+
+def test_an_attempt_overtaken_after_its_lease_writes_nothing(
+    engine: Engine, settings: Settings, smtp_server: tuple[Recorder, int], receiver: Receiver
+) -> None:
+    """A dispatcher whose request outlived its lease (twice the timeout) is overtaken: another
+    takes the batch; the first's late outcome changes nothing, the second's counts."""
+    added = webhooks.add(engine, CLOCK, settings, receiver.url, ["queued"])
+    make_campaign(engine, settings, 2)
+    now = CLOCK.now()
+    assert store.fan_out(engine, now) == 2
+    first = store.take_batch(engine, added.webhook.id, 10, now, now + 20)
+    assert (
+        first is not None and store.take_batch(engine, added.webhook.id, 10, now, now + 20) is None
+    )
+    second = store.take_batch(engine, added.webhook.id, 10, now + 21, now + 41)
+    assert second is not None and second.id == first.id  # the same batch, a new attempt
+    assert store.failed(engine, first, "late", now + 22, now + 30, 3 * 86400, 6 * 3600) is None
+    assert not store.delivered(engine, first, now + 22)
+    assert store.delivered(engine, second, now + 23)
+    assert webhooks.get(engine, added.webhook.id)[1]["delivered"] == 2
+    assert webhooks.get(engine, added.webhook.id)[0].last_error == ""
+
+
+def test_a_long_transactions_events_arriving_late_are_all_fanned_out_once(
+    engine: Engine, settings: Settings, receiver: Receiver
+) -> None:
+    """A campaign of many messages starting writes its events in one long transaction: their
+    ids come before events other transactions committed meanwhile. The cursor keeps the range
+    it passed and reads it, a limit at a time, when they appear."""
+    webhooks.add(engine, CLOCK, settings, receiver.url, ["sent"])
+    send_id = make_campaign(engine, settings, 3)
+    now = CLOCK.now()
+    with engine.begin() as conn:
+        top = int(conn.execute(select(func.max(message_events.c.id))).scalar_one())
+        conn.execute(  # committed first, with the later id
+            insert(message_events),
+            [{"id": top + 1001, "message_id": 1, "send_id": send_id, "at": now, "kind": "sent"}],
+        )
+    assert store.fan_out(engine, now, limit=300) == 1
+    with engine.begin() as conn:  # the long transaction commits its 1,000 events
+        conn.execute(
+            insert(message_events),
+            [
+                {"id": top + i, "message_id": 2, "send_id": send_id, "at": now, "kind": "sent"}
+                for i in range(1, 1001)
+            ],
+        )
+    made = [store.fan_out(engine, now + k, limit=300) for k in range(1, 6)]
+    assert made == [300, 300, 300, 100, 0]
+    with engine.connect() as conn:
+        ids = [r.event_id for r in conn.execute(select(webhook_deliveries.c.event_id))]
+    assert len(ids) == len(set(ids)) == 1001
