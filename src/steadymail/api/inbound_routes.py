@@ -52,8 +52,9 @@ def get_reports(
     response_class=Response,
     responses={200: {"content": {"message/rfc822": {}}}, **ERROR_RESPONSES_BESIDE_NON_JSON},
 )
-def get_raw(report_id: PathId, st: AppState = Read) -> Response:
-    """The report as received, byte for byte."""
+def get_raw(report_id: PathId, st: AppState = Admin) -> Response:
+    """The report as received, byte for byte (admin: the original a report quotes carries its
+    recipient's tracking and unsubscribe links)."""
     return Response(inbound_reports.raw(st.engine, report_id), media_type="message/rfc822")
 
 

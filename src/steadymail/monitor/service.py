@@ -26,7 +26,7 @@ from steadymail.presence import (
     watch_peers,
 )
 from steadymail.probes import serve_health
-from steadymail.store import flag_values, instances, message_log
+from steadymail.store import flag_values, inbound, instances, message_log, webhooks
 
 log = logging.getLogger("steadymail.monitor")
 
@@ -100,11 +100,16 @@ class Monitor:
         days = self.settings.message_log_days
         if not days or now - self._pruned_at < self.settings.message_log_prune_every:
             return
-        gone = message_log.prune(self.engine, now - days * 86400, PRUNE_CHUNK, PRUNE_CHUNKS)
+        before = now - days * 86400
+        gone = message_log.prune(self.engine, before, PRUNE_CHUNK, PRUNE_CHUNKS)
+        # What was delivered to webhooks, and the reports the inbound server kept, age with the
+        # log (what still waits for delivery or review stays).
+        gone += webhooks.prune(self.engine, before, PRUNE_CHUNK, PRUNE_CHUNKS)
+        gone += inbound.prune(self.engine, before, PRUNE_CHUNK, PRUNE_CHUNKS)
         if gone < PRUNE_CHUNK * PRUNE_CHUNKS:
             self._pruned_at = now  # done; else the rest goes on the next tick
         if gone:
-            log.info("event=message_log_pruned events=%d older_than_days=%g", gone, days)
+            log.info("event=message_log_pruned rows=%d older_than_days=%g", gone, days)
 
     def _export_flags(self) -> None:
         current = {(name, json.dumps(value, sort_keys=True)) for name, value in self._flags.items()}

@@ -210,3 +210,9 @@ def _reply_code(status: str) -> int | None:
 
 def _detail(status: str, diagnostic: str) -> str:
     return f"{status} {diagnostic}".strip() if status and status not in diagnostic else diagnostic
+
+
+def prune(engine: Engine, before: float, chunk: int, chunks: int) -> int:
+    """Reports received before `before`, except those waiting for review."""
+    old = (inbound_reports.c.received_at < before) & (inbound_reports.c.status != "review")
+    return message_log.prune_table(engine, inbound_reports, old, chunk, chunks)

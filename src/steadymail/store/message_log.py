@@ -8,7 +8,7 @@ than the retention (`message_log_days`) are pruned a chunk at a time.
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import ColumnElement, Connection, Engine, Table, delete, func, insert, select
 
 from steadymail.domain.states import MessageState
 from steadymail.domain.suppression import suppression_key
@@ -139,11 +139,18 @@ _TRACKED = {"open": "opened", "click": "clicked", "unsubscribe": "unsubscribed"}
 def prune(engine: Engine, before: float, chunk: int = 10000, chunks: int = 10) -> int:
     """Delete message events older than `before`, a chunk per transaction and at most `chunks`
     chunks (the caller comes back for the rest); returns how many."""
+    return prune_table(engine, message_events, message_events.c.at < before, chunk, chunks)
+
+
+def prune_table(
+    engine: Engine, table: Table, old: ColumnElement[bool], chunk: int, chunks: int
+) -> int:
+    """Delete the rows `old` selects, by id, a chunk per transaction, at most `chunks`."""
     total = 0
     for _ in range(chunks):
         with engine.begin() as conn:
-            ids = select(message_events.c.id).where(message_events.c.at < before).limit(chunk)
-            gone = conn.execute(delete(message_events).where(message_events.c.id.in_(ids))).rowcount
+            ids = select(table.c.id).where(old).limit(chunk)
+            gone = conn.execute(delete(table).where(table.c.id.in_(ids))).rowcount
         total += gone
         if gone < chunk:
             break

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from steadymail.domain.webhooks import EVENT_OF_KIND
 from steadymail.errors import NotFound
 from steadymail.store.db import is_sqlite
+from steadymail.store.message_log import prune_table
 from steadymail.store.records import JsonObject
 from steadymail.store.schema import (
     message_events,
@@ -555,3 +556,22 @@ def _since(
         .limit(limit)
     )
     return list(conn.execute(q))
+
+
+def prune(engine: Engine, before: float, chunk: int, chunks: int) -> int:
+    """Deliveries delivered (or dead) before `before`, and their batches."""
+    gone = prune_table(
+        engine,
+        webhook_deliveries,
+        (webhook_deliveries.c.at < before) & webhook_deliveries.c.state.in_(["delivered", "dead"]),
+        chunk,
+        chunks,
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            delete(webhook_batches).where(
+                webhook_batches.c.created_at < before,
+                webhook_batches.c.state.in_(["delivered", "dead"]),
+            )
+        )
+    return gone

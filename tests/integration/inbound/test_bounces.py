@@ -8,6 +8,7 @@ what it cannot read for review."""
 import asyncio
 import contextlib
 import smtplib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -253,3 +254,15 @@ def test_kept_reports_are_listed_shown_whole_and_read_again(
     cli.command("noop")(lambda: None)
     r = CliRunner().invoke(cli, ["reports", "list", "--status", "review"])
     assert r.exit_code == 0 and "unknown" in r.output, r.output
+
+
+def test_kept_reports_age_out_except_those_waiting_for_review(
+    engine: Engine, sent: tuple[Settings, dict[str, str], dict[str, int]]
+) -> None:
+    settings, paths, _ids = sent
+    verp = paths["user4@example.com"]
+    with inbound_server(engine, settings) as (port, _):
+        deliver(port, verp, shape("human_reply.eml", verp))
+        deliver(port, verp, shape("postfix_user_unknown.eml", verp))
+    assert inbound.prune(engine, time.time() + 1, 100, 10) == 1
+    assert [r.status for r in inbound.reports(engine)] == ["review"]

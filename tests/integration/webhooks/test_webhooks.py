@@ -420,3 +420,21 @@ def test_a_long_transactions_events_arriving_late_are_all_fanned_out_once(
     with engine.connect() as conn:
         ids = [r.event_id for r in conn.execute(select(webhook_deliveries.c.event_id))]
     assert len(ids) == len(set(ids)) == 1001
+
+
+def test_delivered_events_age_out_and_waiting_ones_stay(
+    engine: Engine, settings: Settings, smtp_server: tuple[Recorder, int], receiver: Receiver
+) -> None:
+    added = webhooks.add(engine, CLOCK, settings, receiver.url, ["queued", "sent", "bounced"])
+    campaign(engine, settings, smtp_server[0], n=3)
+    dispatch_until(engine, settings, lambda: len(receiver.events(added.secret)) >= 6)
+    # user0 queued, not yet delivered (user1 bounced above: suppressed, not materialised).
+    make_campaign(engine, settings, 2, list_name="later")
+    store.fan_out(engine, CLOCK.now())
+    assert store.prune(engine, CLOCK.now() + 1, 100, 10) == 6
+    assert webhooks.get(engine, added.webhook.id)[1] == {
+        "pending": 1,
+        "batched": 0,
+        "delivered": 0,
+        "dead": 0,
+    }
