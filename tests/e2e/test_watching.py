@@ -262,7 +262,10 @@ def test_paused_and_rate_limited_sends_raise_no_stall(
     floor = 4.0
     paused = make_campaign(engine, settings_for(db_url, port), 200, list_name="paused")
     sends.change_state(engine, paused, "pause", time.time())
-    r, _ = region(relay={"rate_per_second": 4}, stall_floor=floor)
+    # Windows of 4 at 4 a second: a checkpoint every second or so, well inside the floor (with
+    # the default window of 8 the first checkpoint came 4.3 s after the start once, on a loaded
+    # CI machine, and was taken for a stall).
+    r, _ = region(relay={"rate_per_second": 4}, stall_floor=floor, inflight_window=4)
     r.supervise(engine, 1)
     # The throttled send starts once a worker and the monitor run: a send no worker has begun
     # within the floor is rightly a stall, and a busy machine can take that long to start one.
