@@ -6,6 +6,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -166,3 +167,13 @@ def lone_pool(relay: RelaySettings) -> SmtpPool:
         clock=SystemClock(),
         take=lambda _key, _limit, want, _now, _period: want,
     )
+
+
+def cli_against(
+    monkeypatch: pytest.MonkeyPatch, db_url: str, data_dir: Path, tmp_path: Path
+) -> None:
+    """Point `steadymail` commands run in this test at its region: its database and data
+    directory, and no configuration file."""
+    monkeypatch.setenv("STEADYMAIL_DATABASE_URL", db_url)
+    monkeypatch.setenv("STEADYMAIL_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("STEADYMAIL_CONFIG", str(tmp_path / "none.toml"))

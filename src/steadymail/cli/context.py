@@ -2,6 +2,7 @@
 
 import logging
 import sys
+import time
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -42,3 +43,8 @@ def setup_logging(level: str = "INFO") -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     # httpx logs every request at INFO: the control plane polls regions several times a second.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def local_time(t: float | None) -> str:
+    """An epoch time as the local date and time a table shows ("—" for none)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "—"

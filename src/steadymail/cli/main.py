@@ -13,7 +13,7 @@ import uvloop
 from rich.table import Table
 
 from steadymail.cli import content, nab, watch
-from steadymail.cli.context import console, err_console, make_ctx, setup_logging
+from steadymail.cli.context import console, err_console, local_time, make_ctx, setup_logging
 from steadymail.cli.devkey import dev_key
 from steadymail.cli.exit_cmd import changes_cmd, report_exit_cmd
 from steadymail.cli.messages_cmd import messages_app, reports_app
@@ -110,8 +110,8 @@ def apikey_list(
             k.name,
             k.prefix,
             ",".join(k.scopes),
-            _when(k.created_at),
-            _when(k.revoked_at) if k.revoked_at is not None else "",
+            local_time(k.created_at),
+            local_time(k.revoked_at) if k.revoked_at is not None else "",
         )
     console.print(table)
 
@@ -122,10 +122,6 @@ def apikey_revoke(key: Annotated[str, typer.Argument(help="the key's id or prefi
     ctx = make_ctx()
     info = apikeys.revoke(ctx.engine, ctx.clock, key)
     console.print(f"API key {info.id} ({info.name}, sm_{info.prefix}_…) revoked", highlight=False)
-
-
-def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
 @app.command("worker")

@@ -3,14 +3,13 @@ what the inbound server kept."""
 
 import json
 import sys
-import time
 from dataclasses import asdict
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from steadymail.cli.context import console, make_ctx
+from steadymail.cli.context import console, local_time, make_ctx
 from steadymail.services import inbound_reports, message_log
 from steadymail.services.message_log import MessageEvent
 
@@ -21,9 +20,8 @@ messages_app = typer.Typer(
 
 
 def _when(t: float | None) -> str:
-    if t is None:
-        return "—"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
+    """Local time to the millisecond: a message's events are often within one second."""
+    return local_time(t) + (f".{int(t * 1000) % 1000:03d}" if t else "")
 
 
 def _timeline(events: list[MessageEvent]) -> Table:

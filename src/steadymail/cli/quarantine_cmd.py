@@ -1,24 +1,19 @@
 """Commands for the person on call: quarantined messages (list, release) and `requeue SEND`."""
 
 import json
-import time
 from dataclasses import asdict
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from steadymail.cli.context import console, make_ctx
+from steadymail.cli.context import console, local_time, make_ctx
 from steadymail.services import quarantine
 
 quarantine_app = typer.Typer(
     help="Messages quarantined because every worker that sent them died: list, release.",
     no_args_is_help=True,
 )
-
-
-def _when(t: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "—"
 
 
 @quarantine_app.command("list")
@@ -47,7 +42,7 @@ def quarantine_list(
             str(r.send_id),
             r.email,
             str(r.crashes),
-            _when(r.quarantined_at),
+            local_time(r.quarantined_at),
             r.last_error or "",
         )
     console.print(table)

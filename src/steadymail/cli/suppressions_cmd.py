@@ -3,7 +3,6 @@
 import getpass
 import json
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from steadymail.cli.context import console, make_ctx
+from steadymail.cli.context import console, local_time, make_ctx
 from steadymail.services import suppressions
 from steadymail.services.suppressions import Suppression
 
@@ -24,10 +23,6 @@ Stream = Annotated[
     str, typer.Option(help="marketing (newsletters), transactional (the rest) or all")
 ]
 By = Annotated[str | None, typer.Option(help="who does it (default: the login name)")]
-
-
-def _when(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
 def _who(by: str | None) -> str:
@@ -47,7 +42,7 @@ def _show(rows: list[Suppression], as_json: bool) -> None:
             r.email,
             r.stream.value,
             r.reason,
-            _when(r.created_at),
+            local_time(r.created_at),
             str(r.message_id or "—"),
             r.detail[:60],
         )
@@ -109,7 +104,9 @@ def suppressions_remove(
     ctx = make_ctx()
     gone = suppressions.remove(ctx.engine, ctx.clock, email, stream, _who(by), reason)
     for s in gone:
-        console.print(f"lifted {s.email} {s.stream.value} ({s.reason} since {_when(s.created_at)})")
+        console.print(
+            f"lifted {s.email} {s.stream.value} ({s.reason} since {local_time(s.created_at)})"
+        )
 
 
 @suppressions_app.command("import")
@@ -160,5 +157,5 @@ def suppressions_log(
     ctx = make_ctx()
     table = Table("when", "action", "email", "stream", "reason", "by", "why")
     for c in suppressions.log(ctx.engine, email, limit):
-        table.add_row(_when(c.at), c.action, c.email, c.stream.value, c.reason, c.by, c.detail)
+        table.add_row(local_time(c.at), c.action, c.email, c.stream.value, c.reason, c.by, c.detail)
     console.print(table)

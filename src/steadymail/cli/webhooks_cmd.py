@@ -2,13 +2,12 @@
 
 import asyncio
 import signal
-import time
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from steadymail.cli.context import console, make_ctx, setup_logging
+from steadymail.cli.context import console, local_time, make_ctx, setup_logging
 from steadymail.domain.schedule import parse_local, resolve
 from steadymail.domain.webhooks import EVENT_TYPES
 from steadymail.services import webhooks
@@ -19,10 +18,6 @@ webhooks_app = typer.Typer(
     help="Event webhooks: every delivery event pushed to a customer's URL, signed.",
     no_args_is_help=True,
 )
-
-
-def _when(t: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "—"
 
 
 @webhooks_app.command("add")
@@ -51,8 +46,8 @@ def webhooks_list() -> None:
             w.url,
             ",".join(w.events),
             "yes" if w.enabled else f"no: {w.disabled_reason}",
-            _when(w.failing_since),
-            _when(w.last_success_at),
+            local_time(w.failing_since),
+            local_time(w.last_success_at),
             w.last_error[:60],
         )
     console.print(table)
@@ -67,7 +62,11 @@ def webhooks_show(webhook_id: int) -> None:
         f"webhook {w.id} → {w.url} ({'enabled' if w.enabled else 'disabled: ' + w.disabled_reason})"
         f"\n  events: {', '.join(w.events)}\n  deliveries: "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
-        + (f"\n  failing since {_when(w.failing_since)}: {w.last_error}" if w.failing_since else "")
+        + (
+            f"\n  failing since {local_time(w.failing_since)}: {w.last_error}"
+            if w.failing_since
+            else ""
+        )
     )
 
 

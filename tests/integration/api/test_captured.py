@@ -15,7 +15,7 @@ from steadymail.sending.capture import start_sink
 from steadymail.services import transactional
 from steadymail.store import capture
 from tests.conftest import CLOCK, LiveApi
-from tests.helpers import free_port, run_worker_until, worker_for
+from tests.helpers import cli_against, free_port, run_worker_until, worker_for
 
 
 def test_captured_messages_are_listed_and_downloadable(live_api: LiveApi, engine: Engine) -> None:
@@ -85,9 +85,7 @@ def test_the_command_shows_the_bytes_as_received(
     [row] = capture.recent(store, 10, None)
     raw = capture.raw(store, row.id)
     assert b"\r\n " in raw.split(b"\r\n\r\n", 1)[0]  # the subject is folded
-    monkeypatch.setenv("STEADYMAIL_DATABASE_URL", db_url)
-    monkeypatch.setenv("STEADYMAIL_DATA_DIR", str(live_api.settings.data_dir))
-    monkeypatch.setenv("STEADYMAIL_CONFIG", str(tmp_path / "none.toml"))
+    cli_against(monkeypatch, db_url, live_api.settings.data_dir, tmp_path)
     cli = typer.Typer()
     cli.command("captured")(captured_cmd)
     cli.command("noop")(lambda: None)

@@ -20,7 +20,14 @@ from steadymail.cli.messages_cmd import messages_app
 from steadymail.store import message_log
 from steadymail.store.schema import message_events
 from tests.conftest import LiveApi, Recorder
-from tests.helpers import make_campaign, run_worker_until, send_state, wait_until, worker_for
+from tests.helpers import (
+    cli_against,
+    make_campaign,
+    run_worker_until,
+    send_state,
+    wait_until,
+    worker_for,
+)
 
 HTML = '<p>Hi {{ first_name }}</p><a href="https://shop.example.com/sale">Sale</a>'
 
@@ -82,9 +89,7 @@ def test_a_recipients_history_from_queued_to_click(
         assert c.get("/v1/messages/999999/events").status_code == 404
         assert c.get("/v1/messages", params={"to": "no-at-sign"}).status_code == 422
 
-    monkeypatch.setenv("STEADYMAIL_DATABASE_URL", db_url)
-    monkeypatch.setenv("STEADYMAIL_DATA_DIR", str(tmp_path / "cli"))
-    monkeypatch.setenv("STEADYMAIL_CONFIG", str(tmp_path / "none.toml"))
+    cli_against(monkeypatch, db_url, tmp_path / "cli", tmp_path)
     cli = typer.Typer()
     cli.add_typer(messages_app, name="messages")
     cli.command("noop")(lambda: None)

@@ -18,7 +18,7 @@ from steadymail.errors import Conflict
 from steadymail.store import apikeys
 from steadymail.store.schema import messages
 from tests.conftest import Recorder
-from tests.helpers import make_campaign, run_worker_until, send_state, worker_for
+from tests.helpers import cli_against, make_campaign, run_worker_until, send_state, worker_for
 
 
 def quarantined_send(engine: Engine, settings: Settings) -> tuple[int, int, int]:
@@ -111,9 +111,7 @@ def test_the_commands(
     tmp_path: Path,
 ) -> None:
     _settings, send_id, bad, good = setup
-    monkeypatch.setenv("STEADYMAIL_DATABASE_URL", db_url)
-    monkeypatch.setenv("STEADYMAIL_DATA_DIR", str(tmp_path / "cli"))
-    monkeypatch.setenv("STEADYMAIL_CONFIG", str(tmp_path / "none.toml"))
+    cli_against(monkeypatch, db_url, tmp_path / "cli", tmp_path)
     cli = typer.Typer()
     cli.add_typer(quarantine_app, name="quarantine")
     cli.command("requeue")(requeue_cmd)

@@ -20,7 +20,7 @@ from steadymail.services import campaigns, csv_import, templates
 from steadymail.store import apikeys
 from steadymail.store.schema import contacts
 from tests.conftest import CLOCK, LiveApi, Recorder
-from tests.helpers import make_campaign, run_worker_until, send_state, worker_for
+from tests.helpers import cli_against, make_campaign, run_worker_until, send_state, worker_for
 
 
 def client(api: LiveApi, key: str | None = None) -> httpx.Client:
@@ -196,9 +196,7 @@ def test_import_reports_bad_rows_by_line_and_export_round_trips(
 def test_the_commands(
     engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("STEADYMAIL_DATABASE_URL", db_url)
-    monkeypatch.setenv("STEADYMAIL_DATA_DIR", str(tmp_path / "cli"))
-    monkeypatch.setenv("STEADYMAIL_CONFIG", str(tmp_path / "none.toml"))
+    cli_against(monkeypatch, db_url, tmp_path / "cli", tmp_path)
     cli = typer.Typer()
     cli.add_typer(suppressions_app, name="suppressions")
     cli.command("noop")(lambda: None)

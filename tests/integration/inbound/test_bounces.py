@@ -27,7 +27,14 @@ from steadymail.store import inbound, message_log, suppressions
 from steadymail.store.schema import messages
 from steadymail.tracking.keys import load_tracking_secrets
 from tests.conftest import LiveApi, Recorder
-from tests.helpers import free_port, make_campaign, run_worker_until, send_state, worker_for
+from tests.helpers import (
+    cli_against,
+    free_port,
+    make_campaign,
+    run_worker_until,
+    send_state,
+    worker_for,
+)
 
 SHAPES = Path(__file__).parents[2] / "data" / "bounces" / "shapes"
 SAMPLE_VERP = "bounces+1f-0123456789abcdef@bounces.example.com"
@@ -246,9 +253,7 @@ def test_kept_reports_are_listed_shown_whole_and_read_again(
     assert len(suppressions.listing(engine, search="user5@")) == 1
     assert _message(engine, ids["user5@example.com"]).state == "bounced"
 
-    monkeypatch.setenv("STEADYMAIL_DATABASE_URL", db_url)
-    monkeypatch.setenv("STEADYMAIL_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("STEADYMAIL_CONFIG", str(tmp_path / "none.toml"))
+    cli_against(monkeypatch, db_url, settings.data_dir, tmp_path)
     cli = typer.Typer()
     cli.add_typer(reports_app, name="reports")
     cli.command("noop")(lambda: None)

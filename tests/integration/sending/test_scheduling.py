@@ -22,7 +22,7 @@ from steadymail.store import sends
 from steadymail.store.schema import messages, platform_events
 from steadymail.store.schema import templates as template_rows
 from tests.conftest import CLOCK, LiveApi, Recorder
-from tests.helpers import running, send_state, wait_until_async, worker_for
+from tests.helpers import cli_against, running, send_state, wait_until_async, worker_for
 
 
 def draft(engine: Engine, settings: Any, n: int, name: str = "news") -> int:
@@ -169,9 +169,7 @@ def test_the_commands(
     rows = "email,first_name\n" + "".join(f"c{i}@example.com,C{i}\n" for i in range(3))
     csv_import.import_contacts(engine, CLOCK, rows.encode(), "cli")
     templates.create_template(engine, CLOCK, "t-cli", "Hi", "", "Hello {{ first_name }}")
-    monkeypatch.setenv("STEADYMAIL_DATABASE_URL", db_url)
-    monkeypatch.setenv("STEADYMAIL_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("STEADYMAIL_CONFIG", str(tmp_path / "none.toml"))
+    cli_against(monkeypatch, db_url, settings.data_dir, tmp_path)
     cli = typer.Typer()
     cli.command("send")(send_cmd)
     cli.command("schedule")(schedule_cmd)

@@ -34,6 +34,7 @@ from steadymail.store.schema import message_events, tracking_events, webhook_del
 from steadymail.webhooks.dispatcher import Dispatcher
 from tests.conftest import LiveApi, Recorder
 from tests.helpers import (
+    cli_against,
     make_campaign,
     run_worker_until,
     send_state,
@@ -339,9 +340,7 @@ def test_the_commands(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    monkeypatch.setenv("STEADYMAIL_DATABASE_URL", db_url)
-    monkeypatch.setenv("STEADYMAIL_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("STEADYMAIL_CONFIG", str(tmp_path / "none.toml"))
+    cli_against(monkeypatch, db_url, settings.data_dir, tmp_path)
     monkeypatch.setenv("STEADYMAIL_WEBHOOK_ALLOW_PRIVATE", "true")
     cli = typer.Typer()
     cli.add_typer(webhooks_app, name="webhooks")
