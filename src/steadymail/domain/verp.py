@@ -34,8 +34,3 @@ def message_of(address: str, keys: Iterable[bytes]) -> int | None:
         if hmac.compare_digest(_mac(key, message_id), mac):
             return message_id
     return None
-
-
-def is_verp(address: str) -> bool:
-    """Whether `address` looks like a return path (verified or not)."""
-    return _VERP.match(address.strip().strip("<>")) is not None

@@ -37,9 +37,6 @@ class WindowThrottle:
         self._tokens = 0
         self._lock = asyncio.Lock()
 
-    def limit(self, now: float) -> int:
-        return self._limit(now)
-
     async def acquire(self) -> None:
         """Wait until one more send is allowed."""
         while not await self.try_acquire():

@@ -268,7 +268,7 @@ def _read(
     top = _walk(fresh, position, kept, now)
     late: list[Any] = []
     for gap in gaps:
-        lo, hi, since = int(gap[0]), int(gap[-2] if len(gap) == 3 else gap[0]), float(gap[-1])
+        lo, hi, since = int(gap[0]), int(gap[1]), float(gap[2])
         if now - since >= gap_wait:
             continue  # a transaction that old was rolled back (or never will commit here)
         got = list(
