@@ -99,15 +99,25 @@ def _http_name(status: int) -> str:
         return "HTTPError"
 
 
+def status_of(exc: SteadymailError) -> int:
+    """The HTTP status an error of ours answers with (the console uses it too)."""
+    return next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
+
+
+def error_response(exc: SteadymailError) -> JSONResponse:
+    """The API's JSON answer to an error of ours."""
+    status = status_of(exc)
+    return JSONResponse(
+        _body(type(exc).__name__, str(exc)),
+        status_code=status,
+        headers=_CHALLENGE if status == 401 else None,
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(SteadymailError)
     async def _handle(_request: Request, exc: SteadymailError) -> JSONResponse:
-        status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
-        return JSONResponse(
-            _body(type(exc).__name__, str(exc)),
-            status_code=status,
-            headers=_CHALLENGE if status == 401 else None,
-        )
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

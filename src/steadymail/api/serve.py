@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import uvicorn
@@ -36,11 +36,15 @@ class Listeners:
         engine: Engine,
         clock: Clock | None = None,
         which: Which = "both",
+        extend: Callable[[FastAPI], None] | None = None,
     ) -> None:
+        """`extend` adds to the admin app before it serves (the CLI mounts the console)."""
         self.runtime = ApiRuntime(settings, engine, clock or SystemClock())
         self.servers: list[uvicorn.Server] = []
         if which in ("both", "admin"):
             admin = create_app(settings, engine, runtime=self.runtime)
+            if extend is not None:
+                extend(admin)
             self.servers.append(_server(admin, settings.api_host, settings.api_port))
         if which in ("both", "public"):
             public = create_public_app(settings, engine, runtime=self.runtime)

@@ -165,9 +165,18 @@ def api_cmd(
     which = listeners or s.api_listeners
     if which not in ("both", "admin", "public"):
         raise ValidationError(f"--listeners must be both, admin or public, not {which!r}")
-    served = Listeners(s, ctx.engine, ctx.clock, which=cast(Which, which))
+    from steadymail.web import region
+
+    served = Listeners(
+        s,
+        ctx.engine,
+        ctx.clock,
+        which=cast(Which, which),
+        extend=lambda admin: region.install(admin, s, ctx.engine, ctx.clock),
+    )
     if which != "public":
         err_console.print(f"admin API on http://{s.api_host}:{s.api_port}", highlight=False)
+        err_console.print(f"console on http://{s.api_host}:{s.api_port}/ui/", highlight=False)
     if which != "admin":
         err_console.print(
             f"public listener on http://{s.public_host}:{s.public_port}", highlight=False
@@ -298,6 +307,7 @@ def up_cmd(
     console.print(
         f"[bold]steadymail[/] region {s.region}\n"
         f"  database   {shown_url(s.resolved_database_url())}\n"
+        f"  console    http://{s.api_host}:{s.api_port}/ui/   (sign in with the key below)\n"
         f"  API        http://{s.api_host}:{s.api_port}/docs   (key in {s.data_dir}/dev-api-key)\n"
         f"  public     {s.public_url}   (tracking and unsubscribe links)\n"
         f"  SMTP sink  {s.sink_host}:{s.sink_port}   (`steadymail captured` lists mail)\n"

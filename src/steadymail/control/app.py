@@ -21,6 +21,7 @@ from steadymail.api.limits import Page, Paged
 from steadymail.api.models import JsonValue, PathId
 from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings, load_settings
+from steadymail.control import console_pages
 from steadymail.control.service import ControlPlane
 from steadymail.errors import Unauthorized, ValidationError
 from steadymail.rollout.controller import Rollout
@@ -198,6 +199,7 @@ def create_control_app(settings: Settings, clock: Clock | None = None) -> FastAP
     def rollback(rollout_id: PathId, body: ActorIn) -> dict[str, Any]:
         return plane.rollback(rollout_id, body.by).to_dict()
 
+    console_pages.install(app, key, clock)
     return app
 
 

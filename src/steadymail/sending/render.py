@@ -26,6 +26,15 @@ _SAMPLE_HTML = BudgetedSandbox(autoescape=True, undefined=Undefined)
 _SAMPLE_PLAIN = BudgetedSandbox(autoescape=False, undefined=Undefined)
 
 
+class TemplateSourceError(ValidationError):
+    """A template part that does not parse, naming the part and the line at fault."""
+
+    def __init__(self, message: str, part: str, line: int | None) -> None:
+        super().__init__(message)
+        self.part = part
+        self.line = line
+
+
 class RenderError(ValidationError):
     """A template failed while rendering one message (e.g. a variable this contact lacks)."""
 
@@ -64,7 +73,9 @@ def compile_template(subject: str, html: str, text: str) -> CompiledTemplate:
             names |= meta.find_undeclared_variables(env.parse(source))
             compiled.append(env.from_string(source))
         except TemplateSyntaxError as e:
-            raise ValidationError(f"template {part} part, line {e.lineno}: {e.message}") from e
+            raise TemplateSourceError(
+                f"template {part} part, line {e.lineno}: {e.message}", part, e.lineno
+            ) from e
         except Exception as e:
             # Deeply nested source (RecursionError), or anything else the compiler trips on.
             raise ValidationError(f"template {part} part does not compile: {_describe(e)}") from e

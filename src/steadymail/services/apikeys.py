@@ -7,7 +7,16 @@ from steadymail.clock import Clock
 from steadymail.store import apikeys
 from steadymail.store.apikeys import SCOPES, ApiKeyInfo
 
-__all__ = ["SCOPES", "ApiKeyInfo", "authenticate", "create_key", "list_keys", "revoke"]
+__all__ = [
+    "SCOPES",
+    "ApiKeyInfo",
+    "authenticate",
+    "create_key",
+    "list_keys",
+    "prefix_of",
+    "revoke",
+    "scopes_of",
+]
 
 
 def create_key(engine: Engine, clock: Clock, name: str, scopes: set[str]) -> str:
@@ -18,6 +27,16 @@ def create_key(engine: Engine, clock: Clock, name: str, scopes: set[str]) -> str
 def authenticate(engine: Engine, key: str) -> set[str]:
     """The scopes of a valid, unrevoked key; Unauthorized otherwise."""
     return apikeys.authenticate(engine, key)
+
+
+def scopes_of(engine: Engine, prefix: str) -> set[str]:
+    """The scopes of the key with `prefix` while it is unrevoked; Unauthorized after."""
+    return apikeys.scopes_of(engine, prefix)
+
+
+def prefix_of(key: str) -> str:
+    """The public prefix of a key's text (`sm_<prefix>_<secret>`)."""
+    return key.split("_", 2)[1]
 
 
 def list_keys(engine: Engine) -> list[ApiKeyInfo]:

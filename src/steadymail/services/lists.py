@@ -5,7 +5,7 @@ from sqlalchemy import Engine
 
 from steadymail.clock import Clock
 from steadymail.store import contacts
-from steadymail.store.contacts import ListSummary
+from steadymail.store.contacts import Contact, ListSummary
 
 
 def create(engine: Engine, clock: Clock, name: str) -> int:
@@ -16,3 +16,19 @@ def create(engine: Engine, clock: Clock, name: str) -> int:
 def listing(engine: Engine, limit: int | None = None, offset: int = 0) -> list[ListSummary]:
     """Lists with their contact counts, oldest first."""
     return contacts.all_lists(engine, limit, offset)
+
+
+def contacts_of(
+    engine: Engine, name: str, limit: int = 50, offset: int = 0, email_prefix: str = ""
+) -> list[Contact]:
+    """A page of a list's contacts in the order they came; NotFound for no such list."""
+    with engine.connect() as conn:
+        list_id = contacts.list_id_by_name(conn, name)
+    return contacts.contacts_page(engine, list_id, limit, offset, email_prefix)
+
+
+def contact(engine: Engine, name: str, email: str) -> Contact | None:
+    """The contact with `email` (any case) on list `name`, or None."""
+    with engine.connect() as conn:
+        list_id = contacts.list_id_by_name(conn, name)
+    return contacts.find_contact(engine, list_id, email)

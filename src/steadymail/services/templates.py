@@ -3,10 +3,33 @@
 from sqlalchemy import Engine
 
 from steadymail.clock import Clock
-from steadymail.sending.render import check_template
-from steadymail.store import templates
-from steadymail.store.templates import TemplateSummary
+from steadymail.domain.states import SendState
+from steadymail.errors import Conflict, ValidationError
+from steadymail.sending.render import (
+    Rendered,
+    TemplateSourceError,
+    check_template,
+    contact_context,
+    render_within,
+)
+from steadymail.store import contacts, sends, templates
+from steadymail.store.templates import Template, TemplateSummary
 from steadymail.tracking.rewrite import check_html_depth
+
+__all__ = [
+    "Rendered",
+    "Template",
+    "TemplateSourceError",
+    "TemplateSummary",
+    "create_template",
+    "get",
+    "listing",
+    "preview",
+    "update_template",
+]
+
+# Sends that render from their template as they go: editing it would change them mid-send.
+_RENDERING = (SendState.SCHEDULED, SendState.RUNNING, SendState.PAUSED)
 
 
 def create_template(
@@ -26,3 +49,45 @@ def create_template(
 def listing(engine: Engine, limit: int | None = None, offset: int = 0) -> list[TemplateSummary]:
     """Templates without their bodies, oldest first."""
     return templates.all_templates(engine, limit, offset)
+
+
+def get(engine: Engine, ref: int | str) -> Template:
+    """A template with its parts, by id or name; NotFound if there is none."""
+    return templates.get_template(engine, ref)
+
+
+def update_template(engine: Engine, template_id: int, subject: str, html: str, text: str) -> None:
+    """Replace a template's parts after the checks a new one passes. Conflict while a
+    scheduled, running or paused send renders from it (its messages would differ mid-send)."""
+    compiled = check_template(subject, html, text)
+    check_html_depth(html)
+    busy = sends.using_template(engine, template_id, _RENDERING)
+    if busy:
+        raise Conflict(
+            f"send(s) {', '.join(map(str, busy))} render from this template as they go; "
+            "save it under a new name instead"
+        )
+    templates.update_template(engine, template_id, subject, html, text, sorted(compiled.variables))
+
+
+def preview(
+    engine: Engine, subject: str, html: str, text: str, list_name: str = "", email: str = ""
+) -> Rendered:
+    """The parts rendered for one contact of a list (or a sample contact), as the worker
+    would before link tracking; ValidationError (TemplateSourceError for a line at fault)
+    when the template does not compile or render."""
+    compiled = check_template(subject, html, text)
+    found = None
+    if list_name and email:
+        with engine.connect() as conn:
+            list_id = contacts.list_id_by_name(conn, list_name)
+        found = contacts.find_contact(engine, list_id, email)
+        if found is None:
+            raise ValidationError(f"no contact {email!r} on list {list_name!r}")
+    address = found.email if found else "sample@example.com"
+    context = contact_context(
+        address,
+        found.attributes if found else {},
+        {"send": {"id": 0}, "unsubscribe_url": "#unsubscribe"},
+    )
+    return render_within(compiled, context)

@@ -71,3 +71,33 @@ def stalls(engine: Engine, limit: int = 100, offset: int = 0) -> list[Alert]:
 
 def incident(engine: Engine, clock: Clock, alert_id: int) -> str:
     return export_markdown(engine, alert_id, clock.now())
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceView:
+    """A slot of the region (`worker-1`, `api`, `monitor`) as the console's overview shows it:
+    up with its live instance, or down; its restarts in the last hour."""
+
+    slot: str
+    service: str
+    live: LiveProcess | None
+    restarts_last_hour: int
+    last_started_at: float
+    last_exit: str | None
+
+    @property
+    def up(self) -> bool:
+        return self.live is not None
+
+
+def services(engine: Engine, clock: Clock, settings: Settings) -> list[ServiceView]:
+    """Every slot alive or seen in the last hour, with its live instance and restarts."""
+    now = clock.now()
+    live = {p.instance.slot: p for p in workers(engine, clock, settings) if p.instance.slot}
+    out = [
+        ServiceView(
+            h.slot, h.service, live.get(h.slot), h.restarts, h.last_started_at, h.last_stop_reason
+        )
+        for h in instances.slots_since(engine, now - 3600)
+    ]
+    return sorted(out, key=lambda v: (v.service, v.slot))

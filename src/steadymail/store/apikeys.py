@@ -71,6 +71,18 @@ def authenticate(engine: Engine, key: str) -> set[str]:
     return set(row.scopes.split(","))
 
 
+def scopes_of(engine: Engine, prefix: str) -> set[str]:
+    """The scopes of the unrevoked key with `prefix` (a console session names its key by
+    prefix, never by its secret); Unauthorized once it is revoked or gone."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(api_keys.c.scopes, api_keys.c.revoked_at).where(api_keys.c.prefix == prefix)
+        ).first()
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("this API key was revoked")
+    return set(row.scopes.split(","))
+
+
 _COLUMNS = (
     api_keys.c.id,
     api_keys.c.name,

@@ -125,3 +125,25 @@ def first_contacts(engine: Engine, list_id: int, limit: int) -> list[Contact]:
     )
     with engine.connect() as conn:
         return [Contact(r.email, dict(r.attributes or {})) for r in conn.execute(q)]
+
+
+def contacts_page(
+    engine: Engine, list_id: int, limit: int, offset: int = 0, email_prefix: str = ""
+) -> list[Contact]:
+    """A page of the list's contacts in the order they came, optionally those whose address
+    starts with ``email_prefix`` (case-folded as stored)."""
+    q = select(contacts.c.email, contacts.c.attributes).where(contacts.c.list_id == list_id)
+    if email_prefix:
+        q = q.where(func.lower(contacts.c.email).startswith(email_prefix.lower(), autoescape=True))
+    q = q.order_by(contacts.c.id).limit(limit).offset(offset)
+    with engine.connect() as conn:
+        return [Contact(r.email, dict(r.attributes or {})) for r in conn.execute(q)]
+
+
+def find_contact(engine: Engine, list_id: int, email: str) -> Contact | None:
+    q = select(contacts.c.email, contacts.c.attributes).where(
+        contacts.c.list_id == list_id, func.lower(contacts.c.email) == email.strip().lower()
+    )
+    with engine.connect() as conn:
+        r = conn.execute(q.limit(1)).first()
+    return Contact(r.email, dict(r.attributes or {})) if r else None

@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Engine, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, case, func, insert, or_, select, update
 
 from steadymail.store.queue import expire_leases_of
 from steadymail.store.records import FlagRow, JsonObject
@@ -276,3 +276,45 @@ def by_ids(engine: Engine, instance_ids: list[str]) -> list[Instance]:
     with engine.connect() as conn:
         rows = conn.execute(select(instances).where(instances.c.instance_id.in_(instance_ids)))
         return [Instance(**r) for r in rows.mappings()]
+
+
+@dataclass(frozen=True, slots=True)
+class SlotHistory:
+    """A slot seen since a moment: its restarts then, and how its last instance ended."""
+
+    slot: str
+    service: str
+    restarts: int
+    last_started_at: float
+    last_stop_reason: str | None
+
+
+def slots_since(engine: Engine, since: float) -> list[SlotHistory]:
+    """Every named slot with an instance started or alive since ``since``: a new instance in a
+    slot that had one before is a restart."""
+    started_after = func.sum(case((instances.c.started_at > since, 1), else_=0))
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                instances.c.slot,
+                func.max(instances.c.service).label("service"),
+                started_after.label("n"),
+                func.min(instances.c.started_at).label("first"),
+                func.max(instances.c.started_at).label("last"),
+            )
+            .where(instances.c.slot != "")
+            .group_by(instances.c.slot)
+            .having(func.max(instances.c.heartbeat_at) > since)
+        ).all()
+        out = []
+        for r in rows:
+            last = conn.execute(
+                select(instances.c.stop_reason, instances.c.exit_reason)
+                .where(instances.c.slot == r.slot, instances.c.started_at == r.last)
+                .limit(1)
+            ).first()
+            # The slot's first instance ever, started in the span, is a start, not a restart.
+            restarts = int(r.n) - (1 if float(r.first) > since else 0)
+            reason = (last.exit_reason or last.stop_reason) if last else None
+            out.append(SlotHistory(r.slot, r.service, max(0, restarts), float(r.last), reason))
+        return out

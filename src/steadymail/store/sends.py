@@ -166,6 +166,34 @@ def all_sends(engine: Engine, limit: int | None = None, offset: int = 0) -> list
         return [Send(**_send_values(r)) for r in conn.execute(q).mappings()]
 
 
+def sends_in_states(engine: Engine, states: tuple[SendState, ...], limit: int = 50) -> list[Send]:
+    """The newest ``limit`` sends in one of ``states`` (a console's running sends)."""
+    q = (
+        select(sends)
+        .where(sends.c.state.in_([s.value for s in states]))
+        .order_by(sends.c.id.desc())
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [Send(**_send_values(r)) for r in conn.execute(q).mappings()]
+
+
+def newest_sends(engine: Engine, limit: int = 50, offset: int = 0) -> list[Send]:
+    """Sends, newest first."""
+    q = select(sends).order_by(sends.c.id.desc()).limit(limit).offset(offset)
+    with engine.connect() as conn:
+        return [Send(**_send_values(r)) for r in conn.execute(q).mappings()]
+
+
+def using_template(engine: Engine, template_id: int, states: tuple[SendState, ...]) -> list[int]:
+    """Ids of the sends in ``states`` that render from the template."""
+    q = select(sends.c.id).where(
+        sends.c.template_id == template_id, sends.c.state.in_([s.value for s in states])
+    )
+    with engine.connect() as conn:
+        return [int(r.id) for r in conn.execute(q)]
+
+
 def start_campaign(
     engine: Engine, send_id: int, batch_size: int, now: float, *, when_due: bool = False
 ) -> CampaignStart:

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 
 from steadymail.errors import Conflict, NotFound
 from steadymail.store.schema import templates
@@ -49,6 +49,19 @@ def create_template(
             .returning(templates.c.id)
         )
         return int(result.scalar_one())
+
+
+def update_template(
+    engine: Engine, template_id: int, subject: str, html: str, text: str, variables: list[str]
+) -> None:
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(templates)
+            .where(templates.c.id == template_id)
+            .values(subject=subject, html=html, text=text, variables=variables)
+        )
+    if done.rowcount == 0:
+        raise NotFound(f"no template {template_id}")
 
 
 def get_template(engine: Engine, ref: int | str) -> Template:

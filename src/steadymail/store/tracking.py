@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, case, distinct, func, select, text
+from sqlalchemy import BigInteger, Engine, case, cast, distinct, func, select, text
 
 from steadymail.domain.states import MessageState
 from steadymail.domain.suppression import Stream
@@ -164,3 +164,31 @@ def send_stats(engine: Engine, send_id: int) -> SendStats:
             for r in links
         ),
     )
+
+
+def engagement_over_time(
+    engine: Engine, send_id: int, bucket: float
+) -> list[tuple[float, int, int]]:
+    """Human opens and clicks of a send per ``bucket`` seconds: (bucket start, opens, clicks),
+    oldest first, empty buckets left out."""
+    ev = tracking_events.c
+    # SQLite has no floor() unless built with its math functions; its integer cast truncates,
+    # which for positive times is the floor (PostgreSQL's cast would round).
+    index = (
+        func.floor(ev.at / bucket)
+        if engine.dialect.name == "postgresql"
+        else cast(ev.at / bucket, BigInteger)
+    )
+    start = index * bucket
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                start.label("at"),
+                func.sum(case((ev.kind == "open", 1), else_=0)).label("opens"),
+                func.sum(case((ev.kind == "click", 1), else_=0)).label("clicks"),
+            )
+            .where(ev.send_id == send_id, ev.machine == 0)
+            .group_by(start)
+            .order_by(start)
+        ).all()
+    return [(float(r.at), int(r.opens), int(r.clicks)) for r in rows]

@@ -18,10 +18,17 @@ class TrackingSecrets:
     # VERP return paths (domain/verp.py): signed with the first, verified with any. Derived
     # from the tracking keys, so rotating those rotates these too.
     verp_keys: tuple[bytes, ...] = ()
+    # Signs the console's session cookies and CSRF tokens (web/session.py); derived from the
+    # signing tracking key, so every API process of the region accepts the same sessions.
+    console_key: bytes = b""
 
 
 def _verp_key(tracking_key: bytes) -> bytes:
     return hmac.digest(tracking_key, b"steadymail verp", "sha256")
+
+
+def _console_key(tracking_key: bytes) -> bytes:
+    return hmac.digest(tracking_key, b"steadymail console session", "sha256")
 
 
 def _generated(path: Path) -> dict[str, str]:
@@ -53,6 +60,7 @@ def load_tracking_secrets(settings: Settings) -> TrackingSecrets:
             TokenSigner(keys, kid, token_ttl(settings)),
             ip.get_secret_value().encode(),
             tuple(_verp_key(k) for k in verp),
+            _console_key(keys[kid]),
         )
     gen = _generated(settings.data_dir / "tracking-secrets.json")
     ip_key = (
@@ -60,7 +68,7 @@ def load_tracking_secrets(settings: Settings) -> TrackingSecrets:
     ).encode()
     key = gen["secret"].encode()
     signer = TokenSigner({gen["kid"]: key}, gen["kid"], token_ttl(settings))
-    return TrackingSecrets(signer, ip_key, (_verp_key(key),))
+    return TrackingSecrets(signer, ip_key, (_verp_key(key),), _console_key(key))
 
 
 def token_ttl(settings: Settings) -> dict[Kind, float]:

@@ -1,0 +1,157 @@
+"""The control plane's console: every region at a glance, rollouts with their waves and each
+gate's evidence, and the buttons that pause, resume, roll back and revert (with a reason)."""
+
+import hmac
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from steadymail.clock import Clock
+from steadymail.control.service import ControlPlane
+from steadymail.errors import NotFound, Unauthorized
+from steadymail.web import console
+from steadymail.web.session import SessionSigner
+from steadymail.web.site import PREFIX, Admin, Signed, Site, Viewer, site
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+# The control plane has one key, an admin credential: a session made with it can do anything.
+EVERY_SCOPE = {"read", "write", "send", "admin"}
+GATE_KINDS = ("wave_passed", "bake_extended", "revert_withheld", "waiting")
+Reason = Annotated[str, Form(min_length=1, max_length=2000)]
+
+
+def _plane(request: Request) -> ControlPlane:
+    plane: ControlPlane = request.app.state.plane
+    return plane
+
+
+def _by(who: Viewer, reason: str) -> str:
+    # The audit log keeps one actor field: the person's channel and their reason, together.
+    return f"console: {reason.strip()}"[:200]
+
+
+def _overview(request: Request) -> dict[str, Any]:
+    plane = _plane(request)
+    urls = {r.name: r.url.rstrip("/") for r in plane.settings.control_regions}
+    return {
+        "regions": plane.region_views(),
+        "urls": urls,
+        "rollouts": plane.rollouts(30),
+        "now": plane.clock.now(),
+    }
+
+
+@router.get("/")
+def overview(request: Request, who: Viewer = Signed) -> HTMLResponse:
+    return site(request).render(request, "control/overview.html", who, **_overview(request))
+
+
+@router.get("/live/overview")
+def overview_live(request: Request, who: Viewer = Signed) -> HTMLResponse:
+    return site(request).render(request, "control/_overview.html", who, **_overview(request))
+
+
+def _value(text: str) -> Any:
+    """A flag value as typed: JSON when it parses (true, 2, "v2", {...}), else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@router.post("/rollouts")
+def start(
+    request: Request,
+    flag: Annotated[str, Form(min_length=1, max_length=200)],
+    value: Annotated[str, Form(max_length=10_000)],
+    reason: Reason,
+    plan: Annotated[str, Form(max_length=200)] = "",
+    bake: Annotated[str, Form(max_length=20)] = "",
+    guard: Annotated[str, Form(max_length=20)] = "",
+    who: Viewer = Admin,
+) -> RedirectResponse:
+    p = _plane(request)
+    planned = p.plan(flag, _value(value), plan or None, bake or None, guard or None, None)
+    rollout = p.start(planned, _by(who, reason))
+    return RedirectResponse(f"{PREFIX}/rollouts/{rollout.id}", status_code=303)
+
+
+def _rollout(request: Request, rollout_id: int) -> dict[str, Any]:
+    status = _plane(request).status(rollout_id)
+    events = status["events"]
+    return {
+        "r": status,
+        "events": events,
+        # What the gates decided and on what evidence: a wave passed, a bake extended while
+        # inconclusive, a rollback a gate decided (its reason names the evidence).
+        "gates": [
+            e for e in events if e["kind"] in GATE_KINDS or str(e["actor"]).startswith("gate:")
+        ],
+        "now": _plane(request).clock.now(),
+    }
+
+
+@router.get("/rollouts/{rollout_id}")
+def rollout_page(request: Request, rollout_id: int, who: Viewer = Signed) -> HTMLResponse:
+    return site(request).render(
+        request, "control/rollout.html", who, **_rollout(request, rollout_id)
+    )
+
+
+@router.get("/live/rollouts/{rollout_id}")
+def rollout_live(request: Request, rollout_id: int, who: Viewer = Signed) -> HTMLResponse:
+    return site(request).render(
+        request, "control/_rollout.html", who, **_rollout(request, rollout_id)
+    )
+
+
+@router.post("/rollouts/{rollout_id}/{action}")
+def steer(
+    request: Request, rollout_id: int, action: str, reason: Reason, who: Viewer = Admin
+) -> RedirectResponse:
+    p = _plane(request)
+    if action not in ("pause", "resume", "rollback"):
+        raise NotFound(f"no action {action!r}")
+    getattr(p, action)(rollout_id, _by(who, reason))
+    return RedirectResponse(f"{PREFIX}/rollouts/{rollout_id}", status_code=303)
+
+
+@router.post("/flags/revert")
+def revert(
+    request: Request,
+    flag: Annotated[str, Form(min_length=1, max_length=200)],
+    reason: Reason,
+    who: Viewer = Admin,
+) -> RedirectResponse:
+    rollout = _plane(request).revert(flag.strip(), "console", reason.strip())
+    return RedirectResponse(f"{PREFIX}/rollouts/{rollout.id}", status_code=303)
+
+
+def install(app: FastAPI, key: str, clock: Clock) -> None:
+    """Serve the control plane's console, signed in with the control API key."""
+
+    def check_key(given: str) -> str:
+        if not hmac.compare_digest(given.encode(), key.encode()):
+            raise Unauthorized("wrong control API key")
+        return "control"
+
+    def scopes_of(who: str) -> set[str]:
+        if who != "control":
+            raise Unauthorized("not a control plane session")
+        return EVERY_SCOPE
+
+    signer_key = hmac.digest(key.encode(), b"steadymail control console session", "sha256")
+    console.install(
+        app,
+        Site(
+            title="control plane",
+            signer=SessionSigner(signer_key),
+            scopes_of=scopes_of,
+            check_key=check_key,
+            nav=[("/", "Regions and rollouts")],
+            clock=clock.now,
+        ),
+        [router],
+    )
