@@ -93,7 +93,10 @@ class ServiceView:
 def services(engine: Engine, clock: Clock, settings: Settings) -> list[ServiceView]:
     """Every slot alive or seen in the last hour, with its live instance and restarts."""
     now = clock.now()
-    live = {p.instance.slot: p for p in workers(engine, clock, settings) if p.instance.slot}
+    live: dict[str, LiveProcess] = {}
+    for p in sorted(workers(engine, clock, settings), key=lambda p: p.instance.started_at):
+        if p.instance.slot:
+            live[p.instance.slot] = p  # the newest instance of the slot
     out = [
         ServiceView(
             h.slot, h.service, live.get(h.slot), h.restarts, h.last_started_at, h.last_stop_reason

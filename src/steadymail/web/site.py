@@ -85,6 +85,7 @@ class Site:
         template: str,
         viewer: Viewer | None,
         http_status: int = 200,
+        /,
         **ctx: Any,
     ) -> HTMLResponse:
         """A page or fragment, with the site's navigation and the viewer's CSRF token."""
