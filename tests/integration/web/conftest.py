@@ -6,7 +6,6 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-
 import httpx
 import pytest
 from sqlalchemy import Engine
