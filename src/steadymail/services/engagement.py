@@ -19,11 +19,14 @@ def over_time(engine: Engine, send_id: int, now: float, points: int = 120) -> di
     """Human opens and clicks per interval from the send's start until `now`, in about
     `points` intervals of whole minutes: what the console's chart draws."""
     send = sends.get_send(engine, send_id)
-    span = max(0.0, now - (send.started_at or send.created_at))
+    start = send.started_at or send.created_at
+    span = max(0.0, now - start)
     bucket = 60.0 * max(1, math.ceil(span / points / 60))
     rows = tracking.engagement_over_time(engine, send_id, bucket)
     return {
         "bucket": bucket,
+        # Whole intervals, so the first one (begun before the send) is inside the chart.
+        "window": [math.floor(start / bucket) * bucket, math.ceil(now / bucket) * bucket],
         "t": [r[0] for r in rows],
         "opens": [r[1] for r in rows],
         "clicks": [r[2] for r in rows],

@@ -36,4 +36,7 @@ def series_json(
     request: Request, name: Name, minutes: Minutes = 60, who: Viewer = Signed
 ) -> JSONResponse:
     st = state(request)
-    return JSONResponse(metrics.series(st.engine, st.clock, st.settings, name, minutes))
+    data = metrics.series(st.engine, st.clock, st.settings, name, minutes)
+    now = st.clock.now()
+    # The chart spans the whole window asked for, however few points it has yet.
+    return JSONResponse({**data, "window": [now - minutes * 60, now]})

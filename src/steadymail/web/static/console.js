@@ -57,7 +57,8 @@ function seriesChart(el, data) {
   const opts = {
     width: el.clientWidth || 800,
     height: 300,
-    series: [{}, { label: data.name, stroke: "#1f5fbf", width: 2 }],
+    scales: { x: { time: true, range: () => data.window } },
+    series: [{}, { label: data.name, stroke: "#1f5fbf", width: 2, points: { show: xs.length < 60, size: 6 } }],
     hooks: {
       drawClear: [(u) => bands(u, spans, "rgba(200, 30, 30, 0.15)")],
       draw: [(u) => lines(u, changes, "#7a3db8")],
@@ -67,13 +68,18 @@ function seriesChart(el, data) {
 }
 
 function engagementChart(el, data) {
+  if (data.t.length === 0) {
+    el.textContent = "No opens or clicks yet.";
+    return null;
+  }
   const opts = {
     width: el.clientWidth || 800,
     height: 260,
+    scales: { x: { time: true, range: () => data.window } },
     series: [
       {},
-      { label: "opens", stroke: "#1f7a3d", width: 2 },
-      { label: "clicks", stroke: "#b85c00", width: 2 },
+      { label: "opens", stroke: "#1f7a3d", width: 2, points: { show: true, size: 8 } },
+      { label: "clicks", stroke: "#b85c00", width: 2, points: { show: true, size: 8 } },
     ],
   };
   return new uPlot(opts, [data.t, data.opens, data.clicks], el);
@@ -90,7 +96,7 @@ async function drawChart(el) {
   const data = await response.json();
   el.replaceChildren();
   DRAW[el.dataset.chart](el, data);
-  el.dataset.drawn = "1";
+  el.dataset.drawn = "1"; // what the browser tests wait for
 }
 
 function setUpCharts() {
