@@ -3,8 +3,9 @@ with real processes, real HTTP and the real capture server; rollouts driven by t
 
 - a policy-breaking plan is rejected with the rule's name;
 - a healthy value promotes through every wave;
-- a value that makes workers exit every ~20 s halts in the first wave (R3), is rolled back there
-  automatically, never reaches R1 or R2, and R3's send completes with nothing lost;
+- a value that makes workers exit every ~20 s, started from the control plane's console in
+  chromium, halts in the first wave (R3), is rolled back there automatically (the console shows
+  it without a reload), never reaches R1 or R2, and R3's send completes with nothing lost;
 - the same fault arming only after the last wave is caught by the guard: all three roll back.
 """
 
@@ -24,7 +25,9 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
+from tests.e2e.browser import browser, mark_page, same_page, shot
 from tests.helpers import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -288,10 +291,33 @@ def test_a_value_that_crashes_workers_halts_in_the_canary_and_rolls_back(stack: 
     stack.region("R3", "POST", f"/v1/sends/{steady}/pause")
     send = _campaign(stack, "R3", "during-fault", 150)
     started = time.time()
-    rid = stack.start(
-        "fault.worker_exit", '{"every": 20}', "--plan", "R3,R1,R2", "--bake", "25s", "--guard", "6s"
-    )
-    done = stack.wait_rollout(rid, {"completed", "rolled_back"}, timeout=120)
+    # Started from the control plane's console in chromium, and watched there until the
+    # rollback, without a reload.
+    with browser() as chromium:
+        page = chromium.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(15_000)
+        page.goto(stack.control + "/ui/")
+        page.fill("#api_key", stack.control_key)
+        page.keyboard.press("Enter")
+        page.fill("#r-flag", "fault.worker_exit")
+        page.fill("#r-value", '{"every": 20}')
+        page.fill("#r-plan", "R3,R1,R2")
+        page.fill("#r-bake", "25s")
+        page.fill("#r-guard", "6s")
+        page.fill("#r-reason", "e2e: a value that crashes workers")
+        page.get_by_role("button", name="Start rollout").click()
+        expect(page.locator("h1")).to_contain_text("fault.worker_exit")
+        rid = int(page.url.rsplit("/", 1)[1])
+        mark_page(page)
+        shot(page, "10-rollout-started")
+        expect(page.locator("#live-rollout .state")).to_have_text("rolled_back", timeout=120_000)
+        expect(page.locator("#live-rollout")).to_contain_text("rollback_decided")
+        assert same_page(page), "the rollback arrived without a reload"
+        shot(page, "11-rollout-rolled-back")
+        page.goto(stack.control + "/ui/")
+        expect(page.locator("#live-control")).to_contain_text("rolled_back")
+        shot(page, "12-control-overview")
+    done = stack.wait_rollout(rid, {"completed", "rolled_back"}, timeout=30)
     assert done["state"] == "rolled_back" and "gate:" in done["decision"], done["decision"]
     assert list(done["applied"]) == ["R3"], "R1 and R2 must never get the value"
     assert all(stack.flag(r, "fault.worker_exit") == before[r] for r in REGIONS)

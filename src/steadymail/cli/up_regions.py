@@ -86,7 +86,7 @@ def up_regions(
         children += region_children
         refs.append({"name": name, "url": api, "api_key": key})
         lines.append(
-            f"  {name:<4} API {api}/docs   public :{public_port}   data {data_dir}   "
+            f"  {name:<4} console {api}/ui/   API {api}/docs   public :{public_port}   data {data_dir}   "
             f"database {shown_url(url)}"
         )
     control_key = read_or_create(s.data_dir / "control-api-key", lambda: secrets.token_urlsafe(32))
@@ -103,7 +103,8 @@ def up_regions(
     console.print(
         f"[bold]steadymail[/] regions {', '.join(names)} and the control plane\n"
         + "\n".join(lines)
-        + f"\n  control  {s.control_url}/docs   (key in {s.data_dir}/control-api-key)\n"
+        + f"\n  control  console {s.control_url}/ui/   API {s.control_url}/docs"
+        f"   (key in {s.data_dir}/control-api-key)\n"
         f"  SMTP sink  {s.sink_host}:{s.sink_port}\n"
         f"  workers    {workers} per region, restarted if they die"
         + (" (plainly: no slot names, no exit reports)\n" if plain else "\n")
