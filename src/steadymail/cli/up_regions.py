@@ -86,8 +86,8 @@ def up_regions(
         children += region_children
         refs.append({"name": name, "url": api, "api_key": key})
         lines.append(
-            f"  {name:<4} console {api}/ui/   API {api}/docs   public :{public_port}   data {data_dir}   "
-            f"database {shown_url(url)}"
+            f"  {name:<4} console {api}/ui/   API {api}/docs   public :{public_port}   "
+            f"data {data_dir}   database {shown_url(url)}"
         )
     control_key = read_or_create(s.data_dir / "control-api-key", lambda: secrets.token_urlsafe(32))
     children.append(
