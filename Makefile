@@ -44,6 +44,7 @@ bench: $(BIN)/steadymail  ## benchmarks: never part of the test suite
 	$(BIN)/python bench/anomaly_alerts.py
 	$(BIN)/python bench/detection.py
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) .steadymail
