@@ -27,7 +27,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser import browser, mark_page, same_page, shot
+from tests.e2e.browser import axe_violations, browser, mark_page, same_page, shot
 from tests.helpers import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -314,9 +314,18 @@ def test_a_value_that_crashes_workers_halts_in_the_canary_and_rolls_back(stack: 
         expect(page.locator("#live-rollout")).to_contain_text("rollback_decided")
         assert same_page(page), "the rollback arrived without a reload"
         shot(page, "11-rollout-rolled-back")
+        assert axe_violations(page) == []
         page.goto(stack.control + "/ui/")
         expect(page.locator("#live-control")).to_contain_text("rolled_back")
+        assert axe_violations(page) == []
         shot(page, "12-control-overview")
+        # One series drawn for every region, side by side.
+        page.goto(stack.control + "/ui/metrics?name=sent&minutes=15")
+        for chart in page.locator("[data-chart]").all():
+            expect(chart).to_have_attribute("data-drawn", "1")
+        assert page.locator("[data-chart] canvas").count() == len(REGIONS)
+        assert axe_violations(page) == []
+        shot(page, "13-control-metrics")
     done = stack.wait_rollout(rid, {"completed", "rolled_back"}, timeout=30)
     assert done["state"] == "rolled_back" and "gate:" in done["decision"], done["decision"]
     assert list(done["applied"]) == ["R3"], "R1 and R2 must never get the value"

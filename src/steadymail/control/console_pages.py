@@ -5,10 +5,11 @@ import hmac
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import APIRouter, FastAPI, Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from steadymail.clock import Clock
+from steadymail.control.regions import RegionUnreachable
 from steadymail.control.service import ControlPlane
 from steadymail.errors import NotFound, Unauthorized
 from steadymail.web import console
@@ -129,6 +130,54 @@ def revert(
     return RedirectResponse(f"{PREFIX}/rollouts/{rollout.id}", status_code=303)
 
 
+Minutes = Annotated[float, Query(gt=0, le=60 * 24 * 31, allow_inf_nan=False)]
+
+
+@router.get("/metrics")
+def metrics_page(
+    request: Request,
+    name: Annotated[str, Query(max_length=200)] = "",
+    minutes: Minutes = 60,
+    who: Viewer = Signed,
+) -> HTMLResponse:
+    """One series drawn for every region, one chart each, for comparing them at a glance."""
+    plane = _plane(request)
+    names: set[str] = set()
+    unreachable = []
+    for region in plane.regions.names:
+        try:
+            names.update(plane.regions.series_names(region, minutes))
+        except RegionUnreachable as e:
+            unreachable.append(str(e))
+    chosen = name or ("sent" if "sent" in names else min(names, default=""))
+    return site(request).render(
+        request,
+        "control/metrics.html",
+        who,
+        names=sorted(names),
+        name=chosen,
+        minutes=minutes,
+        regions=plane.regions.names,
+        unreachable=unreachable,
+    )
+
+
+@router.get("/metrics/series.json")
+def series_json(
+    request: Request,
+    region: Annotated[str, Query(max_length=50)],
+    name: Annotated[str, Query(min_length=1, max_length=200)],
+    minutes: Minutes = 60,
+    who: Viewer = Signed,
+) -> JSONResponse:
+    plane = _plane(request)
+    if region not in plane.regions.names:
+        raise NotFound(f"no region {region!r}")
+    data = plane.regions.series(region, name, minutes)
+    now = plane.clock.now()
+    return JSONResponse({**data, "window": [now - minutes * 60, now]})
+
+
 def install(app: FastAPI, key: str, clock: Clock) -> None:
     """Serve the control plane's console, signed in with the control API key."""
 
@@ -150,7 +199,7 @@ def install(app: FastAPI, key: str, clock: Clock) -> None:
             signer=SessionSigner(signer_key),
             scopes_of=scopes_of,
             check_key=check_key,
-            nav=[("/", "Regions and rollouts")],
+            nav=[("/", "Regions and rollouts"), ("/metrics", "Metrics")],
             clock=clock.now,
         ),
         [router],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -118,6 +119,18 @@ class HttpRegions:
                 {"id": a["id"], "name": a["name"], "summary": a["summary"]} for a in firing
             ],
         }
+
+    def series_names(self, region: str, minutes: float) -> list[str]:
+        """The region's metric series with points in the last ``minutes`` (the console)."""
+        names = self._call(region, "GET", "/v1/metrics/series", params={"minutes": minutes})
+        return [str(n) for n in names]
+
+    def series(self, region: str, name: str, minutes: float) -> dict[str, Any]:
+        """One series of the region with its anomaly marks and flag changes (the console)."""
+        data: dict[str, Any] = self._call(
+            region, "GET", f"/v1/metrics/series/{quote(name, safe='')}", params={"minutes": minutes}
+        )
+        return data
 
     def close(self) -> None:
         for c in self._clients.values():

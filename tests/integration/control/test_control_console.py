@@ -97,3 +97,14 @@ def test_the_control_console_keeps_the_api_and_its_headers(tmp_path: Path) -> No
     # The API beside it still answers in JSON with its own key.
     assert c.get("/v1/rollouts").status_code == 401
     assert c.get("/v1/rollouts", headers={"Authorization": f"Bearer {KEY}"}).json() == []
+
+
+def test_metrics_of_an_unreachable_region_are_an_error_not_a_crash(tmp_path: Path) -> None:
+    c = _client(tmp_path)
+    _signed_in(c)
+    page = c.get("/ui/metrics")
+    assert page.status_code == 200 and "No series yet" in page.text
+    assert page.text.count('class="error"') == 3  # each unreachable region says so
+    r = c.get("/ui/metrics/series.json?region=R1&name=sent")
+    assert r.status_code == 400 and "R1" in r.text
+    assert c.get("/ui/metrics/series.json?region=R9&name=sent").status_code == 404
