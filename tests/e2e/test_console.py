@@ -205,7 +205,8 @@ def test_a_killed_worker_s_restart_alert_appears_without_a_reload(
     alerts = page.locator("#live-overview .alerts")
     expect(alerts).to_contain_text("service_restarted", timeout=30_000)
     slot = page.locator("#live-overview tr", has_text=victim["slot"])
-    expect(slot.locator("td").nth(3)).not_to_have_text("0")
+    expect(slot.locator("td").nth(3)).to_have_text("1")
+    expect(slot.locator("td").nth(6)).to_contain_text("SIGKILL")
     assert same_page(page), "the alert arrived without a reload"
     shot(page, "06-overview-restart-alert")
 

@@ -13,7 +13,7 @@ DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 MAX_OFFSET = 1_000_000
 
-_IMPORT_PATH = re.compile(r"(/v1|/ui)/lists/[^/]+/import|/v1/suppressions/import")
+_IMPORT_PATH = re.compile(r"/v1/lists/[^/]+/import|/ui/lists/.+/import|/v1/suppressions/import")
 
 
 class BodyTooLarge(HTTPException):

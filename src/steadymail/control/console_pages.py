@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
+from steadymail.api.models import PathId
 from steadymail.clock import Clock
 from steadymail.control.regions import RegionUnreachable
 from steadymail.control.service import ControlPlane
@@ -20,7 +21,10 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 # The control plane has one key, an admin credential: a session made with it can do anything.
 EVERY_SCOPE = {"read", "write", "send", "admin"}
 GATE_KINDS = ("wave_passed", "bake_extended", "revert_withheld", "waiting")
-Reason = Annotated[str, Form(min_length=1, max_length=2000)]
+# Pause, resume and roll back record who acted in one actor field (200 characters): the reason
+# goes there after "console: ".
+Reason = Annotated[str, Form(min_length=1, max_length=190)]
+LongReason = Annotated[str, Form(min_length=1, max_length=2000)]
 
 
 def _plane(request: Request) -> ControlPlane:
@@ -30,7 +34,7 @@ def _plane(request: Request) -> ControlPlane:
 
 def _by(who: Viewer, reason: str) -> str:
     # The audit log keeps one actor field: the person's channel and their reason, together.
-    return f"console: {reason.strip()}"[:200]
+    return f"console: {reason.strip()}"
 
 
 def _overview(request: Request) -> dict[str, Any]:
@@ -79,7 +83,7 @@ def start(
     return RedirectResponse(f"{PREFIX}/rollouts/{rollout.id}", status_code=303)
 
 
-def _rollout(request: Request, rollout_id: int) -> dict[str, Any]:
+def _rollout(request: Request, rollout_id: PathId) -> dict[str, Any]:
     status = _plane(request).status(rollout_id)
     events = status["events"]
     return {
@@ -95,14 +99,14 @@ def _rollout(request: Request, rollout_id: int) -> dict[str, Any]:
 
 
 @router.get("/rollouts/{rollout_id}")
-def rollout_page(request: Request, rollout_id: int, who: Viewer = Signed) -> HTMLResponse:
+def rollout_page(request: Request, rollout_id: PathId, who: Viewer = Signed) -> HTMLResponse:
     return site(request).render(
         request, "control/rollout.html", who, **_rollout(request, rollout_id)
     )
 
 
 @router.get("/live/rollouts/{rollout_id}")
-def rollout_live(request: Request, rollout_id: int, who: Viewer = Signed) -> HTMLResponse:
+def rollout_live(request: Request, rollout_id: PathId, who: Viewer = Signed) -> HTMLResponse:
     return site(request).render(
         request, "control/_rollout.html", who, **_rollout(request, rollout_id)
     )
@@ -110,7 +114,7 @@ def rollout_live(request: Request, rollout_id: int, who: Viewer = Signed) -> HTM
 
 @router.post("/rollouts/{rollout_id}/{action}")
 def steer(
-    request: Request, rollout_id: int, action: str, reason: Reason, who: Viewer = Admin
+    request: Request, rollout_id: PathId, action: str, reason: Reason, who: Viewer = Admin
 ) -> RedirectResponse:
     p = _plane(request)
     if action not in ("pause", "resume", "rollback"):
@@ -123,7 +127,7 @@ def steer(
 def revert(
     request: Request,
     flag: Annotated[str, Form(min_length=1, max_length=200)],
-    reason: Reason,
+    reason: LongReason,
     who: Viewer = Admin,
 ) -> RedirectResponse:
     rollout = _plane(request).revert(flag.strip(), "console", reason.strip())

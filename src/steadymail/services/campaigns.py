@@ -71,6 +71,12 @@ def schedule(
     return when
 
 
+def check_start_time(clock: Clock, at: datetime, tz: str | None) -> float:
+    """The instant a schedule for ``at`` would start, or ValidationError (a time that does not
+    exist or happens twice in ``tz``, an unknown zone, the past) before anything is created."""
+    return start_time(at, tz, clock.now())
+
+
 def change(engine: Engine, clock: Clock, send_id: int, action: str) -> SendState:
     """pause, resume or cancel (a scheduled send too, before it starts)."""
     return sends.change_state(engine, send_id, action, clock.now())

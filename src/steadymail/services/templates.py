@@ -61,13 +61,15 @@ def update_template(engine: Engine, template_id: int, subject: str, html: str, t
     scheduled, running or paused send renders from it (its messages would differ mid-send)."""
     compiled = check_template(subject, html, text)
     check_html_depth(html)
-    busy = sends.using_template(engine, template_id, _RENDERING)
-    if busy:
+    updated = templates.update_unless_rendering(
+        engine, template_id, subject, html, text, sorted(compiled.variables), _RENDERING
+    )
+    if not updated:
+        busy = sends.using_template(engine, template_id, _RENDERING)
         raise Conflict(
             f"send(s) {', '.join(map(str, busy))} render from this template as they go; "
             "save it under a new name instead"
         )
-    templates.update_template(engine, template_id, subject, html, text, sorted(compiled.variables))
 
 
 def preview(

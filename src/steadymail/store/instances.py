@@ -280,7 +280,8 @@ def by_ids(engine: Engine, instance_ids: list[str]) -> list[Instance]:
 
 @dataclass(frozen=True, slots=True)
 class SlotHistory:
-    """A slot seen since a moment: its restarts then, and how its last instance ended."""
+    """A slot seen since a moment: its restarts then, and how its latest ended instance ended
+    (the one a restart replaced, or the last one of a slot now down)."""
 
     slot: str
     service: str
@@ -308,13 +309,22 @@ def slots_since(engine: Engine, since: float) -> list[SlotHistory]:
         ).all()
         out = []
         for r in rows:
-            last = conn.execute(
-                select(instances.c.stop_reason, instances.c.exit_reason)
-                .where(instances.c.slot == r.slot, instances.c.started_at == r.last)
-                .limit(1)
-            ).first()
+            newest = conn.execute(
+                select(instances.c.stopped_at, instances.c.stop_reason, instances.c.exit_reason)
+                .where(instances.c.slot == r.slot)
+                .order_by(instances.c.started_at.desc())
+                .limit(2)
+            ).all()
+            # The newest instance if it ended, else the one it replaced (a silent death has
+            # no reason: said so rather than left blank).
+            ended = [i for i in newest if i.stopped_at is not None or i.exit_reason]
+            if ended:
+                reason = ended[0].exit_reason or ended[0].stop_reason or "ended without a word"
+            elif len(newest) == 2:
+                reason = "ended without a word"
+            else:
+                reason = None
             # The slot's first instance ever, started in the span, is a start, not a restart.
             restarts = int(r.n) - (1 if float(r.first) > since else 0)
-            reason = (last.exit_reason or last.stop_reason) if last else None
             out.append(SlotHistory(r.slot, r.service, max(0, restarts), float(r.last), reason))
         return out

@@ -4,8 +4,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, insert, select, update
 
+from steadymail.domain.states import SendState
 from steadymail.errors import Conflict, NotFound
-from steadymail.store.schema import templates
+from steadymail.store.schema import sends, templates
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,17 +52,34 @@ def create_template(
         return int(result.scalar_one())
 
 
-def update_template(
-    engine: Engine, template_id: int, subject: str, html: str, text: str, variables: list[str]
-) -> None:
+def update_unless_rendering(
+    engine: Engine,
+    template_id: int,
+    subject: str,
+    html: str,
+    text: str,
+    variables: list[str],
+    states: tuple[SendState, ...],
+) -> bool:
+    """Replace the template's parts unless a send in ``states`` renders from it, in one
+    statement (the check and the write cannot be split by a send starting); False when one
+    does, NotFound when there is no such template."""
+    busy = (
+        select(sends.c.id)
+        .where(sends.c.template_id == template_id, sends.c.state.in_([s.value for s in states]))
+        .exists()
+    )
     with engine.begin() as conn:
         done = conn.execute(
             update(templates)
-            .where(templates.c.id == template_id)
+            .where(templates.c.id == template_id, ~busy)
             .values(subject=subject, html=html, text=text, variables=variables)
         )
-    if done.rowcount == 0:
-        raise NotFound(f"no template {template_id}")
+        if done.rowcount:
+            return True
+        if conn.execute(select(templates.c.id).where(templates.c.id == template_id)).first():
+            return False
+    raise NotFound(f"no template {template_id}")
 
 
 def get_template(engine: Engine, ref: int | str) -> Template:

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 
 from steadymail.api.deps import state
+from steadymail.api.models import PathId
 from steadymail.domain.states import AlertState
 from steadymail.services import watching
 from steadymail.web.list_pages import actor
@@ -42,7 +43,7 @@ def alerts_live(
 
 
 @router.get("/alerts/{alert_id}")
-def alert_page(request: Request, alert_id: int, who: Viewer = Signed) -> HTMLResponse:
+def alert_page(request: Request, alert_id: PathId, who: Viewer = Signed) -> HTMLResponse:
     a = watching.alert(state(request).engine, alert_id)
     suspects = a.labels.get("suspects")
     labels = {k: v for k, v in a.labels.items() if k != "suspects"}
@@ -57,14 +58,14 @@ def alert_page(request: Request, alert_id: int, who: Viewer = Signed) -> HTMLRes
 
 
 @router.get("/alerts/{alert_id}/incident.md")
-def incident(request: Request, alert_id: int, who: Viewer = Signed) -> PlainTextResponse:
+def incident(request: Request, alert_id: PathId, who: Viewer = Signed) -> PlainTextResponse:
     """The postmortem draft of the alert's incident."""
     st = state(request)
     return PlainTextResponse(watching.incident(st.engine, st.clock, alert_id))
 
 
 @router.post("/alerts/{alert_id}/ack")
-def ack(request: Request, alert_id: int, who: Viewer = Write) -> RedirectResponse:
+def ack(request: Request, alert_id: PathId, who: Viewer = Write) -> RedirectResponse:
     st = state(request)
     watching.ack(st.engine, st.clock, alert_id, actor(who))
     return RedirectResponse(f"{PREFIX}/alerts/{alert_id}", status_code=303)
@@ -73,7 +74,7 @@ def ack(request: Request, alert_id: int, who: Viewer = Write) -> RedirectRespons
 @router.post("/alerts/{alert_id}/silence")
 def silence(
     request: Request,
-    alert_id: int,
+    alert_id: PathId,
     minutes: Annotated[float, Form(gt=0, le=60 * 24 * 30)],
     reason: Annotated[str, Form(max_length=2000)] = "",
     who: Viewer = Write,

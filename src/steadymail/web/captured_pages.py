@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from steadymail.api.deps import state
+from steadymail.api.models import PathId
 from steadymail.services import captured
 from steadymail.services.database import Engine
 from steadymail.web.site import PREFIX, PREVIEW_CSP, Signed, Viewer, site
@@ -27,11 +28,21 @@ def _mailbox(path: Path) -> Engine:
     return captured.open_mailbox(path)
 
 
-def _parsed(request: Request, capture_id: int) -> tuple[bytes, EmailMessage]:
+def _parsed(request: Request, capture_id: PathId) -> tuple[bytes, EmailMessage]:
     data = captured.raw(_mailbox(state(request).capture_path), capture_id)
     message = email.message_from_bytes(data, policy=policy.default)
     assert isinstance(message, EmailMessage)
     return data, message
+
+
+def _content(part: EmailMessage) -> str:
+    """A part's text; a charset Python does not know is read as UTF-8 with replacements."""
+    try:
+        text = part.get_content()
+    except (LookupError, UnicodeError):
+        raw = part.get_payload(decode=True)
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else ""
+    return str(text)
 
 
 @router.get("/captured")
@@ -49,9 +60,11 @@ def captured_page(
 
 
 @router.get("/captured/{capture_id}")
-def captured_one(request: Request, capture_id: int, who: Viewer = Signed) -> HTMLResponse:
+def captured_one(request: Request, capture_id: PathId, who: Viewer = Signed) -> HTMLResponse:
     data, message = _parsed(request, capture_id)
-    head, _, _ = data.partition(b"\r\n\r\n")
+    # The header block ends at the first empty line, CRLF or (from a lax sender) bare LF.
+    ends = [i for i in (data.find(b"\r\n\r\n"), data.find(b"\n\n")) if i >= 0]
+    head = data[: min(ends)] if ends else data
     return site(request).render(
         request,
         "captured_one.html",
@@ -67,11 +80,11 @@ def captured_one(request: Request, capture_id: int, who: Viewer = Signed) -> HTM
 
 
 @router.get("/captured/{capture_id}/html")
-def captured_html(request: Request, capture_id: int, who: Viewer = Signed) -> HTMLResponse:
+def captured_html(request: Request, capture_id: PathId, who: Viewer = Signed) -> HTMLResponse:
     """The HTML part for a sandboxed frame: its own styles, nothing that runs or loads."""
     _, message = _parsed(request, capture_id)
     part = message.get_body(preferencelist=("html", "plain"))
-    body = part.get_content() if isinstance(part, EmailMessage) else ""
+    body = _content(part) if isinstance(part, EmailMessage) else ""
     if part is not None and part.get_content_type() == "text/plain":
         body = site(request).templates.from_string("<pre>{{ t }}</pre>").render(t=body)
     return HTMLResponse(
@@ -80,7 +93,7 @@ def captured_html(request: Request, capture_id: int, who: Viewer = Signed) -> HT
 
 
 @router.get("/captured/{capture_id}/raw")
-def captured_raw(request: Request, capture_id: int, who: Viewer = Signed) -> PlainTextResponse:
+def captured_raw(request: Request, capture_id: PathId, who: Viewer = Signed) -> PlainTextResponse:
     """The bytes as received (as text/plain: a browser shows them, never renders them)."""
     data = captured.raw(_mailbox(state(request).capture_path), capture_id)
     return PlainTextResponse(data.decode("utf-8", "replace"))

@@ -10,13 +10,13 @@ from fastapi.staticfiles import StaticFiles
 
 from steadymail.api.errors import error_response, status_of
 from steadymail.errors import SteadymailError, Unauthorized
-from steadymail.web.session import COOKIE, SESSION_SECONDS
+from steadymail.web.session import SESSION_SECONDS
 from steadymail.web.site import (
     HERE,
     PREFIX,
     NotSignedIn,
+    ReadPost,
     SecurityHeaders,
-    Signed,
     Site,
     Viewer,
     login_redirect,
@@ -60,21 +60,23 @@ def login(
         return s.render(request, "login.html", None, 401, next=target, error="invalid API key")
     response = Response(status_code=303, headers={"Location": target})
     response.set_cookie(
-        COOKIE,
+        s.signer.cookie,
         s.signer.issue(who, s.clock()),
         max_age=SESSION_SECONDS,
         path=PREFIX,
         httponly=True,
         samesite="strict",
+        # uvicorn takes the scheme from X-Forwarded-Proto when a trusted proxy (by default
+        # 127.0.0.1: --forwarded-allow-ips) terminates TLS in front of it.
         secure=request.url.scheme == "https",
     )
     return response
 
 
 @auth.post("/logout")
-def logout(request: Request, who: Viewer = Signed) -> Response:
+def logout(request: Request, who: Viewer = ReadPost) -> Response:
     response = Response(status_code=303, headers={"Location": f"{PREFIX}/login"})
-    response.delete_cookie(COOKIE, path=PREFIX)
+    response.delete_cookie(site(request).signer.cookie, path=PREFIX)
     return response
 
 

@@ -2,6 +2,7 @@
 
 import asyncio
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -31,10 +32,11 @@ def lists_page(request: Request, who: Viewer = Signed) -> HTMLResponse:
 def create_list(request: Request, name: Name, who: Viewer = Write) -> RedirectResponse:
     st = state(request)
     lists.create(st.engine, st.clock, name.strip())
-    return RedirectResponse(f"{PREFIX}/lists/{name.strip()}", status_code=303)
+    return RedirectResponse(f"{PREFIX}/lists/{quote(name.strip(), safe='')}", status_code=303)
 
 
-@router.get("/lists/{name}")
+# `:path`: a list's name may hold a `/` (sent as %2F, which the router sees decoded).
+@router.get("/lists/{name:path}")
 def list_page(
     request: Request,
     name: str,
@@ -59,7 +61,7 @@ def list_page(
     )
 
 
-@router.post("/lists/{name}/import")
+@router.post("/lists/{name:path}/import")
 async def import_page(
     request: Request, name: str, file: UploadFile, who: Viewer = Write
 ) -> HTMLResponse:

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from steadymail.api.deps import state
+from steadymail.api.models import PathId
 from steadymail.errors import NotFound, ValidationError
 from steadymail.services import campaigns, engagement, lists, sends, templates
 from steadymail.web.site import PREFIX, Signed, Viewer, Write, site
@@ -44,8 +45,16 @@ def create_send(
 ) -> RedirectResponse:
     """A draft campaign, then started now or scheduled, as `when` says (draft, now, later)."""
     st = state(request)
-    if when == "later" and not at:
-        raise ValidationError("a scheduled send needs its date and time")
+    if when not in ("draft", "now", "later"):
+        raise ValidationError("when: draft, now or later")
+    local = None
+    if when == "later":
+        # Checked before the draft exists: a bad time leaves nothing behind to retry over.
+        try:
+            local = datetime.fromisoformat(at)
+        except ValueError as e:
+            raise ValidationError(f"not a date and time: {at!r}") from e
+        campaigns.check_start_time(st.clock, local, tz or "UTC")
     send_id = campaigns.create_campaign(
         st.engine,
         st.clock,
@@ -57,16 +66,12 @@ def create_send(
     )
     if when == "now":
         campaigns.start(st.engine, st.clock, st.settings, send_id)
-    elif when == "later":
-        try:
-            local = datetime.fromisoformat(at)
-        except ValueError as e:
-            raise ValidationError(f"not a date and time: {at!r}") from e
+    elif local is not None:
         campaigns.schedule(st.engine, st.clock, send_id, local, tz or "UTC")
     return RedirectResponse(f"{PREFIX}/sends/{send_id}", status_code=303)
 
 
-def _send(request: Request, send_id: int) -> dict[str, Any]:
+def _send(request: Request, send_id: PathId) -> dict[str, Any]:
     st = state(request)
     progress = campaigns.status(st.engine, send_id)
     return {
@@ -77,23 +82,23 @@ def _send(request: Request, send_id: int) -> dict[str, Any]:
 
 
 @router.get("/sends/{send_id}")
-def send_page(request: Request, send_id: int, who: Viewer = Signed) -> HTMLResponse:
+def send_page(request: Request, send_id: PathId, who: Viewer = Signed) -> HTMLResponse:
     return site(request).render(request, "send.html", who, **_send(request, send_id))
 
 
 @router.get("/live/sends/{send_id}")
-def send_live(request: Request, send_id: int, who: Viewer = Signed) -> HTMLResponse:
+def send_live(request: Request, send_id: PathId, who: Viewer = Signed) -> HTMLResponse:
     return site(request).render(request, "_send.html", who, **_send(request, send_id))
 
 
 @router.get("/sends/{send_id}/engagement.json")
-def send_engagement(request: Request, send_id: int, who: Viewer = Signed) -> JSONResponse:
+def send_engagement(request: Request, send_id: PathId, who: Viewer = Signed) -> JSONResponse:
     st = state(request)
     return JSONResponse(engagement.over_time(st.engine, send_id, st.clock.now()))
 
 
 @router.post("/sends/{send_id}/{action}")
-def steer(request: Request, send_id: int, action: str, who: Viewer = Write) -> HTMLResponse:
+def steer(request: Request, send_id: PathId, action: str, who: Viewer = Write) -> HTMLResponse:
     st = state(request)
     if action not in ACTIONS:
         raise NotFound(f"no action {action!r}")

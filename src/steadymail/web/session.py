@@ -10,7 +10,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-COOKIE = "steadymail_session"
+COOKIE_PREFIX = "steadymail_session_"
 VERSION = "v1"
 # A working day: long enough not to interrupt an incident, short enough to expire unattended.
 SESSION_SECONDS = 12 * 3600
@@ -32,6 +32,9 @@ class SessionSigner:
         if len(key) < 16:
             raise ValueError("the console's session key is too short")
         self._key = key
+        # Consoles on one host (`up --regions`: three regions and the control plane on
+        # 127.0.0.1) share cookies across ports: a name per key keeps their sessions apart.
+        self.cookie = COOKIE_PREFIX + self._mac("cookie name")[:8]
 
     def _mac(self, text: str) -> str:
         return hmac.digest(self._key, text.encode(), "sha256").hex()
@@ -48,11 +51,13 @@ class SessionSigner:
 
     def verify(self, cookie: str, now: float) -> Session | None:
         """The session a cookie names, or None when it is forged, damaged or expired."""
+        if not cookie.isascii():
+            return None
         parts = cookie.split(".")
         if len(parts) != 5 or parts[0] != VERSION:
             return None
         body, mac = ".".join(parts[:4]), parts[4]
-        if not hmac.compare_digest(mac, self._mac(body)):
+        if not hmac.compare_digest(mac.encode(), self._mac(body).encode()):
             return None
         who, expires, nonce = parts[1], parts[2], parts[3]
         if not expires.isdigit() or int(expires) <= now:
@@ -61,4 +66,8 @@ class SessionSigner:
 
     @staticmethod
     def csrf_ok(session: Session, given: str | None) -> bool:
-        return given is not None and hmac.compare_digest(given, session.csrf)
+        return (
+            given is not None
+            and given.isascii()
+            and hmac.compare_digest(given.encode(), session.csrf.encode())
+        )

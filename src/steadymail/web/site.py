@@ -20,7 +20,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from steadymail.errors import Forbidden, SteadymailError, Unauthorized
 from steadymail.web.progress import progress_of
-from steadymail.web.session import COOKIE, Session, SessionSigner
+from steadymail.web.session import Session, SessionSigner
 
 HERE = Path(__file__).parent
 PREFIX = "/ui"
@@ -76,6 +76,8 @@ class Site:
         )
         self.templates.filters["when"] = when
         self.templates.filters["ago"] = lambda t: ago(t, self.clock())
+        # A name as one path segment: `/` and `?` in a list's name stay inside it.
+        self.templates.filters["segment"] = lambda v: quote(str(v), safe="")
         self.templates.globals["prefix"] = PREFIX
         self.templates.globals["progress_of"] = progress_of
 
@@ -127,7 +129,7 @@ class NotSignedIn(SteadymailError):
 def viewer(request: Request) -> Viewer:
     """The signed-in viewer; NotSignedIn without a valid, unexpired, unrevoked session."""
     s = site(request)
-    session = s.signer.verify(request.cookies.get(COOKIE, ""), s.clock())
+    session = s.signer.verify(request.cookies.get(s.signer.cookie, ""), s.clock())
     if session is None:
         raise NotSignedIn("sign in")
     try:
@@ -176,7 +178,8 @@ Admin = Depends(changer("admin"))
 
 
 def login_redirect(request: Request) -> Response:
-    target = f"{PREFIX}/login?next={quote(request.url.path)}"
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    target = f"{PREFIX}/login?next={quote(here, safe='')}"
     if request.headers.get("hx-request"):
         # htmx swaps what a 401 returns nowhere; this header makes it load the sign-in page.
         return Response(status_code=401, headers={"HX-Redirect": target})

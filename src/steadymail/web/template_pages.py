@@ -7,6 +7,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from steadymail.api.deps import state
+from steadymail.api.models import PathId
 from steadymail.errors import ValidationError
 from steadymail.services import lists, templates
 from steadymail.services.templates import Rendered, TemplateSourceError
@@ -48,7 +49,7 @@ def new_template(request: Request, who: Viewer = Signed) -> HTMLResponse:
 
 
 @router.get("/templates/{template_id}")
-def edit_template(request: Request, template_id: int, who: Viewer = Signed) -> HTMLResponse:
+def edit_template(request: Request, template_id: PathId, who: Viewer = Signed) -> HTMLResponse:
     t = templates.get(state(request).engine, template_id)
     return _editor(
         request,
@@ -78,7 +79,7 @@ def create_template(
 @router.post("/templates/{template_id}")
 def save_template(
     request: Request,
-    template_id: int,
+    template_id: PathId,
     subject: Subject,
     html: Part = "",
     text: Part = "",

@@ -7,7 +7,7 @@ import time
 from steadymail.alerts.manager import AlertManager
 from steadymail.clock import SystemClock
 from steadymail.services import flag_admin
-from steadymail.store import capture, instances, metric_series, tracking
+from steadymail.store import alerts, capture, instances, metric_series, tracking
 from steadymail.store.capture import CapturedMail
 from steadymail.store.tracking import TrackingEvent
 from steadymail.web.site import PREVIEW_CSP
@@ -27,7 +27,8 @@ CSV = (
 
 def _import(console: Console) -> str:
     c, token = console.signed_in()
-    assert c.post("/ui/lists", data={"name": "news", "csrf": token}, headers=console.origin)
+    made = c.post("/ui/lists", data={"name": "news", "csrf": token}, headers=console.origin)
+    assert made.status_code == 303
     r = c.post(
         "/ui/lists/news/import",
         data={"csrf": token},
@@ -175,6 +176,7 @@ def test_overview_shows_services_with_restarts_sends_and_alerts(console: Console
     live = c.get("/ui/live/overview").text
     row = live[live.index("<td>worker-1</td>") :].split("</tr>")[0]
     assert "<td>up</td>" in row and "<td>2</td>" in row  # two restarts within the hour
+    assert "ended without a word" in row  # the instance replaced said nothing
     assert "service_restarted" in live and "worker-1 &lt;restarted&gt;" in live
 
 
@@ -195,7 +197,9 @@ def test_alerts_are_acknowledged_and_silenced_from_their_page(console: Console) 
         headers=console.origin,
     )
     assert r.status_code == 303
-    assert "send_stalled" in c.get("/ui/live/alerts?show=firing").text
+    with console.engine.connect() as conn:
+        assert alerts.is_silenced(conn, "send_stalled", {"send": 9}, CLOCK.now() + 25 * 60)
+        assert not alerts.is_silenced(conn, "send_stalled", {"send": 9}, CLOCK.now() + 31 * 60)
     md = c.get(f"/ui/alerts/{alert_id}/incident.md")
     assert md.status_code == 200 and "send_stalled" in md.text
 

@@ -29,7 +29,17 @@ def test_every_page_wants_a_session_and_sends_the_sign_in_page(console: Console)
     # A live fragment asked by htmx: a 401 telling htmx where to go, not a page to swap in.
     r = c.get("/ui/live/overview", headers={"HX-Request": "true"})
     assert r.status_code == 401 and r.headers["hx-redirect"].startswith("/ui/login")
-    assert c.post("/ui/lists", data={"name": "x"}, headers=console.origin).status_code == 303
+    r = c.post("/ui/lists", data={"name": "x"}, headers=console.origin)
+    assert r.status_code == 303 and r.headers["location"].startswith("/ui/login")
+    signed, _ = console.signed_in()
+    assert "/ui/lists/x" not in signed.get("/ui/lists").text  # nothing was created
+    # After sign-in a deep link comes back whole, query string included.
+    r = c.get("/ui/metrics/series?name=sent&minutes=15")
+    assert r.headers["location"] == (
+        "/ui/login?next=%2Fui%2Fmetrics%2Fseries%3Fname%3Dsent%26minutes%3D15"
+    )
+    page = c.get(r.headers["location"])
+    assert 'value="/ui/metrics/series?name=sent&amp;minutes=15"' in page.text
 
 
 def test_sign_in_sets_a_strict_http_only_cookie_without_the_secret(console: Console) -> None:
@@ -66,16 +76,21 @@ def test_sign_in_goes_back_only_to_a_console_page(console: Console) -> None:
 
 def test_a_forged_or_revoked_session_is_signed_out(console: Console) -> None:
     c, _ = console.signed_in("read")
-    cookie = c.cookies["steadymail_session"]
+    (name,) = [n for n in c.cookies if n.startswith("steadymail_session_")]
+    cookie = c.cookies[name]
     forged = cookie[:-1] + ("0" if cookie[-1] != "0" else "1")
     other = console.client()
-    other.cookies.set("steadymail_session", forged, path="/ui")
+    other.cookies.set(name, forged, path="/ui")
     assert other.get("/ui/").status_code == 303
     # Someone else's prefix in a cookie signed by nobody.
     parts = cookie.split(".")
     parts[1] = console.keys["all"].split("_")[1]
-    other.cookies.set("steadymail_session", ".".join(parts), path="/ui")
+    other.cookies.set(name, ".".join(parts), path="/ui")
     assert other.get("/ui/").status_code == 303
+    # Not ASCII: refused like any other forgery (not a 500).
+    raw = console.client()
+    r = raw.get("/ui/", headers={"cookie": f"{name}=v1.a.1.n.\u00e9".encode()})
+    assert r.status_code == 303
     # Revoking the key ends its sessions at their next request.
     apikeys.revoke(console.engine, console.keys["read"].split("_")[1], 1.0)
     assert c.get("/ui/").status_code == 303
@@ -94,6 +109,35 @@ def test_a_change_needs_the_session_s_csrf_token_and_our_origin(console: Console
     # htmx sends the token as a header.
     r = c.post("/ui/lists", data={"name": "b"}, headers={**console.origin, "X-CSRF-Token": token})
     assert r.status_code == 303
+
+
+def test_signing_out_needs_the_token_and_ends_the_session(console: Console) -> None:
+    c, token = console.signed_in()
+    assert c.post("/ui/logout", headers=console.origin).status_code == 403
+    r = c.post("/ui/logout", data={"csrf": token}, headers=console.origin)
+    assert r.status_code == 303 and not c.cookies
+    assert c.get("/ui/").status_code == 303
+
+
+def test_ids_past_the_database_range_and_odd_names_are_answered(console: Console) -> None:
+    c, token = console.signed_in()
+    for path in ("/ui/sends/99999999999999999999", "/ui/alerts/0", "/ui/captured/-1"):
+        r = c.get(path)
+        assert r.status_code == 422 and "text/html" in r.headers["content-type"], path
+    assert c.get("/ui/sends/123456").status_code == 404
+    # A list name with a slash, a question mark and a non-Latin letter: reachable, importable.
+    name = "eu/north?x=1 ü"
+    r = c.post("/ui/lists", data={"name": name, "csrf": token}, headers=console.origin)
+    assert r.status_code == 303
+    page = c.get(r.headers["location"])
+    assert page.status_code == 200 and "List eu/north?x=1 ü" in page.text
+    r = c.post(
+        r.headers["location"] + "/import",
+        data={"csrf": token},
+        files={"file": ("a.csv", b"email\nann@example.com\n", "text/csv")},
+        headers=console.origin,
+    )
+    assert "<strong>1</strong> imported into eu/north?x=1 ü" in r.text
 
 
 def test_a_read_key_sees_everything_and_changes_nothing(console: Console) -> None:

@@ -48,3 +48,15 @@ def test_a_prefix_that_could_break_the_format_is_refused() -> None:
 @given(st.text(max_size=300))
 def test_any_text_as_a_cookie_is_none_or_a_session_never_an_error(text: str) -> None:
     assert SIGNER.verify(text, 1.0) is None
+
+
+def test_non_ascii_cookies_and_tokens_are_refused_not_an_error() -> None:
+    assert SIGNER.verify("v1.a.1.n.\u00e9", 1.0) is None
+    session = SIGNER.verify(SIGNER.issue("abc", 1.0), 2.0)
+    assert session is not None and not SessionSigner.csrf_ok(session, "\u00e9" * 32)
+
+
+def test_each_key_names_its_own_cookie() -> None:
+    # Consoles on one host, one port each, would otherwise overwrite each other's sessions.
+    assert SIGNER.cookie != SessionSigner(b"x" * 32).cookie
+    assert SIGNER.cookie.startswith("steadymail_session_")
