@@ -19,11 +19,13 @@ from steadymail.services import database
 
 
 def _api_routes(routes: list[BaseRoute]) -> Iterator[APIRoute]:
-    """The app's routes, those of included routers too (newer FastAPI keeps an included router
-    as one entry that holds the router)."""
+    """The app's API routes, those of included routers too (newer FastAPI keeps an included
+    router as one entry that holds the router); the console's pages (HTML, out of the schema)
+    are not API routes."""
     for route in routes:
         if isinstance(route, APIRoute):
-            yield route
+            if not route.path.startswith("/ui"):
+                yield route
         elif (router := getattr(route, "original_router", None)) is not None:
             yield from _api_routes(router.routes)
 
