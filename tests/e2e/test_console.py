@@ -117,7 +117,7 @@ def page(chromium: Browser, region: Region) -> Iterator[Page]:
 
 def sign_in(page: Page, region: Region) -> None:
     page.goto(region.url + "/ui/")
-    expect(page).to_have_url(region.url + "/ui/login?next=/ui/")
+    expect(page).to_have_url(region.url + "/ui/login?next=%2Fui%2F")
     page.fill("#api_key", region.key)
     page.click("form button[type=submit]")
     expect(page.locator("h1")).to_have_text("Region R1")

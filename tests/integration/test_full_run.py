@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-REQUIRED = ["PG", "PROMTOOL", "SYSTEMD", "NAB"]
+REQUIRED = ["PG", "PROMTOOL", "SYSTEMD", "NAB", "CHROMIUM"]
 
 
 def _fake_checkout(tmp_path: Path, postgres_ok: bool) -> Path:
@@ -23,7 +23,7 @@ def _fake_checkout(tmp_path: Path, postgres_ok: bool) -> Path:
     shutil.copy(REPO / "Makefile", root / "Makefile")
     (root / "pyproject.toml").write_text("")
     log = root / "ran.log"
-    for name in ("ensure-postgres", "ensure-promtool", "ensure-systemd-analyze"):
+    for name in ("ensure-postgres", "ensure-promtool", "ensure-systemd-analyze", "ensure-chromium"):
         status = 1 if name == "ensure-postgres" and not postgres_ok else 0
         script = root / "scripts" / name
         script.write_text(f"#!/bin/sh\necho {name} >> {log}\nexit {status}\n")
@@ -62,6 +62,7 @@ def test_make_test_requires_everything_and_stops_without_postgres(tmp_path: Path
         "ensure-postgres",
         "ensure-promtool",
         "ensure-systemd-analyze",
+        "ensure-chromium",
         "pytest " + " ".join(f"{n}=1" for n in REQUIRED),
     ]
 

@@ -1,12 +1,24 @@
 """The console's doors: sign-in by API key, session cookies, CSRF, scopes, security headers."""
 
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import pytest
 
 from steadymail.store import apikeys
 from steadymail.web.site import CSP
+from tests.conftest import MIGRATED
 from tests.integration.web.conftest import Console, csrf_of
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> Iterator[str]:
+    """SQLite only: sessions, tokens and headers do not depend on the database (the pages'
+    tests run on both)."""
+    yield MIGRATED.sqlite(tmp_path / "steadymail.db")
+
 
 PAGES = [
     "/ui/",
