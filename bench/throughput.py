@@ -4,9 +4,13 @@ Prints one figure a line:
   raw_smtp_source_msgs_per_s   smtp-source pushing N pre-made messages of the same size
   <db>_steadymail_msgs_per_s   N personalised ~20 KB HTML messages: render, MIME, (DKIM,) SMTP
   <db>_ratio                   steadymail / raw, measured in this same run
+  <db>_cpu_ms_per_msg          the worker processes' CPU time (user + system) per message
+  postgresql_workers_<n>_msgs_per_s   with --sweep 1,2,4: the same send with n worker
+                                      processes on PostgreSQL (and its ratio), to show the
+                                      growth with workers
 
 Usage: python bench/throughput.py [--messages 50000] [--workers 2] [--concurrency 8]
-       [--dkim none|rsa|ed25519] [--db sqlite,postgresql]
+       [--dkim none|rsa|ed25519] [--db sqlite,postgresql] [--sweep 1,2,4]
 """
 
 import argparse
@@ -111,8 +115,9 @@ def dkim_settings(kind: str, workdir: Path) -> list[dict[str, str]]:
 
 def pipeline_rate(
     db_url: str, port: int, args: argparse.Namespace, workdir: Path
-) -> tuple[float, float]:
-    """Returns (messages/s from workers' start to the send's completion, materialise seconds)."""
+) -> tuple[float, float, float]:
+    """Returns (messages/s from workers' start to the send's completion, materialise seconds,
+    the workers' CPU milliseconds per message)."""
     migrate(db_url)
     engine = make_engine(db_url)
     settings = Settings(database_url=db_url, data_dir=workdir / "data", batch_size=100)
@@ -168,10 +173,31 @@ def pipeline_rate(
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
+        cpu = 0.0
         for p in procs:
-            p.wait(60)
+            # wait4 reaps the worker and says how much CPU it used, start to stop.
+            _, _, usage = os.wait4(p.pid, 0)
+            p.returncode = 0
+            cpu += usage.ru_utime + usage.ru_stime
         engine.dispose()
-    return args.messages / elapsed, materialise
+    return args.messages / elapsed, materialise, cpu * 1000 / args.messages
+
+
+def run_on(
+    db: str, port: int, args: argparse.Namespace, workdir: Path
+) -> tuple[float, float, float]:
+    """`pipeline_rate` on a fresh database: a new SQLite file or a new PostgreSQL database."""
+    if db == "sqlite":
+        path = workdir / f"bench-{uuid.uuid4().hex[:8]}.db"
+        return pipeline_rate(f"sqlite:///{path}", port, args, workdir)
+    name = f"sm_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    try:
+        return pipeline_rate(PG_ADMIN.rsplit("/", 1)[0] + "/" + name, port, args, workdir)
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:
@@ -182,6 +208,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--dkim", choices=["none", "rsa", "ed25519"], default="none")
     ap.add_argument("--db", default="sqlite,postgresql")
+    ap.add_argument("--sweep", default="", help="worker counts to run on PostgreSQL, e.g. 1,2,4")
     args = ap.parse_args()
     port = free_port()
     sink = start_sink(port)
@@ -190,22 +217,18 @@ def main() -> None:
         raw = raw_rate(port, args.messages, args.size, args.concurrency * args.workers)
         print(f"raw_smtp_source_msgs_per_s {raw:.0f}", flush=True)
         for db in args.db.split(","):
-            if db == "sqlite":
-                url = f"sqlite:///{workdir / 'bench.db'}"
-            else:
-                name = f"sm_bench_{uuid.uuid4().hex[:8]}"
-                with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-                    c.execute(f'CREATE DATABASE "{name}"')
-                url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-            try:
-                rate, materialise = pipeline_rate(url, port, args, workdir)
-            finally:
-                if db != "sqlite":
-                    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-                        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            rate, materialise, cpu = run_on(db, port, args, workdir)
             print(f"{db}_materialise_seconds {materialise:.2f}")
             print(f"{db}_steadymail_msgs_per_s {rate:.0f}")
-            print(f"{db}_ratio {rate / raw:.3f}", flush=True)
+            print(f"{db}_ratio {rate / raw:.3f}")
+            print(f"{db}_cpu_ms_per_msg {cpu:.2f}", flush=True)
+        for n in [int(w) for w in args.sweep.split(",") if w]:
+            rate, _, cpu = run_on(
+                "postgresql", port, argparse.Namespace(**{**vars(args), "workers": n}), workdir
+            )
+            print(f"postgresql_workers_{n}_msgs_per_s {rate:.0f}")
+            print(f"postgresql_workers_{n}_ratio {rate / raw:.3f}")
+            print(f"postgresql_workers_{n}_cpu_ms_per_msg {cpu:.2f}", flush=True)
     finally:
         sink.terminate()
         sink.wait(10)
