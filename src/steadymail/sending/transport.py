@@ -8,7 +8,9 @@ up to `retries` times, before it is reported as a connection failure (the caller
 """
 
 import asyncio
+import functools
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ import aiosmtplib
 from steadymail.clock import Clock
 from steadymail.config import RelaySettings
 from steadymail.domain.delivery import Outcome, Verdict, classify_reply
+from steadymail.sending.smtp_client import PipelinedSMTP
 from steadymail.sending.throttle import TakeTokens, WindowThrottle
 
 log = logging.getLogger("steadymail.transport")
@@ -35,11 +38,19 @@ _CONNECTION_ERRORS = (
 DAY = 86400.0
 
 
+Client = aiosmtplib.SMTP | PipelinedSMTP
+
+
+@functools.cache
+def _local_hostname() -> str:
+    return socket.getfqdn()
+
+
 @dataclass
 class _Relay:
     settings: RelaySettings
     throttle: WindowThrottle
-    idle: list[aiosmtplib.SMTP]
+    idle: list[Client]
     # The warm-up schedule's cap for the day, across the region (None: no schedule).
     daily: WindowThrottle | None = None
     down_until: float = 0.0
@@ -88,8 +99,17 @@ class SmtpPool:
         # Every relay is cooling down: try the one that went down first rather than give up.
         return min(live or list(enumerate(self._relays)), key=lambda p: p[1].down_until)
 
-    async def _connect(self, relay: _Relay) -> aiosmtplib.SMTP:
+    async def _connect(self, relay: _Relay) -> Client:
         s = relay.settings
+        if not s.use_tls and not s.username and s.starttls != "require":
+            # Our pipelined client, unless the relay offers STARTTLS and the policy takes it:
+            # then aiosmtplib, which speaks TLS and AUTH.
+            fast = PipelinedSMTP(s.host, s.port, self._timeout, _local_hostname())
+            await fast.connect()
+            if s.starttls == "off" or not fast.supports("STARTTLS"):
+                self.connections_opened += 1
+                return fast
+            await _quit(fast)
         client = aiosmtplib.SMTP(
             hostname=s.host,
             port=s.port,
@@ -167,7 +187,7 @@ class SmtpPool:
         )
 
     async def _converse(
-        self, client: aiosmtplib.SMTP, sender: str, recipient: str, data: bytes, smtputf8: bool
+        self, client: Client, sender: str, recipient: str, data: bytes, smtputf8: bool
     ) -> Verdict:
         options = ["SMTPUTF8"] if smtputf8 else []
         try:
@@ -217,7 +237,7 @@ async def _secure(client: aiosmtplib.SMTP, s: RelaySettings) -> None:
         await client.login(s.username, s.password.get_secret_value())
 
 
-async def _quit(client: aiosmtplib.SMTP) -> None:
+async def _quit(client: Client) -> None:
     try:
         await client.quit()
     except (*_CONNECTION_ERRORS, aiosmtplib.SMTPException):
