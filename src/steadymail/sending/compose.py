@@ -121,6 +121,7 @@ class Composer:
             rendered.html,
             rendered.text,
             self._tracking_fault() if self._tracking_fault else 0,
+            check_depth=not template.html_fixed_structure,
         )
         t2 = perf_counter()
         if list_unsubscribe:

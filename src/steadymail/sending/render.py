@@ -8,13 +8,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, meta
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 
 from steadymail.errors import ValidationError
 from steadymail.sending.budget import MAX_OUTPUT, start_meter, stop_meter
 from steadymail.sending.deadline import RENDER_SECONDS, DeadlinePassed, within
 from steadymail.sending.sandbox import BudgetedSandbox
+from steadymail.tracking.rewrite import MAX_HTML_DEPTH, html_depth
 
 # Names every message can use whatever its list holds.
 BUILTIN_VARIABLES = frozenset({"email", "contact", "send", "unsubscribe_url"})
@@ -50,6 +51,49 @@ class CompiledTemplate:
     html: Template
     text: Template
     variables: frozenset[str]
+    # The HTML part's elements are its source's, whatever the values: text and autoescaped
+    # expressions only (no loop, condition, macro or markup-making filter), and the source
+    # nests within MAX_HTML_DEPTH. Then no message can nest deeper and the per-message depth
+    # check (0.29 ms on a 20 KB newsletter) is skipped.
+    html_fixed_structure: bool = False
+
+
+# Nodes that put out the template's own text or an autoescaped value, and the expressions
+# that compute such values. Anything else (For, If, Macro, Call, blocks, …) may change which
+# tags a message gets, so the message is depth-checked.
+_FIXED_NODES = (
+    nodes.Template,
+    nodes.Output,
+    nodes.TemplateData,
+    nodes.Name,
+    nodes.Getattr,
+    nodes.Getitem,
+    nodes.Const,
+    nodes.CondExpr,
+    nodes.Compare,
+    nodes.Operand,
+    nodes.And,
+    nodes.Or,
+    nodes.Not,
+    nodes.Concat,
+    nodes.Filter,
+    nodes.Test,
+)
+# Filters whose result autoescaping still escapes (none of them makes markup from a value).
+_PLAIN_FILTERS = frozenset(
+    {"default", "d", "upper", "lower", "title", "capitalize", "trim", "round", "int", "float"}
+    | {"string", "e", "escape", "length", "count", "first", "last", "truncate", "replace"}
+    | {"format", "abs", "wordcount", "urlencode"}
+)
+
+
+def _fixed_structure(env: BudgetedSandbox, source: str) -> bool:
+    for node in env.parse(source).find_all(nodes.Node):
+        if not isinstance(node, _FIXED_NODES):
+            return False
+        if isinstance(node, nodes.Filter) and node.name not in _PLAIN_FILTERS:
+            return False
+    return html_depth(source) <= MAX_HTML_DEPTH
 
 
 @dataclass(frozen=True)
@@ -79,7 +123,9 @@ def compile_template(subject: str, html: str, text: str) -> CompiledTemplate:
         except Exception as e:
             # Deeply nested source (RecursionError), or anything else the compiler trips on.
             raise ValidationError(f"template {part} part does not compile: {_describe(e)}") from e
-    return CompiledTemplate(compiled[0], compiled[1], compiled[2], frozenset(names))
+    return CompiledTemplate(
+        compiled[0], compiled[1], compiled[2], frozenset(names), _fixed_structure(_HTML, html)
+    )
 
 
 def _check_shape(subject: str, html: str, text: str) -> None:

@@ -75,9 +75,14 @@ def check_html_depth(html: str) -> None:
         )
 
 
-def rewrite_html(html: str, track: Track, pixel_url: str | None = None) -> str:
-    """Replace tracked `<a href>` values; append an open pixel when `pixel_url` is given."""
-    check_html_depth(html)
+def rewrite_html(
+    html: str, track: Track, pixel_url: str | None = None, check_depth: bool = True
+) -> str:
+    """Replace tracked `<a href>` values; append an open pixel when `pixel_url` is given.
+    ``check_depth=False`` only for HTML whose nesting is known to be bounded already (a
+    template of fixed structure, see sending/render.py)."""
+    if check_depth:
+        check_html_depth(html)
     tree = LexborHTMLParser(html)
     for a in tree.css("a[href]"):
         if "data-notrack" in a.attributes:

@@ -55,6 +55,7 @@ class Tracker:
         html: str,
         text: str,
         crash_one_in: int = 0,
+        check_depth: bool = True,
     ) -> tuple[str, str]:
         """Rewrite both parts of one message; each distinct URL gets one link number.
         ``crash_one_in`` is the ``fault.tracking_crash`` drill (0: off)."""
@@ -82,5 +83,5 @@ class Tracker:
             pixel = f"{self._base}/t/o/" + self._signer.sign(
                 TokenData(Kind.OPEN, send_id, message_id)
             )
-        new_html = rewrite_html(html, track, pixel) if html else html
+        new_html = rewrite_html(html, track, pixel, check_depth) if html else html
         return new_html, rewrite_text(text, track) if text else text

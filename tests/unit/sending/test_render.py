@@ -53,3 +53,31 @@ def test_subject_cannot_gain_a_header_line_from_a_variable() -> None:
         render(t, contact_context("a@b.c", {"name": "x\r\nBcc: victim@example.com"}))
     with pytest.raises(ValidationError, match="single line"):
         compile_template("Hi\nBcc: x", "x", "")
+
+
+def test_a_template_of_text_and_plain_expressions_has_a_fixed_structure() -> None:
+    from steadymail.sending.render import compile_template
+
+    fixed = compile_template(
+        "Hi", '<div><p>Hello {{ first_name | default("you") | title }}</p></div>', "x"
+    )
+    assert fixed.html_fixed_structure
+    for html in (
+        "{% for i in range(3) %}<div>{% endfor %}",
+        "<div>{% if x %}</div>{% endif %}<div>",  # a skipped close tag nests what follows
+        "{{ bio | safe }}",
+        "{{ site | urlize }}",
+        "{% macro m() %}<div>{% endmacro %}{{ m() }}",
+        "<div>" * 600 + "x",  # the source itself is too deep
+    ):
+        assert not compile_template("Hi", html, "x").html_fixed_structure, html
+
+
+def test_values_cannot_add_elements_to_a_fixed_template() -> None:
+    from steadymail.sending.render import compile_template, render
+    from steadymail.tracking.rewrite import html_depth
+
+    t = compile_template("Hi", "<div>{{ bio }}</div>", "x")
+    assert t.html_fixed_structure
+    out = render(t, {"bio": "<div>" * 5000, "email": "a@example.com"}).html
+    assert html_depth(out) == 1 and "&lt;div&gt;" in out
