@@ -151,6 +151,10 @@ class PipelinedSMTP:
             except (asyncio.LimitOverrunError, ValueError) as e:
                 self.close()
                 raise SMTPServerDisconnected("the relay sent a reply line too long") from e
+            except OSError as e:
+                # A reset rather than a clean close: the same for the pool (a new connection).
+                self.close()
+                raise SMTPServerDisconnected(f"the connection failed: {e!r}") from e
             if not raw.endswith(b"\n"):
                 self.close()
                 raise SMTPServerDisconnected("the relay closed the connection")
