@@ -121,6 +121,9 @@ def _relaxed_body(body: bytes) -> bytes:
     """RFC 6376 3.4.4: runs of whitespace to one space, none at line ends, no empty lines at
     the end; a non-empty body ends with CRLF (added last, as dkimpy does, so whitespace on an
     unterminated last line is kept; SMTP bodies always end with CRLF anyway)."""
-    body = _TRAILING_WSP.sub(b"\r\n", _WSP.sub(b" ", body))
+    # Most bodies have nothing to reduce (the regular expressions cost 0.7 ms on 27 KB; these
+    # searches, in C, a few microseconds): then only the blank lines at the end go.
+    if b"\t" in body or b"  " in body or b" \r\n" in body or body.endswith(b" "):
+        body = _TRAILING_WSP.sub(b"\r\n", _WSP.sub(b" ", body))
     body = body.rstrip(b"\r\n")
     return body + b"\r\n" if body else b""
