@@ -24,21 +24,16 @@ def _alerts(request: Request, show: str) -> dict[str, Any]:
     return {"firing": firing, "recent": recent, "show": show}
 
 
+Show = Annotated[str, Query(pattern="^(firing|all)$")]
+
+
 @router.get("/alerts")
-def alerts_page(
-    request: Request,
-    show: Annotated[str, Query(pattern="^(firing|all)$")] = "all",
-    who: Viewer = Signed,
-) -> HTMLResponse:
+def alerts_page(request: Request, show: Show = "all", who: Viewer = Signed) -> HTMLResponse:
     return site(request).render(request, "alerts.html", who, **_alerts(request, show))
 
 
 @router.get("/live/alerts")
-def alerts_live(
-    request: Request,
-    show: Annotated[str, Query(pattern="^(firing|all)$")] = "all",
-    who: Viewer = Signed,
-) -> HTMLResponse:
+def alerts_live(request: Request, show: Show = "all", who: Viewer = Signed) -> HTMLResponse:
     return site(request).render(request, "_alerts.html", who, **_alerts(request, show))
 
 

@@ -1,9 +1,10 @@
 """Templates: a list, an editor whose preview renders for a chosen contact as one types, and
 errors shown at their line."""
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from steadymail.api.deps import state
@@ -89,27 +90,45 @@ def save_template(
     return RedirectResponse(f"{PREFIX}/templates/{template_id}?saved=1", status_code=303)
 
 
-def _render(request: Request, subject: str, html: str, text: str, lst: str, email: str) -> Rendered:
-    return templates.preview(state(request).engine, subject, html, text, lst, email)
+@dataclass(frozen=True)
+class Draft:
+    """What the editor posts to be previewed: the parts as typed, and for whom."""
+
+    subject: str
+    html: str
+    text: str
+    preview_list: str
+    preview_email: str
 
 
-@router.post("/preview/check")
-def check(
-    request: Request,
+def draft(
     subject: Subject,
     html: Part = "",
     text: Part = "",
     preview_list: Optional = "",
     preview_email: Optional = "",
-    who: Viewer = ReadPost,
-) -> HTMLResponse:
+) -> Draft:
+    return Draft(subject, html, text, preview_list, preview_email)
+
+
+Drafted = Depends(draft)
+
+
+def _render(request: Request, d: Draft) -> Rendered:
+    return templates.preview(
+        state(request).engine, d.subject, d.html, d.text, d.preview_list, d.preview_email
+    )
+
+
+@router.post("/preview/check")
+def check(request: Request, d: Draft = Drafted, who: Viewer = ReadPost) -> HTMLResponse:
     """The editor's live verdict: the rendered subject and text part, or the error with the
     line it is on."""
     s = site(request)
     try:
-        rendered = _render(request, subject, html, text, preview_list, preview_email)
+        rendered = _render(request, d)
     except TemplateSourceError as e:
-        source = {"subject": subject, "html": html, "text": text}[e.part].splitlines()
+        source = {"subject": d.subject, "html": d.html, "text": d.text}[e.part].splitlines()
         line = source[e.line - 1] if e.line and 0 < e.line <= len(source) else ""
         return s.render(request, "_template_check.html", who, error=str(e), at=e, line=line)
     except ValidationError as e:
@@ -118,18 +137,10 @@ def check(
 
 
 @router.post("/preview/html")
-def preview_html(
-    request: Request,
-    subject: Subject,
-    html: Part = "",
-    text: Part = "",
-    preview_list: Optional = "",
-    preview_email: Optional = "",
-    who: Viewer = ReadPost,
-) -> HTMLResponse:
+def preview_html(request: Request, d: Draft = Drafted, who: Viewer = ReadPost) -> HTMLResponse:
     """The HTML part as the contact would get it, for the editor's sandboxed frame."""
     try:
-        rendered = _render(request, subject, html, text, preview_list, preview_email)
+        rendered = _render(request, d)
         body = rendered.html or site(request).templates.from_string("<pre>{{ text }}</pre>").render(
             text=rendered.text
         )
