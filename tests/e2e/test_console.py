@@ -125,6 +125,7 @@ def sign_in(page: Page, region: Region) -> None:
 
 def test_import_template_preview_and_a_send_to_100_percent(page: Page, region: Region) -> None:
     page.goto(region.url + "/ui/login")
+    assert axe_violations(page) == []
     shot(page, "01-sign-in")
     sign_in(page, region)
     # A list, and a CSV with two bad rows: both reported by line, the good rows kept.
@@ -232,6 +233,7 @@ def _pages(region: Region) -> list[tuple[str, str]]:
         ("alert", f"/ui/alerts/{alert}"),
         ("metrics", "/ui/metrics"),
         ("metric", f"/ui/metrics/series?name={series}"),
+        ("error-page", "/ui/sends/999999"),
     ]
 
 
