@@ -54,6 +54,9 @@ class _Relay:
     # The warm-up schedule's cap for the day, across the region (None: no schedule).
     daily: WindowThrottle | None = None
     down_until: float = 0.0
+    # Seen to offer STARTTLS under a policy that takes it: its next connections go straight to
+    # aiosmtplib instead of being opened twice (our client first, to read its EHLO).
+    wants_tls: bool = False
 
 
 class SmtpPool:
@@ -101,7 +104,7 @@ class SmtpPool:
 
     async def _connect(self, relay: _Relay) -> Client:
         s = relay.settings
-        if not s.use_tls and not s.username and s.starttls != "require":
+        if not s.use_tls and not s.username and s.starttls != "require" and not relay.wants_tls:
             # Our pipelined client, unless the relay offers STARTTLS and the policy takes it:
             # then aiosmtplib, which speaks TLS and AUTH.
             fast = PipelinedSMTP(s.host, s.port, self._timeout, _local_hostname())
@@ -109,6 +112,7 @@ class SmtpPool:
             if s.starttls == "off" or not fast.supports("STARTTLS"):
                 self.connections_opened += 1
                 return fast
+            relay.wants_tls = True
             await _quit(fast)
         client = aiosmtplib.SMTP(
             hostname=s.host,

@@ -18,6 +18,11 @@ def listing(engine: Engine, limit: int | None = None, offset: int = 0) -> list[L
     return contacts.all_lists(engine, limit, offset)
 
 
+def summary(engine: Engine, name: str) -> ListSummary:
+    """One list with its contact count; NotFound for no such list."""
+    return contacts.list_summary(engine, name)
+
+
 def contacts_of(
     engine: Engine, name: str, limit: int = 50, offset: int = 0, email_prefix: str = ""
 ) -> list[Contact]:

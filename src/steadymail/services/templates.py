@@ -12,7 +12,8 @@ from steadymail.sending.render import (
     contact_context,
     render_within,
 )
-from steadymail.store import contacts, sends, templates
+from steadymail.services import lists
+from steadymail.store import sends, templates
 from steadymail.store.templates import Template, TemplateSummary
 from steadymail.tracking.rewrite import check_html_depth
 
@@ -81,9 +82,7 @@ def preview(
     compiled = check_template(subject, html, text)
     found = None
     if list_name and email:
-        with engine.connect() as conn:
-            list_id = contacts.list_id_by_name(conn, list_name)
-        found = contacts.find_contact(engine, list_id, email)
+        found = lists.contact(engine, list_name, email)
         if found is None:
             raise ValidationError(f"no contact {email!r} on list {list_name!r}")
     address = found.email if found else "sample@example.com"

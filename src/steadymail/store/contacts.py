@@ -3,7 +3,7 @@
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, Select, func, insert, select
 
 from steadymail.errors import Conflict, NotFound
 from steadymail.store.db import insert_ignore
@@ -51,18 +51,28 @@ def list_id_by_name(conn: Connection, name: str) -> int:
     return int(row.id)
 
 
-def all_lists(engine: Engine, limit: int | None = None, offset: int = 0) -> list[ListSummary]:
-    """Lists with their contact counts, oldest first; ``limit``/``offset`` page through them."""
-    q = (
+def _summaries() -> Select[tuple[int, str, int]]:
+    return (
         select(lists.c.id, lists.c.name, func.count(contacts.c.id).label("contacts"))
         .select_from(lists.outerjoin(contacts, contacts.c.list_id == lists.c.id))
         .group_by(lists.c.id, lists.c.name)
-        .order_by(lists.c.id)
-        .limit(limit)
-        .offset(offset)
     )
+
+
+def all_lists(engine: Engine, limit: int | None = None, offset: int = 0) -> list[ListSummary]:
+    """Lists with their contact counts, oldest first; ``limit``/``offset`` page through them."""
+    q = _summaries().order_by(lists.c.id).limit(limit).offset(offset)
     with engine.connect() as conn:
         return [ListSummary(int(r.id), r.name, int(r.contacts)) for r in conn.execute(q)]
+
+
+def list_summary(engine: Engine, name: str) -> ListSummary:
+    """One list with its contact count (counting only its own contacts); NotFound if none."""
+    with engine.connect() as conn:
+        r = conn.execute(_summaries().where(lists.c.name == name)).first()
+    if r is None:
+        raise NotFound(f"no list named {name!r}")
+    return ListSummary(int(r.id), r.name, int(r.contacts))
 
 
 def existing_emails(engine: Engine, list_id: int) -> set[str]:

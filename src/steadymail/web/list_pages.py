@@ -46,7 +46,7 @@ def list_page(
 ) -> HTMLResponse:
     st = state(request)
     rows = lists.contacts_of(st.engine, name, PAGE + 1, page * PAGE, q.strip())
-    summary = next((s for s in lists.listing(st.engine) if s.name == name), None)
+    summary = lists.summary(st.engine, name)
     return site(request).render(
         request,
         "list.html",
