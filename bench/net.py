@@ -1,8 +1,17 @@
-"""What the benchmarks share: free ports and Postfix's smtp-sink (one copy, not one per bench)."""
+"""What the benchmarks share: free ports, Postfix's smtp-sink and fresh databases (one copy,
+not one per bench)."""
 
 import socket
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def free_port() -> int:
@@ -25,3 +34,20 @@ def start_sink(port: int, backlog: int = 1024) -> subprocess.Popen[bytes]:
                 sink.kill()
                 raise RuntimeError("smtp-sink did not start") from None
             time.sleep(0.05)
+
+
+@contextmanager
+def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
+    """The URL of a new, empty database: a SQLite file in `workdir`, or a PostgreSQL database
+    on 127.0.0.1 dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{workdir / f'bench-{uuid.uuid4().hex[:8]}.db'}"
+        return
+    name = f"sm_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -22,10 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
-
-import psycopg
 
 from steadymail.clock import SystemClock
 from steadymail.config import Settings
@@ -34,9 +31,8 @@ from steadymail.store import sends
 from steadymail.store.db import make_engine, migrate
 
 sys.path.insert(0, str(Path(__file__).parent))
-from net import free_port, start_sink
+from net import free_port, fresh_database, start_sink
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 CLOCK = SystemClock()
 
 
@@ -187,17 +183,8 @@ def run_on(
     db: str, port: int, args: argparse.Namespace, workdir: Path
 ) -> tuple[float, float, float]:
     """`pipeline_rate` on a fresh database: a new SQLite file or a new PostgreSQL database."""
-    if db == "sqlite":
-        path = workdir / f"bench-{uuid.uuid4().hex[:8]}.db"
-        return pipeline_rate(f"sqlite:///{path}", port, args, workdir)
-    name = f"sm_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    try:
-        return pipeline_rate(PG_ADMIN.rsplit("/", 1)[0] + "/" + name, port, args, workdir)
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(db, workdir) as url:
+        return pipeline_rate(url, port, args, workdir)
 
 
 def main() -> None:

@@ -4,8 +4,11 @@
   parse_only_msgs_per_s                     the same document parsed and serialised, no rewriting
   rewrite_ratio                             rewrite / parse-only, measured in this run
   click_redirects_per_s                     wrk against /t/c/{token} on uvicorn (verify + record)
-  bare_redirects_per_s                      wrk against a fixed 302 on the same uvicorn setup
+  bare_redirects_per_s                      wrk against a fixed 302 FastAPI route, same uvicorn
   click_ratio                               click / bare
+  bare_asgi_redirects_per_s                 a fixed 302 from a plain ASGI callable, same uvicorn
+                                            (the click route is a plain ASGI hot path)
+  click_ratio_to_asgi                       click / bare ASGI
   click_events_recorded                     events written / requests wrk made (must be 1.000)
 
 Usage: python bench/tracking.py [--seconds 10] [--connections 64]
@@ -127,16 +130,20 @@ def bench_clicks(workdir: Path, seconds: float, connections: int) -> None:
     engine = make_engine(url)
     with engine.connect() as conn:
         recorded = conn.execute(select(func.count()).select_from(tracking_events)).scalar_one()
-    port = free_port()
-    proc = serve(["bare_app:app"], port, env)
-    try:
-        bare, _ = wrk(f"http://127.0.0.1:{port}/t/c/{token}", seconds, connections)
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    bare = {}
+    for name in ("app", "asgi"):
+        port = free_port()
+        proc = serve([f"bare_app:{name}"], port, env)
+        try:
+            bare[name], _ = wrk(f"http://127.0.0.1:{port}/t/c/{token}", seconds, connections)
+        finally:
+            proc.terminate()
+            proc.wait(30)
     print(f"click_redirects_per_s {click:.0f}")
-    print(f"bare_redirects_per_s {bare:.0f}")
-    print(f"click_ratio {click / bare:.3f}")
+    print(f"bare_redirects_per_s {bare['app']:.0f}")
+    print(f"click_ratio {click / bare['app']:.3f}")
+    print(f"bare_asgi_redirects_per_s {bare['asgi']:.0f}")
+    print(f"click_ratio_to_asgi {click / bare['asgi']:.3f}")
     print(f"click_events_recorded {recorded / requests:.3f}", flush=True)
 
 

@@ -32,6 +32,7 @@ from steadymail.api.limits import BodyLimit, body_limit_for
 from steadymail.api.models import HealthOut, ReadyOut, StatusOut
 from steadymail.api.responses import PrometheusResponse
 from steadymail.api.runtime import ApiRuntime
+from steadymail.api.tracking_hot_path import TrackingHotPath
 from steadymail.clock import Clock, SystemClock
 from steadymail.config import Settings, load_settings
 from steadymail.services import database
@@ -118,6 +119,7 @@ def create_public_app(
         redoc_url=None,
     )
     app.include_router(tracking_routes.router)
+    app.add_middleware(TrackingHotPath)
 
     @app.get("/healthz")
     def healthz() -> StatusOut:

@@ -1,6 +1,6 @@
 """The responses that are not JSON, as classes: a route declares one as its `response_class`, so
 /docs names the media type it returns (a message's raw source, a postmortem draft, Prometheus
-text, the open pixel)."""
+text)."""
 
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -16,7 +16,3 @@ class MarkdownResponse(PlainTextResponse):
 
 class PrometheusResponse(PlainTextResponse):
     media_type = CONTENT_TYPE_LATEST
-
-
-class GifResponse(Response):
-    media_type = "image/gif"

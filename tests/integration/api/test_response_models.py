@@ -59,8 +59,9 @@ def test_every_route_declares_what_it_returns(apps: dict[str, FastAPI]) -> None:
             if route.response_model is None and json_default:
                 undeclared.append(f"{name}: {sorted(route.methods)} {route.path}")
     assert undeclared == []
-    # The walk saw the routers' routes, not just the app's own few.
-    assert counted["admin"] > 30 and counted["public"] >= 5 and counted["control"] >= 9
+    # The walk saw the routers' routes, not just the app's own few (the public app: /healthz and
+    # the unsubscribe router's two; clicks and opens are its ASGI hot path, not routes).
+    assert counted["admin"] > 30 and counted["public"] >= 3 and counted["control"] >= 9
 
 
 def _success_without_schema(schema: dict[str, Any]) -> list[str]:
