@@ -38,7 +38,9 @@ lint: $(BIN)/steadymail
 bench: $(BIN)/steadymail  ## benchmarks: never part of the test suite
 	scripts/ensure-postgres
 	scripts/ensure-postfix
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/peers.py
 	$(BIN)/python bench/tracking.py
 	$(BIN)/python bench/anomaly.py
 	$(BIN)/python bench/anomaly_alerts.py
