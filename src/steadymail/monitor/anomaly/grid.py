@@ -1,0 +1,57 @@
+"""Each detector's constants to choose among under cross-validation (`steadymail nab cv`).
+
+The first setting is the detector's default. A grid is small on purpose: every setting runs
+over the whole corpus once, and a wide grid chosen on few files overfits as surely as
+constants chosen by hand.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable
+
+from steadymail.monitor.anomaly.base import Detector, make_detector
+from steadymail.monitor.anomaly.ewma import EwmaDetector
+from steadymail.monitor.anomaly.novelty import (
+    LEVEL_SCALE,
+    NOVELTY_WEIGHT,
+    REST,
+    SMOOTH,
+    NoveltyDetector,
+)
+
+Setting = tuple[str, Callable[[], Detector]]
+
+
+def _novelty() -> list[Setting]:
+    out: list[Setting] = []
+    for rest, weight, scale, smoothing in itertools.product(
+        (REST, 100, 400), (NOVELTY_WEIGHT, 0.4, 0.8), (LEVEL_SCALE, 3.0, 12.0), (SMOOTH, 1.0)
+    ):
+        label = (
+            f"rest={rest} novelty_weight={weight:g} level_scale={scale:g} smoothing={smoothing:g}"
+        )
+        make = functools.partial(
+            NoveltyDetector,
+            rest=rest,
+            novelty_weight=weight,
+            level_scale=scale,
+            smoothing=smoothing,
+        )
+        out.append((label, make))
+    return out
+
+
+def _ewma() -> list[Setting]:
+    return [(f"alpha={a:g}", functools.partial(EwmaDetector, a)) for a in (0.01, 0.001, 0.1)]
+
+
+def settings_of(name: str) -> list[Setting]:
+    """The settings of detector ``name`` (``KeyError`` for an unknown one), default first."""
+    if name == "steadymail":
+        return _novelty()
+    if name == "ewma":
+        return _ewma()
+    make_detector(name)  # raises KeyError for a name no registry knows
+    return [("default", functools.partial(make_detector, name))]
