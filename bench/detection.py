@@ -62,7 +62,9 @@ def wait(cond: Callable[[], Any], timeout: float) -> Any:
 
 
 class Bench:
-    def __init__(self, workdir: Path, smtp_port: int, rate: int) -> None:
+    def __init__(
+        self, workdir: Path, smtp_port: int, rate: int, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.url = f"sqlite:///{workdir / 'region.db'}"
         migrate(self.url)
         self.engine = make_engine(self.url)
@@ -77,6 +79,7 @@ class Bench:
                 "STEADYMAIL_RELAYS": json.dumps(
                     [{"host": "127.0.0.1", "port": smtp_port, "rate_per_second": rate}]
                 ),
+                **(extra_env or {}),
             }
         )
         log = open(workdir / "monitor.log", "wb")  # noqa: SIM115
@@ -108,6 +111,7 @@ class Bench:
         return proc.pid
 
     def start_send(self, n: int) -> None:
+        """A campaign of n plain messages to a list of n contacts, started now."""
         rows = "email,name\n" + "".join(f"r{i}@example.com,R{i}\n" for i in range(n))
         csv_import.import_contacts(self.engine, CLOCK, rows.encode(), "bench")
         templates.create_template(self.engine, CLOCK, "b", "Hi {{ name }}", "", "Hello {{ name }}")

@@ -1,7 +1,7 @@
 """Header safety: the rules that make header injection impossible, checked at the door."""
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 
 class HeaderInjection(ValueError):
@@ -92,3 +92,27 @@ def check_custom_headers(headers: Mapping[str, str], *, list_unsubscribe: bool =
             raise BadHeader(f"header {name} contains a line break or control character")
         if len(value) > MAX_VALUE_CHARS:
             raise BadHeader(f"header {name} is longer than {MAX_VALUE_CHARS} characters")
+
+
+def policy_headers(
+    kind: str, send_id: int, list_id: int | None, domain: str, present: Collection[str] = ()
+) -> dict[str, str]:
+    """The headers receivers' filters look for on bulk and automatic mail, for a message of a
+    send of ``kind`` ("campaign", or "stream": transactional); ``domain`` is the platform's own (its
+    Message-ID domain). A header named in ``present`` (case-insensitive: the caller's own, on
+    transactional mail) is left to the caller.
+
+    - ``List-Id`` (RFC 2919) on campaigns: the list, as ``<list-<id>.<domain>>``;
+    - ``Precedence: bulk`` on campaigns, ``Auto-Submitted: auto-generated`` (RFC 3834) on both:
+      vacation responders and auto-repliers stay quiet;
+    - ``Feedback-ID`` (the Gmail feedback loop's ``a:b:c:SenderId``): send, list and kind, so
+      complaints can be traced to the send they came from.
+    """
+    out = {"Auto-Submitted": "auto-generated"}
+    if kind == "campaign":
+        out["Precedence"] = "bulk"
+        if list_id is not None:
+            out["List-Id"] = f"<list-{list_id}.{domain}>"
+    out["Feedback-ID"] = f"{send_id}:{list_id or 0}:{kind}:{domain}"
+    taken = {name.lower() for name in present}
+    return {name: value for name, value in out.items() if name.lower() not in taken}

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
+from steadymail.domain.headers import policy_headers
 from steadymail.domain.states import SendKind
 from steadymail.errors import ValidationError
 from steadymail.metrics import Metrics
@@ -35,6 +36,7 @@ class SendInfo:
     kind: SendKind
     from_addr: str
     template: CompiledTemplate | None
+    list_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,9 @@ class Composer:
         t2 = perf_counter()
         if list_unsubscribe:
             headers.update(self._tracker.list_unsubscribe(unsubscribe_url, self._domain))
+        headers.update(
+            policy_headers(send.kind.value, send.send_id, send.list_id, self._domain, headers)
+        )
         sender, rcpt = parse_address(from_addr), parse_address(email)
         data = build_message(
             Envelope(

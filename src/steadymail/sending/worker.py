@@ -345,7 +345,7 @@ class Worker:
         if send.template_id is not None:
             t = templates.get_template(self.engine, send.template_id)
             template = compile_template(t.subject, t.html, t.text)
-        return SendInfo(send.id, send.kind, send.from_addr, template)
+        return SendInfo(send.id, send.kind, send.from_addr, template, send.list_id)
 
     async def _quarantine(self, m: QueuedMessage, first: float) -> Result:
         why = f"{m.crashes} workers died while sending it"

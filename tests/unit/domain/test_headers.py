@@ -66,3 +66,23 @@ def test_whatever_passes_cannot_start_a_header_line(headers: dict[str, str]) -> 
         return
     for name, value in headers.items():
         assert not set("\r\n\x00:") & set(name) and "\r" not in value and "\n" not in value
+
+
+def test_policy_headers_for_campaigns_and_transactional_mail() -> None:
+    from steadymail.domain.headers import policy_headers
+
+    assert policy_headers("campaign", 7, 3, "mail.example.net") == {
+        "Auto-Submitted": "auto-generated",
+        "Precedence": "bulk",
+        "List-Id": "<list-3.mail.example.net>",
+        "Feedback-ID": "7:3:campaign:mail.example.net",
+    }
+    # Transactional mail is not bulk and belongs to no list.
+    assert policy_headers("stream", 9, None, "mail.example.net") == {
+        "Auto-Submitted": "auto-generated",
+        "Feedback-ID": "9:0:stream:mail.example.net",
+    }
+    # A header the caller set on its own message is the caller's, whatever its case.
+    assert policy_headers(
+        "stream", 9, None, "d.example", present=["auto-submitted", "FEEDBACK-id"]
+    ) == {}
