@@ -83,6 +83,7 @@ def test_policy_headers_for_campaigns_and_transactional_mail() -> None:
         "Feedback-ID": "9:0:stream:mail.example.net",
     }
     # A header the caller set on its own message is the caller's, whatever its case.
-    assert policy_headers(
-        "stream", 9, None, "d.example", present=["auto-submitted", "FEEDBACK-id"]
-    ) == {}
+    assert (
+        policy_headers("stream", 9, None, "d.example", present=["auto-submitted", "FEEDBACK-id"])
+        == {}
+    )
