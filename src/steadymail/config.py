@@ -145,6 +145,15 @@ class Settings(BaseSettings):
     message_id_domain: str = "steadymail.local"
     dkim: list[DkimSettings] = Field(default_factory=list)
 
+    # Sending domains (`steadymail domain`): the resolver the DNS check asks ("host" or
+    # "host:port"; empty: the system's), the SPF mechanisms that cover this platform's sending
+    # hosts, the host bounces reach when the return path is a domain of its own (its MX), and
+    # how long a replaced DKIM key stays published after it stopped signing.
+    dns_resolver: str = ""
+    spf_mechanisms: str = Field(default="a mx", max_length=400)
+    bounce_mx: str = Field(default="", max_length=253)
+    dkim_retire_after: float = Field(default=7 * 24 * 3600.0, ge=0)
+
     workers: int = 2
 
     # Link and open tracking. "off" disables rewriting; unsubscribe links are always added.

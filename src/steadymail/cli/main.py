@@ -15,6 +15,7 @@ from rich.table import Table
 from steadymail.cli import content, nab, watch
 from steadymail.cli.context import console, err_console, local_time, make_ctx, setup_logging
 from steadymail.cli.devkey import dev_key
+from steadymail.cli.domain_cmd import domain_app
 from steadymail.cli.exit_cmd import changes_cmd, report_exit_cmd
 from steadymail.cli.messages_cmd import messages_app, reports_app
 from steadymail.cli.metrics_cmd import metrics_cmd
@@ -61,6 +62,7 @@ app.add_typer(suppressions_app, name="suppressions")
 app.add_typer(messages_app, name="messages")
 app.add_typer(reports_app, name="reports")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(domain_app, name="domain")
 app.command("requeue")(requeue_cmd)
 app.command("report-exit")(report_exit_cmd)
 app.command("changes")(changes_cmd)

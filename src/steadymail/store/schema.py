@@ -495,3 +495,33 @@ webhook_cursors = Table(
     Column("position", Id, nullable=False),
     Column("gaps", JSON, nullable=False),
 )
+
+# Sending domains (deliverability/): a domain is verified when its last DNS check found every
+# record; its DKIM keys go pending -> active (found published) -> retiring (a newer key of its
+# algorithm became active: still published, no longer signing) -> retired.
+sending_domains = Table(
+    "sending_domains",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(253), nullable=False, unique=True),
+    Column("return_path_domain", String(253), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("checked_at", Float, nullable=True),
+    Column("verified_at", Float, nullable=True),
+)
+
+dkim_keys = Table(
+    "dkim_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("domain_id", Id, ForeignKey("sending_domains.id"), nullable=False),
+    Column("selector", String(63), nullable=False),
+    Column("algorithm", String(20), nullable=False),
+    Column("key_file", Text, nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("activated_at", Float, nullable=True),
+    Column("retiring_at", Float, nullable=True),
+    UniqueConstraint("domain_id", "selector", name="uq_dkim_keys_domain_selector"),
+)

@@ -1,0 +1,185 @@
+"""Sending domains against a real DNS server (dnslib): add, publish, check record by record,
+keys that sign only once published, rotation with the old key kept until its mail is old."""
+
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from steadymail.config import Settings
+from steadymail.deliverability.dns_lookup import DnsLookup
+from steadymail.errors import NotFound, ValidationError
+from steadymail.services import domains
+from tests.dns_server import Zone, dns_server
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_790_000_000.0
+
+    def now(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def dns() -> Iterator[tuple[Zone, str]]:
+    with dns_server() as served:
+        yield served
+
+
+def settings_for(tmp_path: Path, resolver: str, **kw: object) -> Settings:
+    return Settings(data_dir=tmp_path / "data", dns_resolver=resolver, **kw)  # type: ignore[arg-type]
+
+
+def publish(zone: Zone, setup: domains.Setup) -> None:
+    for r in setup.records:
+        zone.set(r.name, r.type, r.value)
+
+
+def verdicts(result: domains.CheckResult) -> dict[str, str]:
+    return {f.record: f.verdict.value for f in result.findings}
+
+
+def test_add_publish_check(engine: Engine, tmp_path: Path, dns: tuple[Zone, str]) -> None:
+    zone, resolver = dns
+    settings = settings_for(tmp_path, resolver)
+    clock = Clock()
+    setup = domains.add(engine, clock, settings, "Example.COM")
+    assert setup.domain.name == "example.com"
+    by_type = [(r.name, r.type) for r in setup.records]
+    rsa, ed = setup.domain.keys
+    assert (rsa.algorithm, ed.algorithm) == ("rsa-sha256", "ed25519-sha256")
+    assert by_type == [
+        (f"{rsa.selector}._domainkey.example.com", "TXT"),
+        (f"{ed.selector}._domainkey.example.com", "TXT"),
+        ("example.com", "TXT"),
+        ("_dmarc.example.com", "TXT"),
+    ]
+    assert setup.records[0].value.startswith("v=DKIM1; k=rsa; p=MII")
+    assert setup.records[1].value.startswith("v=DKIM1; k=ed25519; p=")
+    assert setup.records[2].value == "v=spf1 a mx ~all"
+    for key in setup.domain.keys:
+        assert stat.S_IMODE(Path(key.key_file).stat().st_mode) == 0o600
+    with pytest.raises(ValidationError, match="already added"):
+        domains.add(engine, clock, settings, "example.com")
+    for bad in ("localhost", "exa mple.com", "-a.example", "a..b", "x" * 64 + ".com"):
+        with pytest.raises(ValidationError):
+            domains.add(engine, clock, settings, bad)
+
+    # Nothing published yet: nothing signs, and the check says what is missing.
+    result = domains.check(engine, clock, settings, "example.com")
+    assert not result.verified
+    assert verdicts(result) == {
+        f"DKIM {rsa.selector} (rsa)": "warning",  # pending keys hold nothing back
+        f"DKIM {ed.selector} (ed25519)": "warning",
+        "DKIM": "missing",
+        "SPF example.com": "missing",
+        "DMARC _dmarc.example.com": "missing",
+        "alignment": "ok",
+    }
+    assert domains.signing_keys(engine) == []
+
+    publish(zone, setup)
+    result = domains.check(engine, clock, settings, "example.com")
+    assert result.verified, result.findings
+    assert result.activated == [rsa.selector, ed.selector]
+    assert {(k.selector, k.algorithm) for k in domains.signing_keys(engine)} == {
+        (rsa.selector, "rsa-sha256"),
+        (ed.selector, "ed25519-sha256"),
+    }
+    assert result.domain.verified_at == clock.t
+
+    # Wrong records, each named: another key at the selector, two SPF records, no DMARC policy.
+    other = domains.add(engine, clock, settings, "other.example")
+    zone.set(f"{rsa.selector}._domainkey.example.com", "TXT", other.records[0].value)
+    zone.set("example.com", "TXT", "v=spf1 a ~all", "v=spf1 mx ~all")
+    zone.set("_dmarc.example.com", "TXT", "v=DMARC1; rua=mailto:d@example.com")
+    result = domains.check(engine, clock, settings, "example.com")
+    assert not result.verified
+    found = {f.record: (f.verdict.value, f.detail) for f in result.findings}
+    assert found[f"DKIM {rsa.selector} (rsa)"] == (
+        "wrong",
+        "the published public key is not this key's",
+    )
+    assert found["SPF example.com"][0] == "wrong" and "merge them" in found["SPF example.com"][1]
+    assert found["DMARC _dmarc.example.com"] == ("wrong", "p=(absent): not a policy")
+    assert domains.records(engine, settings, "example.com").domain.verified_at is None
+
+
+def test_rotation_signs_with_the_new_key_once_published(
+    engine: Engine, tmp_path: Path, dns: tuple[Zone, str]
+) -> None:
+    zone, resolver = dns
+    settings = settings_for(tmp_path, resolver, dkim_retire_after=7 * 86400)
+    clock = Clock()
+    first = domains.add(engine, clock, settings, "example.com")
+    publish(zone, first)
+    assert domains.check(engine, clock, settings, "example.com").verified
+    old = {k.selector for k in domains.signing_keys(engine)}
+
+    clock.t += 86400
+    rotated = domains.rotate(engine, clock, settings, "example.com")
+    new = {k.selector for k in rotated.domain.keys} - old
+    assert len(new) == 2
+    # Not published yet: the old keys keep signing, the domain stays verified.
+    result = domains.check(engine, clock, settings, "example.com")
+    assert result.verified and result.activated == []
+    assert {k.selector for k in domains.signing_keys(engine)} == old
+
+    publish(zone, rotated)
+    result = domains.check(engine, clock, settings, "example.com")
+    assert result.verified and set(result.activated) == new
+    assert {k.selector for k in domains.signing_keys(engine)} == new
+    states = {k.selector: k.state for k in result.domain.keys}
+    assert {states[s] for s in old} == {"retiring"}
+    # The retiring keys' records are still to be published: mail they signed is being read.
+    assert {r.name.split(".")[0] for r in rotated.records if "_domainkey" in r.name} == old | new
+
+    clock.t += 8 * 86400
+    result = domains.check(engine, clock, settings, "example.com")
+    assert set(result.retired) == old
+    left = domains.records(engine, settings, "example.com").records
+    assert {r.name.split(".")[0] for r in left if "_domainkey" in r.name} == new
+
+
+def test_a_return_path_of_its_own_needs_its_mx_and_alignment(
+    engine: Engine, tmp_path: Path, dns: tuple[Zone, str]
+) -> None:
+    zone, resolver = dns
+    settings = settings_for(
+        tmp_path, resolver, bounce_domain="bounces.example.com", bounce_mx="mx.example.net"
+    )
+    clock = Clock()
+    setup = domains.add(engine, clock, settings, "example.com")
+    assert ("bounces.example.com", "MX", "10 mx.example.net.") in [
+        (r.name, r.type, r.value) for r in setup.records
+    ]
+    assert ("bounces.example.com", "TXT", "v=spf1 a mx ~all") in [
+        (r.name, r.type, r.value) for r in setup.records
+    ]
+    publish(zone, setup)
+    result = domains.check(engine, clock, settings, "example.com")
+    assert result.verified
+    assert verdicts(result)["MX bounces.example.com"] == "ok"
+    assert verdicts(result)["alignment"] == "ok"
+    zone.set("bounces.example.com", "MX", "10 elsewhere.example.org.")
+    result = domains.check(engine, clock, settings, "example.com")
+    assert not result.verified and verdicts(result)["MX bounces.example.com"] == "wrong"
+
+    # A return path under another domain: DMARC can only pass through DKIM, said as a warning.
+    unaligned = settings_for(tmp_path / "b", resolver, bounce_domain="bounces.other.net")
+    setup = domains.add(engine, clock, unaligned, "shop.example")
+    publish(zone, setup)
+    result = domains.check(engine, clock, unaligned, "shop.example")
+    assert result.verified and verdicts(result)["alignment"] == "warning"
+
+
+def test_unknown_domain_and_an_unreachable_resolver(engine: Engine, tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, "127.0.0.1:9")
+    with pytest.raises(NotFound, match="domain add"):
+        domains.check(engine, Clock(), settings, "nowhere.example")
+    domains.add(engine, Clock(), settings, "example.com")
+    with pytest.raises(ValidationError, match=r"DNS lookup of .* failed"):
+        domains.check(engine, Clock(), settings, "example.com", DnsLookup("127.0.0.1:9", 0.5))
