@@ -52,6 +52,7 @@ from steadymail.store.queue import Checkpoint, Claim, QueuedMessage, Result
 from steadymail.store.sends import Send
 
 log = logging.getLogger("steadymail.worker")
+DKIM_RELOAD_SECONDS = 30.0
 
 
 @dataclass
@@ -81,6 +82,7 @@ class Worker:
         metrics: Metrics | None = None,
         flags: FlagView | None = None,
         faults: Faults | None = None,
+        reload_dkim: Callable[[], None] | None = None,
     ) -> None:
         self.settings, self.engine, self.clock = settings, engine, clock
         self.pool, self.composer = pool, composer
@@ -103,6 +105,9 @@ class Worker:
         self._flusher = SeriesFlusher(self.metrics, engine, clock, self.instance_id)
         self.flags = flags or FlagView(engine)
         self.faults = faults or Faults(settings, self.flags, clock)
+        # Re-reads the signing keys: a sending domain's key found published (or retired)
+        # signs (or stops) within DKIM_RELOAD_SECONDS, without a restart.
+        self._reload_dkim = reload_dkim
         self.heartbeat = Heartbeat(
             engine,
             clock,
@@ -142,6 +147,8 @@ class Worker:
             asyncio.create_task(Scheduler(self.engine, self.settings, self.clock).run()),
             watch_peers(self.engine, self.clock, self.settings, self.instance_id),
         ]
+        if self._reload_dkim is not None:
+            helpers.append(asyncio.create_task(self._dkim_keys(self._reload_dkim)))
         # Ready while its heartbeats go through and it is not stopping.
         probes = await serve_health(
             self.settings, lambda: not self._stopping.is_set() and self.heartbeat.valid()
@@ -326,6 +333,14 @@ class Worker:
             return False
         _, _, state = await self._cached_send(claim.send_id)
         return state == SendState.RUNNING
+
+    async def _dkim_keys(self, reload: Callable[[], None]) -> None:
+        while True:
+            await asyncio.sleep(DKIM_RELOAD_SECONDS)
+            try:
+                await asyncio.to_thread(reload)
+            except Exception as e:  # a database hiccup: the keys in hand keep signing
+                log.error("event=dkim_reload_failed error=%r", str(e)[:300])
 
     async def _cached_send(self, send_id: int) -> tuple[float, SendInfo, SendState]:
         entry = self._sends.get(send_id)

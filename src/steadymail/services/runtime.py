@@ -1,12 +1,14 @@
 """Wiring: build the objects a process needs from settings, once, at its edge."""
 
+import logging
 import random
 from functools import partial
+from pathlib import Path
 
 from sqlalchemy import Engine
 
 from steadymail.clock import Clock
-from steadymail.config import Settings
+from steadymail.config import DkimSettings, Settings
 from steadymail.domain.verp import verp_address
 from steadymail.metrics import Metrics
 from steadymail.presence import ServicePresence
@@ -16,11 +18,14 @@ from steadymail.sending.faults import Faults
 from steadymail.sending.flag_view import FlagView
 from steadymail.sending.transport import SmtpPool
 from steadymail.sending.worker import Worker
+from steadymail.services import domains
 from steadymail.store import ratelimit
 from steadymail.tracking.keys import load_tracking_secrets
 from steadymail.tracking.tracker import Tracker
 
 __all__ = ["ServicePresence", "build_presence", "build_worker"]
+
+log = logging.getLogger("steadymail.worker")
 
 
 def build_worker(
@@ -49,8 +54,13 @@ def build_worker(
     if settings.verp:
         key = secrets.verp_keys[0]
         return_path = partial(_return_path, key, settings.bounce_domain)
+
+    def dkim_keys() -> list[DkimSettings]:
+        return [*settings.dkim, *_domain_keys(engine)]
+
+    signer = DkimSigner(dkim_keys())
     composer = Composer(
-        DkimSigner(settings.dkim),
+        signer,
         settings.message_id_domain,
         tracker,
         # The flag, where the region sets one, over the setting; read per message.
@@ -71,7 +81,30 @@ def build_worker(
         metrics=metrics,
         flags=flags,
         faults=faults,
+        reload_dkim=lambda: signer.replace(dkim_keys()),
     )
+
+
+def _domain_keys(engine: Engine) -> list[DkimSettings]:
+    """The active keys of the sending domains (`steadymail domain`); one whose file is gone is
+    left out and said, rather than stopping every message of its domain."""
+    out = []
+    for k in domains.signing_keys(engine):
+        path = Path(k.key_file)
+        if not path.is_file():
+            log.error("event=dkim_key_missing domain=%s selector=%s", k.domain, k.selector)
+            continue
+        out.append(
+            DkimSettings.model_validate(
+                {
+                    "domain": k.domain,
+                    "selector": k.selector,
+                    "key_file": path,
+                    "algorithm": k.algorithm,
+                }
+            )
+        )
+    return out
 
 
 def _return_path(key: bytes, bounce_domain: str, message_id: int, from_domain: str) -> str:

@@ -1,10 +1,13 @@
 """Sending domains against a real DNS server (dnslib): add, publish, check record by record,
 keys that sign only once published, rotation with the old key kept until its mail is old."""
 
+import asyncio
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import dkim
 import pytest
 from sqlalchemy import Engine
 
@@ -12,7 +15,9 @@ from steadymail.config import Settings
 from steadymail.deliverability.dns_lookup import DnsLookup
 from steadymail.errors import NotFound, ValidationError
 from steadymail.services import domains
+from tests.conftest import Recorder
 from tests.dns_server import Zone, dns_server
+from tests.helpers import make_campaign, run_worker_until, send_state, worker_for
 
 
 class Clock:
@@ -29,7 +34,7 @@ def dns() -> Iterator[tuple[Zone, str]]:
         yield served
 
 
-def settings_for(tmp_path: Path, resolver: str, **kw: object) -> Settings:
+def domain_settings(tmp_path: Path, resolver: str, **kw: object) -> Settings:
     return Settings(data_dir=tmp_path / "data", dns_resolver=resolver, **kw)  # type: ignore[arg-type]
 
 
@@ -44,7 +49,7 @@ def verdicts(result: domains.CheckResult) -> dict[str, str]:
 
 def test_add_publish_check(engine: Engine, tmp_path: Path, dns: tuple[Zone, str]) -> None:
     zone, resolver = dns
-    settings = settings_for(tmp_path, resolver)
+    settings = domain_settings(tmp_path, resolver)
     clock = Clock()
     setup = domains.add(engine, clock, settings, "Example.COM")
     assert setup.domain.name == "example.com"
@@ -112,7 +117,7 @@ def test_rotation_signs_with_the_new_key_once_published(
     engine: Engine, tmp_path: Path, dns: tuple[Zone, str]
 ) -> None:
     zone, resolver = dns
-    settings = settings_for(tmp_path, resolver, dkim_retire_after=7 * 86400)
+    settings = domain_settings(tmp_path, resolver, dkim_retire_after=7 * 86400)
     clock = Clock()
     first = domains.add(engine, clock, settings, "example.com")
     publish(zone, first)
@@ -148,7 +153,7 @@ def test_a_return_path_of_its_own_needs_its_mx_and_alignment(
     engine: Engine, tmp_path: Path, dns: tuple[Zone, str]
 ) -> None:
     zone, resolver = dns
-    settings = settings_for(
+    settings = domain_settings(
         tmp_path, resolver, bounce_domain="bounces.example.com", bounce_mx="mx.example.net"
     )
     clock = Clock()
@@ -169,7 +174,7 @@ def test_a_return_path_of_its_own_needs_its_mx_and_alignment(
     assert not result.verified and verdicts(result)["MX bounces.example.com"] == "wrong"
 
     # A return path under another domain: DMARC can only pass through DKIM, said as a warning.
-    unaligned = settings_for(tmp_path / "b", resolver, bounce_domain="bounces.other.net")
+    unaligned = domain_settings(tmp_path / "b", resolver, bounce_domain="bounces.other.net")
     setup = domains.add(engine, clock, unaligned, "shop.example")
     publish(zone, setup)
     result = domains.check(engine, clock, unaligned, "shop.example")
@@ -177,9 +182,53 @@ def test_a_return_path_of_its_own_needs_its_mx_and_alignment(
 
 
 def test_unknown_domain_and_an_unreachable_resolver(engine: Engine, tmp_path: Path) -> None:
-    settings = settings_for(tmp_path, "127.0.0.1:9")
+    settings = domain_settings(tmp_path, "127.0.0.1:9")
     with pytest.raises(NotFound, match="domain add"):
         domains.check(engine, Clock(), settings, "nowhere.example")
     domains.add(engine, Clock(), settings, "example.com")
     with pytest.raises(ValidationError, match=r"DNS lookup of .* failed"):
         domains.check(engine, Clock(), settings, "example.com", DnsLookup("127.0.0.1:9", 0.5))
+
+
+def test_a_verified_domain_signs_campaigns_with_both_keys(
+    engine: Engine,
+    db_url: str,
+    smtp_server: tuple[Recorder, int],
+    settings_for: Any,
+    tmp_path: Path,
+    dns: tuple[Zone, str],
+) -> None:
+    zone, resolver = dns
+    recorder, port = smtp_server
+    settings = settings_for(db_url, port, dns_resolver=resolver)
+    clock = Clock()
+    setup = domains.add(engine, clock, settings, "example.com")
+
+    # Added, not yet published: a worker started now does not sign with its keys.
+    send_id = make_campaign(engine, settings, 2, list_name="before")
+    worker = worker_for(settings, engine)
+    asyncio.run(run_worker_until(worker, lambda: send_state(engine, send_id) == "completed"))
+    assert all(b"DKIM-Signature" not in m.data for m in recorder.messages)
+
+    publish(zone, setup)
+    assert domains.check(engine, clock, settings, "example.com").verified
+    recorder.messages.clear()
+    send_id = make_campaign(engine, settings, 2, list_name="after")
+    worker = worker_for(settings, engine)
+    asyncio.run(run_worker_until(worker, lambda: send_state(engine, send_id) == "completed"))
+    assert len(recorder.messages) == 2
+
+    def txt(name: bytes, timeout: int = 5) -> bytes:
+        values = zone.records.get((name.decode().rstrip(".").lower(), "TXT"), [])
+        return values[0].encode() if values else b""
+
+    for m in recorder.messages:
+        signatures = [
+            h
+            for h in m.data.split(b"\r\n\r\n")[0].split(b"\r\n")
+            if h.startswith(b"DKIM-Signature")
+        ]
+        assert len(signatures) == 2  # RSA and Ed25519 (RFC 8463 asks for both)
+        for index in range(2):
+            # dkimpy, an implementation other than ours, checks each against the zone.
+            assert dkim.DKIM(m.data).verify(idx=index, dnsfunc=txt)
