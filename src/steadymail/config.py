@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     spf_mechanisms: str = Field(default="a mx", max_length=400)
     bounce_mx: str = Field(default="", max_length=253)
     dkim_retire_after: float = Field(default=7 * 24 * 3600.0, ge=0)
+    # Sends refuse a From domain that is not a verified sending domain; true allows any (for
+    # development). Unset: allowed only while every relay is the built-in capture server
+    # (sink_host:sink_port, the embedded defaults), where nothing leaves the machine.
+    allow_unverified_domains: bool | None = None
 
     workers: int = 2
 
@@ -327,6 +331,11 @@ class Settings(BaseSettings):
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'steadymail.db'}"
+
+    def unverified_domains_allowed(self) -> bool:
+        if self.allow_unverified_domains is not None:
+            return self.allow_unverified_domains
+        return all((r.host, r.port) == (self.sink_host, self.sink_port) for r in self.relays)
 
     def resolved_capture_db(self) -> Path:
         return self.capture_db or self.data_dir / "capture.db"

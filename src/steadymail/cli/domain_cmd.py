@@ -26,8 +26,11 @@ def _records(setup: Setup, as_json: bool) -> None:
         return
     console.print(f"Publish these records for [bold]{setup.domain.name}[/]:")
     for r in setup.records:
-        # As a zone file line: copied as it is, nothing wrapped or shortened.
-        value = f'"{r.value}"' if r.type == "TXT" else r.value
+        # As a zone file line: copied as it is, nothing wrapped or shortened; a TXT value over
+        # 255 characters (an RSA key) as several strings, which receivers join.
+        value = r.value
+        if r.type == "TXT":
+            value = " ".join(f'"{r.value[i : i + 255]}"' for i in range(0, len(r.value), 255))
         typer.echo(f"{r.name}. IN {r.type} {value}")
         console.print(f"  [dim]; {r.why}[/]", highlight=False)
     console.print(

@@ -12,6 +12,7 @@ from steadymail.domain.states import SendKind, SendState
 from steadymail.errors import ValidationError
 from steadymail.sending.mime import parse_address
 from steadymail.sending.preflight import check_campaign
+from steadymail.services import domains
 from steadymail.store import contacts, sends, templates
 from steadymail.store.sends import CampaignStart, SendProgress
 
@@ -32,7 +33,7 @@ def create_campaign(
     tpl = templates.get_template(engine, template)
     check_campaign(engine, list_id, tpl)
     sender = from_addr or settings.default_from
-    parse_address(sender)
+    domains.check_sender(engine, settings, parse_address(sender).domain)
     return sends.create_send(
         engine,
         name=name,
@@ -52,6 +53,8 @@ def start(engine: Engine, clock: Clock, settings: Settings, send_id: int) -> Cam
     # A campaign always has its list and template.
     assert send.list_id is not None and send.template_id is not None
     check_campaign(engine, send.list_id, templates.get_template(engine, send.template_id))
+    # Again at the start: a domain's verification may have lapsed since the draft was made.
+    domains.check_sender(engine, settings, parse_address(send.from_addr).domain)
     return sends.start_campaign(engine, send_id, settings.batch_size, clock.now())
 
 

@@ -28,6 +28,7 @@ from steadymail.deliverability.records import (
     records_for,
     verified,
 )
+from steadymail.errors import ValidationError
 from steadymail.store import domains as store
 from steadymail.store.domains import (
     ACTIVE,
@@ -162,3 +163,29 @@ def all_domains(engine: Engine) -> list[SendingDomain]:
 
 def signing_keys(engine: Engine) -> list[SigningKey]:
     return store.signing_keys(engine)
+
+
+# Verified names per engine, read again after this many seconds: an API enqueue checks its
+# From domain without a query per request.
+_VERIFIED_TTL = 5.0
+_verified: dict[int, tuple[float, set[str]]] = {}
+
+
+def check_sender(engine: Engine, settings: Settings, from_domain: str) -> None:
+    """ValidationError unless ``from_domain`` (an A-label) is a verified sending domain, or
+    unverified domains are allowed (``allow_unverified_domains``, for development; by default
+    while every relay is the built-in capture server)."""
+    if settings.unverified_domains_allowed():
+        return
+    now = time.monotonic()
+    cached = _verified.get(id(engine))
+    if cached is None or now - cached[0] > _VERIFIED_TTL or from_domain not in cached[1]:
+        cached = (now, store.verified_names(engine))
+        _verified[id(engine)] = cached
+    if from_domain.lower() not in cached[1]:
+        raise ValidationError(
+            f"the From domain {from_domain} is not a verified sending domain: "
+            f"`steadymail domain add {from_domain}`, publish its records, then "
+            f"`steadymail domain check {from_domain}` (allow_unverified_domains = true allows "
+            "any domain, for development and the capture server)"
+        )

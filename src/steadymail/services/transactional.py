@@ -18,6 +18,7 @@ from steadymail.sending.render import (
     contact_context,
     render_within,
 )
+from steadymail.services import domains
 from steadymail.store import sends, templates
 from steadymail.tracking.rewrite import check_html_depth
 
@@ -54,7 +55,7 @@ def enqueue(
     variables = variables or {}
     check_variables(compiled, set(variables))
     sender = from_addr or settings.default_from
-    parse_address(sender)
+    domains.check_sender(engine, settings, parse_address(sender).domain)
     try:
         check_custom_headers(headers or {}, list_unsubscribe=list_unsubscribe)
     except BadHeader as e:

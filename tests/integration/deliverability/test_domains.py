@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from steadymail.config import Settings
 from steadymail.deliverability.dns_lookup import DnsLookup
 from steadymail.errors import NotFound, ValidationError
-from steadymail.services import domains
+from steadymail.services import campaigns, csv_import, domains, templates, transactional
 from tests.conftest import Recorder
 from tests.dns_server import Zone, dns_server
 from tests.helpers import make_campaign, run_worker_until, send_state, worker_for
@@ -232,3 +232,48 @@ def test_a_verified_domain_signs_campaigns_with_both_keys(
         for index in range(2):
             # dkimpy, an implementation other than ours, checks each against the zone.
             assert dkim.DKIM(m.data).verify(idx=index, dnsfunc=txt)
+
+
+def test_sends_refuse_a_from_domain_that_is_not_verified(
+    engine: Engine, tmp_path: Path, dns: tuple[Zone, str]
+) -> None:
+    zone, resolver = dns
+    relay = [{"host": "127.0.0.1", "port": 2600}]  # a real relay, not the capture server
+    strict = domain_settings(tmp_path, resolver, relays=relay, allow_unverified_domains=None)
+    assert not strict.unverified_domains_allowed()
+    # The embedded defaults (every relay the capture server) and an explicit setting allow.
+    assert domain_settings(
+        tmp_path, resolver, allow_unverified_domains=None
+    ).unverified_domains_allowed()
+    assert domain_settings(
+        tmp_path, resolver, relays=relay, allow_unverified_domains=True
+    ).unverified_domains_allowed()
+
+    clock = Clock()
+    rows = b"email,first_name\nann@example.org,Ann\n"
+    csv_import.import_contacts(engine, clock, rows, "news")
+    templates.create_template(engine, clock, "t", "Hi", "<p>Hi {{ first_name }}</p>", "Hi")
+    campaign = {
+        "name": "c",
+        "list_name": "news",
+        "template": "t",
+        "from_addr": "News <news@example.com>",
+    }
+    with pytest.raises(ValidationError, match=r"example\.com is not a verified sending domain"):
+        campaigns.create_campaign(engine, clock, strict, **campaign)
+    with pytest.raises(ValidationError, match="not a verified sending domain"):
+        transactional.enqueue(
+            engine, clock, strict, to=["ann@example.org"], subject="Receipt", text="Thanks",
+            from_addr="shop@example.com",
+        )  # fmt: skip
+
+    setup = domains.add(engine, clock, strict, "example.com")
+    publish(zone, setup)
+    assert domains.check(engine, clock, strict, "example.com").verified
+    send_id = campaigns.create_campaign(engine, clock, strict, **campaign)
+    # Its records gone, the next check unverifies the domain: the draft no longer starts.
+    zone.records.clear()
+    assert not domains.check(engine, clock, strict, "example.com").verified
+    domains._verified.clear()  # the 5 s cache of verified names, as if 5 s had passed
+    with pytest.raises(ValidationError, match="not a verified sending domain"):
+        campaigns.start(engine, clock, strict, send_id)
