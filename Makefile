@@ -15,18 +15,21 @@ run: $(BIN)/steadymail  ## set up and run one region on SQLite with the capture 
 	$(BIN)/steadymail up
 
 # A green `make test` means everything ran: PostgreSQL, promtool, systemd-analyze, chromium (with
-# axe-core) and the NAB subset are required, so a test that needs a missing one fails instead of skipping.
+# axe-core), SpamAssassin and the NAB subset are required, so a test that needs a missing one
+# fails instead of skipping.
 # (`pytest` run by hand skips them, and says so at the end of its report.)
 test: export STEADYMAIL_REQUIRE_PG = 1
 test: export STEADYMAIL_REQUIRE_PROMTOOL = 1
 test: export STEADYMAIL_REQUIRE_SYSTEMD = 1
 test: export STEADYMAIL_REQUIRE_NAB = 1
 test: export STEADYMAIL_REQUIRE_CHROMIUM = 1
+test: export STEADYMAIL_REQUIRE_SPAMASSASSIN = 1
 test: $(BIN)/steadymail  ## set up and run the whole test suite (SQLite and PostgreSQL)
 	scripts/ensure-postgres
 	scripts/ensure-promtool
 	scripts/ensure-systemd-analyze
 	scripts/ensure-chromium
+	scripts/ensure-spamassassin
 	$(BIN)/pytest
 
 lint: $(BIN)/steadymail

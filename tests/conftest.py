@@ -79,6 +79,8 @@ class _Migrated:
         self._wanted = threading.Semaphore(0)
         self._filler: threading.Thread | None = None
         self._closing = False
+        self._discarded: queue.Queue[str | None] = queue.Queue()
+        self._dropper: threading.Thread | None = None
 
     def sqlite(self, dest: Path) -> str:
         if self._sqlite is None:
@@ -101,6 +103,17 @@ class _Migrated:
         self._wanted.release()  # one more for the next test, made while this one runs
         return self._ready.get(timeout=60)
 
+    def discard(self, url: str) -> None:
+        """Drop a test's copy on a thread of its own: the next test need not wait for it."""
+        if self._dropper is None:
+            self._dropper = threading.Thread(target=self._drop_discarded, daemon=True)
+            self._dropper.start()
+        self._discarded.put(url)
+
+    def _drop_discarded(self) -> None:
+        while (url := self._discarded.get()) is not None:
+            drop_pg_database(url)
+
     def _fill(self) -> None:
         assert self._pg is not None
         template = self._pg.rsplit("/", 1)[1]
@@ -113,6 +126,9 @@ class _Migrated:
     def drop(self) -> None:
         if self._sqlite is not None:
             shutil.rmtree(self._sqlite.parent, ignore_errors=True)
+        if self._dropper is not None:
+            self._discarded.put(None)
+            self._dropper.join(120)
         if self._pg is not None:
             self._closing = True
             self._wanted.release()
@@ -159,7 +175,7 @@ def fresh_pg_database() -> Iterator[str]:
     try:
         yield url
     finally:
-        drop_pg_database(url)
+        MIGRATED.discard(url)
 
 
 @pytest.fixture

@@ -122,6 +122,7 @@ def make_campaign(
     text: str = "Hello {{ first_name }}",
     subject: str = "Hi {{ first_name }}",
     extra_rows: str = "",
+    from_addr: str = "News <news@example.com>",
 ) -> int:
     rows = "email,first_name\n" + "".join(f"user{i}@example.com,User{i}\n" for i in range(n))
     csv_import.import_contacts(engine, CLOCK, (rows + extra_rows).encode(), list_name)
@@ -134,7 +135,7 @@ def make_campaign(
         name=f"c-{list_name}",
         list_name=list_name,
         template=tname,
-        from_addr="News <news@example.com>",
+        from_addr=from_addr,
     )
     campaigns.start(engine, CLOCK, settings, send_id)
     return send_id

@@ -162,6 +162,9 @@ class Settings(BaseSettings):
 
     # Link and open tracking. "off" disables rewriting; unsubscribe links are always added.
     tracking_version: Literal["off", "v1", "v2"] = "v1"
+    # The open pixel (an <img> at the end of the HTML part). Off: opens are not counted, links
+    # are still tracked; short messages then escape content filters' image-to-text rules.
+    open_tracking: bool = True
     # Key id -> secret. Empty: a key is generated into data_dir on first use (development).
     tracking_keys: dict[str, SecretStr] = Field(default_factory=dict)
     tracking_signing_key: str = ""

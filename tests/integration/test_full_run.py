@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-REQUIRED = ["PG", "PROMTOOL", "SYSTEMD", "NAB", "CHROMIUM"]
+REQUIRED = ["PG", "PROMTOOL", "SYSTEMD", "NAB", "CHROMIUM", "SPAMASSASSIN"]
 
 
 def _fake_checkout(tmp_path: Path, postgres_ok: bool) -> Path:
@@ -23,7 +23,13 @@ def _fake_checkout(tmp_path: Path, postgres_ok: bool) -> Path:
     shutil.copy(REPO / "Makefile", root / "Makefile")
     (root / "pyproject.toml").write_text("")
     log = root / "ran.log"
-    for name in ("ensure-postgres", "ensure-promtool", "ensure-systemd-analyze", "ensure-chromium"):
+    for name in (
+        "ensure-postgres",
+        "ensure-promtool",
+        "ensure-systemd-analyze",
+        "ensure-chromium",
+        "ensure-spamassassin",
+    ):
         status = 1 if name == "ensure-postgres" and not postgres_ok else 0
         script = root / "scripts" / name
         script.write_text(f"#!/bin/sh\necho {name} >> {log}\nexit {status}\n")
@@ -63,6 +69,7 @@ def test_make_test_requires_everything_and_stops_without_postgres(tmp_path: Path
         "ensure-promtool",
         "ensure-systemd-analyze",
         "ensure-chromium",
+        "ensure-spamassassin",
         "pytest " + " ".join(f"{n}=1" for n in REQUIRED),
     ]
 

@@ -17,6 +17,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from steadymail import __version__
 from steadymail.api import (
+    domain_routes,
     errors,
     flag_routes,
     inbound_routes,
@@ -72,6 +73,7 @@ def create_app(
     app.include_router(rest.router)
     app.include_router(watch_routes.router)
     app.include_router(flag_routes.router)
+    app.include_router(domain_routes.router)
 
     @app.get("/healthz")
     def healthz() -> HealthOut:

@@ -7,13 +7,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from steadymail.clock import Clock
 from steadymail.config import Settings
-from steadymail.deliverability import keys as keygen
-from steadymail.deliverability.dns_lookup import DnsLookup
 from steadymail.deliverability.records import (
     Algorithm,
     Finding,
@@ -38,6 +37,9 @@ from steadymail.store.domains import (
     SendingDomain,
     SigningKey,
 )
+
+if TYPE_CHECKING:
+    from steadymail.deliverability.dns_lookup import DnsLookup
 
 __all__ = ["SendingDomain", "SigningKey", "add", "check", "records", "rotate", "signing_keys"]
 
@@ -72,6 +74,8 @@ def _new_keys(engine: Engine, clock: Clock, settings: Settings, domain: SendingD
             selector = f"sm{stamp}{suffix}{n}"
         taken.add(selector)
         path = Path(settings.data_dir) / "dkim" / domain.name / f"{selector}.pem"
+        from steadymail.deliverability import keys as keygen  # key making: `domain add` only
+
         public = keygen.generate(algorithm, path)
         store.add_key(engine, domain.id, selector, algorithm.value, str(path), public, clock.now())
 
@@ -109,6 +113,13 @@ def rotate(engine: Engine, clock: Clock, settings: Settings, name: str) -> Setup
     return records(engine, settings, domain.name)
 
 
+def _lookup(settings: Settings) -> DnsLookup:
+    # dnspython costs every process that imports this module ~0.12 s: only a check needs it.
+    from steadymail.deliverability.dns_lookup import DnsLookup
+
+    return DnsLookup(settings.dns_resolver)
+
+
 def check(
     engine: Engine,
     clock: Clock,
@@ -119,7 +130,7 @@ def check(
     """Look every record up and say what is missing or wrong; pending keys found published
     start signing; the domain is verified when nothing is missing or wrong."""
     domain = store.get_domain(engine, check_domain_name(name))
-    dns = lookup or DnsLookup(settings.dns_resolver)
+    dns = lookup or _lookup(settings)
     findings: list[Finding] = []
     published: list[int] = []
     signing = 0

@@ -49,7 +49,7 @@ def build_worker(
         on_transaction=lambda seconds, code: metrics.smtp_transaction(seconds, code, clock.now()),
     )
     secrets = load_tracking_secrets(settings)
-    tracker = Tracker(secrets.signer, settings.public_url)
+    tracker = Tracker(secrets.signer, settings.public_url, settings.open_tracking)
     return_path = None
     if settings.verp:
         key = secrets.verp_keys[0]

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from alembic import command
 from sqlalchemy import Engine, create_engine, func, insert, inspect, select, update
 
 from steadymail.store.control_schema import audit, rollouts
@@ -49,6 +48,8 @@ def migrate_control(url: str) -> None:
     """Bring the control plane's database at `url` to the newest schema. A database created
     before the control plane had migrations (its tables, no version) is first stamped at the
     revision that describes it, so its rollouts and audit log are kept."""
+    from alembic import command  # only here: see store.db.alembic_config
+
     cfg = alembic_config(url, _MIGRATIONS)
     engine = create_engine(normalise_url(url))
     try:

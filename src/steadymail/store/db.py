@@ -2,16 +2,17 @@
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import NullPool
 
 from steadymail.config import Settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -122,9 +123,13 @@ def engine_for(settings: Settings, url: str | None = None) -> Engine:
     return make_engine(url or settings.resolved_database_url(), **settings.resolved_pg_timeouts())
 
 
-def alembic_config(url: str, script_location: Path = _MIGRATIONS) -> Config:
+def alembic_config(url: str, script_location: Path = _MIGRATIONS) -> "Config":
     """Alembic's configuration for the chain at `script_location` (the region's by default)
     against `url`."""
+    # Imported here: a worker or API process never migrates, and alembic costs every process
+    # ~0.15 s of start-up (a restart's resume time).
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(script_location))
     cfg.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
@@ -133,6 +138,8 @@ def alembic_config(url: str, script_location: Path = _MIGRATIONS) -> Config:
 
 def migrate(url: str) -> None:
     """Bring the database at `url` to the newest schema."""
+    from alembic import command
+
     command.upgrade(alembic_config(url), "head")
 
 

@@ -3,7 +3,7 @@ keys that sign only once published, rotation with the old key kept until its mai
 
 import asyncio
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,18 @@ class Clock:
         return self.t
 
 
-@pytest.fixture
-def dns() -> Iterator[tuple[Zone, str]]:
+@pytest.fixture(scope="module")
+def dns_module() -> Iterator[tuple[Zone, str]]:
+    # One server for the module: stopping one waits out its polling loop (~1 s).
     with dns_server() as served:
         yield served
+
+
+@pytest.fixture
+def dns(dns_module: tuple[Zone, str]) -> tuple[Zone, str]:
+    """The module's DNS server, serving nothing at the start of each test."""
+    dns_module[0].records.clear()
+    return dns_module
 
 
 def domain_settings(tmp_path: Path, resolver: str, **kw: object) -> Settings:
@@ -41,6 +49,16 @@ def domain_settings(tmp_path: Path, resolver: str, **kw: object) -> Settings:
 def publish(zone: Zone, setup: domains.Setup) -> None:
     for r in setup.records:
         zone.set(r.name, r.type, r.value)
+
+
+def zone_lookup(zone: Zone) -> Callable[..., bytes]:
+    """dkimpy's ``dnsfunc``: the TXT record the test's zone serves for a name."""
+
+    def txt(name: bytes, timeout: int = 5) -> bytes:
+        values = zone.records.get((name.decode().rstrip(".").lower(), "TXT"), [])
+        return values[0].encode() if values else b""
+
+    return txt
 
 
 def verdicts(result: domains.CheckResult) -> dict[str, str]:
@@ -218,10 +236,7 @@ def test_a_verified_domain_signs_campaigns_with_both_keys(
     asyncio.run(run_worker_until(worker, lambda: send_state(engine, send_id) == "completed"))
     assert len(recorder.messages) == 2
 
-    def txt(name: bytes, timeout: int = 5) -> bytes:
-        values = zone.records.get((name.decode().rstrip(".").lower(), "TXT"), [])
-        return values[0].encode() if values else b""
-
+    txt = zone_lookup(zone)
     for m in recorder.messages:
         signatures = [
             h
@@ -277,3 +292,57 @@ def test_sends_refuse_a_from_domain_that_is_not_verified(
     domains._verified.clear()  # the 5 s cache of verified names, as if 5 s had passed
     with pytest.raises(ValidationError, match="not a verified sending domain"):
         campaigns.start(engine, clock, strict, send_id)
+
+
+@pytest.mark.parametrize("tracking", ["v1", "off"])
+def test_transactional_and_campaign_mail_verify_with_and_without_tracking(
+    engine: Engine,
+    db_url: str,
+    smtp_server: tuple[Recorder, int],
+    settings_for: Any,
+    dns: tuple[Zone, str],
+    tracking: str,
+) -> None:
+    zone, resolver = dns
+    recorder, port = smtp_server
+    settings = settings_for(
+        db_url,
+        port,
+        dns_resolver=resolver,
+        tracking_version=tracking,
+        allow_unverified_domains=False,
+    )
+    clock = Clock()
+    publish(zone, domains.add(engine, clock, settings, "example.com"))
+    assert domains.check(engine, clock, settings, "example.com").verified
+    send_id = make_campaign(
+        engine, settings, 1, html='<p>Hi {{ first_name }} <a href="https://example.com/a">a</a></p>'
+    )
+    transactional.enqueue(
+        engine,
+        clock,
+        settings,
+        to=["ann@example.org"],
+        subject="Receipt {{ n }}",
+        html='<p>Order {{ n }}: <a href="https://example.com/o">see it</a></p>',
+        text="Order {{ n }}: https://example.com/o",
+        variables={"n": "7"},
+        from_addr="Shop <shop@example.com>",
+    )
+    worker = worker_for(settings, engine)
+    asyncio.run(
+        run_worker_until(
+            worker,
+            lambda: (
+                send_state(engine, send_id) == "completed"
+                and any(m.rcpt == "ann@example.org" for m in recorder.messages)
+            ),
+        )
+    )
+
+    txt = zone_lookup(zone)
+    assert {m.rcpt for m in recorder.messages} == {"user0@example.com", "ann@example.org"}
+    for m in recorder.messages:
+        assert (b"/t/c/" in m.data) == (tracking == "v1")
+        for index in range(2):
+            assert dkim.DKIM(m.data).verify(idx=index, dnsfunc=txt), (m.rcpt, index)

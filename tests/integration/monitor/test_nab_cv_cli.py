@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from steadymail.cli.main import app as cli
+
 CORPUS = Path(__file__).resolve().parents[3] / "data" / "platform-corpus"
 
 
@@ -35,11 +39,14 @@ def test_cv_prints_each_fold_and_the_pooled_score(tmp_path: Path) -> None:
 
 
 def test_cv_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+    # The command's own errors, through the real entry point (one line, exit status 2).
     r = nab("cv", "--corpus", str(tmp_path), "--detector", "ewma", tmp_path=tmp_path)
     assert r.returncode == 2 and "not a NAB corpus" in r.stderr
-    r = nab("cv", "--corpus", str(CORPUS), "--detector", "nope", tmp_path=tmp_path)
-    assert r.returncode == 2 and "unknown detector 'nope'" in r.stderr
-    r = nab("cv", "--corpus", str(CORPUS), "--folds", "1", tmp_path=tmp_path)
-    assert r.returncode == 2 and "greater than or equal to 2" in r.stderr
     r = nab("cv", "--corpus", str(CORPUS), "--folds", "99", "--detector", "ewma", tmp_path=tmp_path)
     assert r.returncode == 2 and "99 folds for" in r.stderr
+    # Its options' errors, in process (Typer's usage errors, exit status 2).
+    runner = CliRunner(env={"COLUMNS": "200"})  # one line, whatever the terminal
+    r = runner.invoke(cli, ["nab", "cv", "--corpus", str(CORPUS), "--detector", "nope"])
+    assert r.exit_code == 2 and "unknown detector 'nope'" in r.output
+    r = runner.invoke(cli, ["nab", "cv", "--corpus", str(CORPUS), "--folds", "1"])
+    assert r.exit_code == 2 and "greater than or equal to 2" in r.output

@@ -188,3 +188,11 @@ def test_html_nested_past_the_limit_is_refused_before_parsing() -> None:
     ok = "<div>" * (MAX_HTML_DEPTH - 1) + '<a href="https://example.com/">x</a>'
     html, _ = TRACKER.rewrite("v1", 5, 9, ok, "")
     assert resolve(hrefs(html)[0]) == "https://example.com/"
+
+
+def test_without_the_open_pixel_links_are_still_tracked() -> None:
+    html, text = Tracker(SIGNER, BASE, open_pixel=False).rewrite(
+        "v1", 1, 2, '<p><a href="https://example.com/x">x</a></p>', "https://example.com/x"
+    )
+    assert "/t/o/" not in html and "<img" not in html
+    assert BASE + "/t/c/" in html and BASE + "/t/c/" in text
