@@ -1,8 +1,10 @@
 """What the benchmarks share: free ports, Postfix's smtp-sink and fresh databases (one copy,
 not one per bench)."""
 
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -51,3 +53,17 @@ def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def sink_and_workdir(prefix: str) -> Iterator[tuple[int, Path]]:
+    """smtp-sink on a free port and a scratch directory, both gone afterwards."""
+    port = free_port()
+    sink = start_sink(port)
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield port, workdir
+    finally:
+        sink.terminate()
+        sink.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)

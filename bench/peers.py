@@ -23,18 +23,16 @@ Needs: pip install django django-post_office celery redis (`pip install -e '.[be
 
 import argparse
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import redis
 
 sys.path.insert(0, str(Path(__file__).parent))
-from net import free_port, fresh_database, start_sink
+from net import fresh_database, sink_and_workdir
 from throughput import newsletter_html, run_on
 
 HERE = Path(__file__).parent
@@ -123,13 +121,10 @@ def main() -> None:
     ap.add_argument("--db", default="sqlite,postgresql")
     ap.add_argument("--processes", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
-    port = free_port()
-    sink = start_sink(port)
-    workdir = Path(tempfile.mkdtemp(prefix="steadymail-peers-"))
-    ours_args = argparse.Namespace(
-        messages=args.messages, size=20_000, workers=args.processes, concurrency=8, dkim="none"
-    )
-    try:
+    with sink_and_workdir("steadymail-peers-") as (port, workdir):
+        ours_args = argparse.Namespace(
+            messages=args.messages, size=20_000, workers=args.processes, concurrency=8, dkim="none"
+        )
         ours: dict[str, float] = {}
         for db in args.db.split(","):
             rate, _, cpu = run_on(db, port, ours_args, workdir)
@@ -145,10 +140,6 @@ def main() -> None:
         print(f"celery_redis_cpu_ms_per_msg {cpu:.2f}")
         for db, mine in ours.items():
             print(f"{db}_ratio_to_celery_redis {mine / rate:.2f}", flush=True)
-    finally:
-        sink.terminate()
-        sink.wait(10)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,9 @@ Usage: python bench/throughput.py [--messages 50000] [--workers 2] [--concurrenc
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +29,7 @@ from steadymail.store import sends
 from steadymail.store.db import make_engine, migrate
 
 sys.path.insert(0, str(Path(__file__).parent))
-from net import free_port, fresh_database, start_sink
+from net import fresh_database, sink_and_workdir
 
 CLOCK = SystemClock()
 
@@ -197,10 +195,7 @@ def main() -> None:
     ap.add_argument("--db", default="sqlite,postgresql")
     ap.add_argument("--sweep", default="", help="worker counts to run on PostgreSQL, e.g. 1,2,4")
     args = ap.parse_args()
-    port = free_port()
-    sink = start_sink(port)
-    workdir = Path(tempfile.mkdtemp(prefix="steadymail-bench-"))
-    try:
+    with sink_and_workdir("steadymail-bench-") as (port, workdir):
         raw = raw_rate(port, args.messages, args.size, args.concurrency * args.workers)
         print(f"raw_smtp_source_msgs_per_s {raw:.0f}", flush=True)
         for db in args.db.split(","):
@@ -216,10 +211,6 @@ def main() -> None:
             print(f"postgresql_workers_{n}_msgs_per_s {rate:.0f}")
             print(f"postgresql_workers_{n}_ratio {rate / raw:.3f}")
             print(f"postgresql_workers_{n}_cpu_ms_per_msg {cpu:.2f}", flush=True)
-    finally:
-        sink.terminate()
-        sink.wait(10)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -50,9 +50,9 @@ def test_a_fault_after_the_guard_is_reverted_by_the_revert_window_on_postgresql(
 ) -> None:
     need_pg()
     url = PG_ADMIN.rsplit("/", 1)[0] + "/sm_replay_{region}"
-    # At the default time scale: the fault must arm after the guard, and at half scale the
-    # waves' own overhead (not scaled) reaches past it (seen: the restart gate caught it).
-    r = _replay(tmp_path, "--fault-after-guard", "--database-url", url)
+    # At 0.8 of the default time scale: the fault must arm after the guard, and at half scale
+    # the waves' own overhead (not scaled) reaches past it (seen: the restart gate caught it).
+    r = _replay(tmp_path, "--fault-after-guard", "--time-scale", "0.8", "--database-url", url)
     assert r["database"] == "postgresql"
     assert "revert_window" in str(r["decision"]), r["decision"]
     assert r["rolled_back_s"] is not None and r["resumed_s"] is not None

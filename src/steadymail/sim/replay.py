@@ -77,9 +77,10 @@ class Schedule:
             raise ValidationError("--time-scale is between 0.2 and 100")
         baseline, bake, guard = 8.0 * time_scale, 10.0 * time_scale, 12.0 * time_scale
         # Canary: a while into R3's bake. After the guard: past completion in every region
-        # (R3 has had it for three bakes and the guard by then).
+        # (R3 has had it for three bakes and the guard by then), with 3 s more that do not
+        # scale, for the waves' own overhead (at half scale it reached past the guard).
         fault_after = (
-            3 * bake + guard + 6 * time_scale if mode == "after-guard" else 3.0 * time_scale
+            3 * bake + guard + 6 * time_scale + 3.0 if mode == "after-guard" else 3.0 * time_scale
         )
         observe_off = 40.0 * time_scale
         if mode == "off":
