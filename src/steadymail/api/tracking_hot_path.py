@@ -27,8 +27,10 @@ _ROUTES = {"/t/c/": (Kind.CLICK, "click"), "/t/o/": (Kind.OPEN, "open")}
 
 
 def safe_location(url: str) -> str:
-    """The URL as ASCII for a Location header: IDNA host, percent-encoded non-ASCII."""
+    """The URL as ASCII for a Location header: IDNA host, percent-encoded non-ASCII.
+    ValueError for a URL that cannot be one (``urlsplit`` refuses it)."""
     parts = urlsplit(url)
+    parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
     host = parts.hostname or ""
     try:
         ascii_host = host.encode("idna").decode("ascii") if not host.isascii() else host
@@ -36,7 +38,7 @@ def safe_location(url: str) -> str:
         ascii_host = host
     netloc = parts.netloc.replace(host, ascii_host, 1) if host else parts.netloc
     keep = "/%:@!$&'()*+,;=-._~?#[]"
-    return urlunsplit(
+    joined = urlunsplit(
         (
             parts.scheme,
             netloc,
@@ -45,6 +47,10 @@ def safe_location(url: str) -> str:
             quote(parts.fragment, safe=keep),
         )
     )
+    # Whatever is left that is not ASCII (a host IDNA refuses, non-ASCII in the user part or
+    # the port, a host in capitals the replace above missed), percent-encoded as Starlette's
+    # RedirectResponse does: a header is bytes.
+    return quote(joined, safe=":/%#?=@[]!$&'()*+,;~")
 
 
 def verify(st: AppState, token: str, kind: Kind) -> TokenData | None:
@@ -76,8 +82,11 @@ class TrackingHotPath:
         st: AppState = scope["app"].state.steadymail
         kind, name = route
         data = verify(st, scope["path"][5:], kind)
-        if data is not None and kind == Kind.CLICK and not is_http(data.url):
-            data = None
+        location = b""
+        if data is not None and kind == Kind.CLICK:
+            location = _location(data.url)
+            if not location:
+                data = None
         st.metrics.tracking(name, "ok" if data is not None else "not_found", st.clock.now())
         if data is None:
             await _respond(
@@ -92,10 +101,23 @@ class TrackingHotPath:
         client = scope.get("client")
         st.recorder.record(data, scope["method"], user_agent, client[0] if client else "")
         if kind == Kind.CLICK:
-            location = safe_location(data.url).encode("ascii")
             await _respond(scope, send, 302, [(b"location", location), *_NO_STORE_RAW], b"")
         else:
             await _respond(scope, send, 200, [(b"content-type", b"image/gif"), *_NO_STORE_RAW], GIF)
+
+
+def _location(url: str) -> bytes:
+    """The Location of a click's signed URL; empty when it is no http(s) URL a header can
+    carry (the click is then a 404, like a forged token: never a 500)."""
+    if not is_http(url):
+        return b""
+    try:
+        location = safe_location(url).encode("ascii")
+    except (ValueError, UnicodeError):
+        return b""
+    if any(b < 0x21 or b == 0x7F for b in location):
+        return b""
+    return location
 
 
 async def _respond(

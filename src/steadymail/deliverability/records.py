@@ -179,7 +179,7 @@ def check_dmarc(domain: str, found: Sequence[str], return_path_domain: str) -> l
     elif len(dmarc) > 1:
         out.append(Finding(label, Verdict.WRONG, f"{len(dmarc)} DMARC records; publish one"))
     else:
-        policy = _tags(dmarc[0]).get("p", "")
+        policy = _tags(dmarc[0]).get("p", "").lower()
         if policy not in ("none", "quarantine", "reject"):
             out.append(Finding(label, Verdict.WRONG, f"p={policy or '(absent)'}: not a policy"))
         else:
@@ -204,12 +204,13 @@ def check_dmarc(domain: str, found: Sequence[str], return_path_domain: str) -> l
 def check_mx(return_path_domain: str, found: Sequence[str], bounce_mx: str) -> Finding:
     label = f"MX {return_path_domain}"
     hosts = [h.rstrip(".").lower() for h in found]
+    bounce_mx = bounce_mx.rstrip(".").lower()
     if not hosts and not bounce_mx:
         # Nothing to compare with: the operator has not said where bounces should arrive.
         return Finding(label, Verdict.WARNING, "no MX, and no bounce_mx set: bounces get lost")
     if not hosts:
         return Finding(label, Verdict.MISSING, "no MX: bounces to the return path get lost")
-    if bounce_mx and bounce_mx.lower() not in hosts:
+    if bounce_mx and bounce_mx not in hosts:
         return Finding(label, Verdict.WRONG, f"MX {', '.join(hosts)}, not {bounce_mx}")
     return Finding(label, Verdict.OK, ", ".join(hosts))
 

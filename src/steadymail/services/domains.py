@@ -68,12 +68,15 @@ def _new_keys(engine: Engine, clock: Clock, settings: Settings, domain: SendingD
     taken = {k.selector for k in domain.keys}
     stamp = time.strftime("%Y%m%d", time.gmtime(clock.now()))
     for algorithm, suffix in ((Algorithm.RSA, "r"), (Algorithm.ED25519, "e")):
+        folder = (Path(settings.data_dir) / "dkim" / domain.name).resolve()
         selector, n = f"sm{stamp}{suffix}", 1
-        while selector in taken:
+        # A file left by an earlier attempt is never overwritten: the next selector instead.
+        while selector in taken or (folder / f"{selector}.pem").exists():
             n += 1
             selector = f"sm{stamp}{suffix}{n}"
         taken.add(selector)
-        path = Path(settings.data_dir) / "dkim" / domain.name / f"{selector}.pem"
+        # Absolute: workers started elsewhere read the key at this path.
+        path = folder / f"{selector}.pem"
         from steadymail.deliverability import keys as keygen  # key making: `domain add` only
 
         public = keygen.generate(algorithm, path)
@@ -84,8 +87,15 @@ def add(engine: Engine, clock: Clock, settings: Settings, name: str) -> Setup:
     """Add ``name`` with new keys; the records to publish. ValidationError for a bad name or a
     domain already added."""
     domain_name = check_domain_name(name)
-    store.add_domain(engine, domain_name, _return_path(settings, domain_name), clock.now())
-    _new_keys(engine, clock, settings, store.get_domain(engine, domain_name))
+    domain_id = store.add_domain(
+        engine, domain_name, _return_path(settings, domain_name), clock.now()
+    )
+    try:
+        _new_keys(engine, clock, settings, store.get_domain(engine, domain_name))
+    except BaseException:
+        # No domain without keys: a second `add` would be refused as a duplicate.
+        store.remove_domain(engine, domain_id)
+        raise
     return records(engine, settings, domain_name)
 
 
@@ -188,12 +198,13 @@ def check_sender(engine: Engine, settings: Settings, from_domain: str) -> None:
     while every relay is the built-in capture server)."""
     if settings.unverified_domains_allowed():
         return
+    from_domain = from_domain.lower()
     now = time.monotonic()
     cached = _verified.get(id(engine))
     if cached is None or now - cached[0] > _VERIFIED_TTL or from_domain not in cached[1]:
         cached = (now, store.verified_names(engine))
         _verified[id(engine)] = cached
-    if from_domain.lower() not in cached[1]:
+    if from_domain not in cached[1]:
         raise ValidationError(
             f"the From domain {from_domain} is not a verified sending domain: "
             f"`steadymail domain add {from_domain}`, publish its records, then "

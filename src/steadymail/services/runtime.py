@@ -13,7 +13,7 @@ from steadymail.domain.verp import verp_address
 from steadymail.metrics import Metrics
 from steadymail.presence import ServicePresence
 from steadymail.sending.compose import Composer
-from steadymail.sending.dkim_signer import DkimSigner
+from steadymail.sending.dkim_signer import DkimSigner, load_key
 from steadymail.sending.faults import Faults
 from steadymail.sending.flag_view import FlagView
 from steadymail.sending.transport import SmtpPool
@@ -91,8 +91,17 @@ def _domain_keys(engine: Engine) -> list[DkimSettings]:
     out = []
     for k in domains.signing_keys(engine):
         path = Path(k.key_file)
-        if not path.is_file():
-            log.error("event=dkim_key_missing domain=%s selector=%s", k.domain, k.selector)
+        try:
+            load_key(path.read_bytes(), k.algorithm)
+        except (OSError, ValueError, TypeError) as e:
+            # One unreadable key (gone, another owner's, damaged) must not stop every domain's
+            # signing, nor every later reload.
+            log.error(
+                "event=dkim_key_unusable domain=%s selector=%s error=%r",
+                k.domain,
+                k.selector,
+                str(e)[:200],
+            )
             continue
         out.append(
             DkimSettings.model_validate(

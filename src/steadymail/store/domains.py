@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from steadymail.errors import NotFound, ValidationError
@@ -143,6 +143,13 @@ def get_domain(engine: Engine, name: str) -> SendingDomain:
     raise NotFound(f"no sending domain {name}; add it with `steadymail domain add {name}`")
 
 
+def remove_domain(engine: Engine, domain_id: int) -> None:
+    """A domain and its keys' rows (an `add` whose keys could not be made)."""
+    with engine.begin() as conn:
+        conn.execute(delete(dkim_keys).where(dkim_keys.c.domain_id == domain_id))
+        conn.execute(delete(sending_domains).where(sending_domains.c.id == domain_id))
+
+
 def record_check(
     engine: Engine, domain_id: int, now: float, verified: bool, published: Sequence[int]
 ) -> None:
@@ -150,24 +157,27 @@ def record_check(
     (the active one of its algorithm) starts retiring; the domain is verified, or no longer."""
     with engine.begin() as conn:
         for key_id in published:
-            key = conn.execute(
-                select(dkim_keys.c.algorithm, dkim_keys.c.state).where(dkim_keys.c.id == key_id)
-            ).first()
-            if key is None or key.state != PENDING:
+            # The key first, and only if it is still pending: of two checks at once, one moves
+            # it; the other changes nothing (it must not retire the key the first activated).
+            moved = conn.execute(
+                update(dkim_keys)
+                .where(dkim_keys.c.id == key_id, dkim_keys.c.state == PENDING)
+                .values(state=ACTIVE, activated_at=now)
+            )
+            if moved.rowcount != 1:
                 continue
+            algorithm = conn.execute(
+                select(dkim_keys.c.algorithm).where(dkim_keys.c.id == key_id)
+            ).scalar_one()
             conn.execute(
                 update(dkim_keys)
                 .where(
                     dkim_keys.c.domain_id == domain_id,
-                    dkim_keys.c.algorithm == key.algorithm,
+                    dkim_keys.c.algorithm == algorithm,
                     dkim_keys.c.state == ACTIVE,
+                    dkim_keys.c.id != key_id,
                 )
                 .values(state=RETIRING, retiring_at=now)
-            )
-            conn.execute(
-                update(dkim_keys)
-                .where(dkim_keys.c.id == key_id, dkim_keys.c.state == PENDING)
-                .values(state=ACTIVE, activated_at=now)
             )
         conn.execute(
             update(sending_domains)

@@ -60,3 +60,25 @@ def test_hot_path_answers_like_a_route(live_api: LiveApi, engine: Engine) -> Non
     assert requests_counted(region, "click", "not_found") == missing_before + 3
     # The click, and the open once (opens are kept once a message).
     wait_until(lambda: recorded(engine) == 2, timeout=10)
+
+
+def test_any_signed_url_is_a_redirect_with_an_ascii_location_or_a_404(live_api: LiveApi) -> None:
+    """URLs a header cannot carry as they are: a 302 with the URL percent-encoded, or a 404 for
+    one that is no URL at all; never a 500."""
+    sign = live_api.state.signer.sign
+    cases = {
+        "http://BÜCHER.de/x": 302,  # capitals IDNA-encoding missed
+        "http://ü:p@x.com/": 302,  # non-ASCII user part
+        "http://x.com:\uff18\uff10/": 404,  # a full-width port is no port
+        "http://" + "ü" * 70 + ".com/": 302,  # a label IDNA refuses
+        "http://a\u2028b.com/": 302,
+        "http://[::1/": 404,  # urlsplit refuses it
+        "http://℀.com/": 404,
+    }
+    with httpx.Client() as http:
+        for url, status in cases.items():
+            token = sign(TokenData(Kind.CLICK, 1, 9, 0, url))
+            r = http.get(f"{live_api.public_url}/t/c/{token}")
+            assert r.status_code == status, (url, r.status_code, r.text)
+            if status == 302:
+                assert r.headers["location"].isascii() and "%" in r.headers["location"]

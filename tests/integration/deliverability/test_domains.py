@@ -346,3 +346,50 @@ def test_transactional_and_campaign_mail_verify_with_and_without_tracking(
         assert (b"/t/c/" in m.data) == (tracking == "v1")
         for index in range(2):
             assert dkim.DKIM(m.data).verify(idx=index, dnsfunc=txt), (m.rcpt, index)
+
+
+def test_a_check_racing_another_never_retires_the_key_it_activates(
+    engine: Engine, tmp_path: Path, dns: tuple[Zone, str]
+) -> None:
+    """Two checks finding the same new key published: whichever writes second changes nothing
+    (it used to retire the key the first had just activated)."""
+    from steadymail.store import domains as store
+
+    zone, resolver = dns
+    settings = domain_settings(tmp_path, resolver)
+    clock = Clock()
+    publish(zone, domains.add(engine, clock, settings, "example.com"))
+    assert domains.check(engine, clock, settings, "example.com").verified
+    rotated = domains.rotate(engine, clock, settings, "example.com")
+    new = [k.id for k in rotated.domain.keys if k.state == "pending"]
+    # Both checks saw the keys pending; each writes its finding in turn.
+    store.record_check(engine, rotated.domain.id, clock.now(), True, new)
+    store.record_check(engine, rotated.domain.id, clock.now(), True, new)
+    states = {k.id: k.state for k in store.get_domain(engine, "example.com").keys}
+    assert [states[i] for i in new] == ["active", "active"]
+    assert sorted(states.values()) == ["active", "active", "retiring", "retiring"]
+
+
+def test_keys_are_absolute_and_an_unusable_one_is_skipped(
+    engine: Engine, tmp_path: Path, dns: tuple[Zone, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from steadymail.services.runtime import _domain_keys
+
+    zone, resolver = dns
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(data_dir=Path("relative-data"), dns_resolver=resolver)
+    clock = Clock()
+    publish(zone, domains.add(engine, clock, settings, "example.com"))
+    publish(zone, domains.add(engine, clock, settings, "other.example"))
+    for name in ("example.com", "other.example"):
+        assert domains.check(engine, clock, settings, name).verified
+    keys = domains.signing_keys(engine)
+    assert all(Path(k.key_file).is_absolute() for k in keys)
+    broken = next(k for k in keys if k.domain == "other.example")
+    Path(broken.key_file).write_bytes(b"not a key")
+    usable = _domain_keys(engine)
+    assert {(k.domain, k.selector) for k in usable} == {
+        (k.domain, k.selector)
+        for k in keys
+        if k.selector != broken.selector or k.domain != "other.example"
+    }
