@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from steadymail.sending.worker import rescue_width
 from steadymail.store import sends
 from tests.conftest import Recorder
 from tests.helpers import text_campaign, wait_until
@@ -17,8 +18,8 @@ pytestmark = pytest.mark.e2e
 CONCURRENCY = 4
 WINDOW = 8
 # Per worker death, at most one unconfirmed window per batch it held can be sent again; it
-# holds up to CONCURRENCY batches plus one taken over by its rescue slot.
-BOUND_PER_DEATH = (CONCURRENCY + 1) * WINDOW
+# holds up to CONCURRENCY batches plus the lapsed ones its rescuer took over.
+BOUND_PER_DEATH = (CONCURRENCY + rescue_width(CONCURRENCY)) * WINDOW
 SETTINGS = dict(
     lease_ttl=2.0,
     batch_size=100,

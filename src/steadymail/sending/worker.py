@@ -66,6 +66,14 @@ class WorkerStats:
     at_risk: int = 0
 
 
+def rescue_width(concurrency: int) -> int:
+    """How many lapsed leases one worker takes over side by side: every batch of a dead peer
+    configured alike that was not itself a rescue, and one more. A worker that dies holds at
+    most `concurrency + rescue_width(concurrency)` batches, each with at most one window in
+    flight: the bound on what one death can send twice."""
+    return concurrency + 1
+
+
 class Worker:
     """One worker process's sending loop; `run` returns after a graceful stop."""
 
@@ -154,9 +162,7 @@ class Worker:
             self.settings, lambda: not self._stopping.is_set() and self.heartbeat.valid()
         )
         slots = [asyncio.create_task(self._slot()) for _ in range(self.settings.worker_concurrency)]
-        # One more slot that only takes over lapsed leases, so a dead worker's batches resume
-        # within a lease TTL even while every ordinary slot is busy with a long batch.
-        slots.append(asyncio.create_task(self._slot(rescue=True)))
+        slots.append(asyncio.create_task(self._rescuer()))
         died: BaseException | None = None
         try:
             await asyncio.gather(*slots)
@@ -188,40 +194,83 @@ class Worker:
                     "event=worker_stopped instance=%s sent=%d", self.instance_id, self.stats.sent
                 )
 
-    async def _slot(self, rescue: bool = False) -> None:
+    async def _slot(self) -> None:
         while not self._stopping.is_set():
-            self.faults.at("claiming")
-            started = perf_counter()
-            try:
-                claim = await asyncio.to_thread(
-                    partial(queue.claim_batch, expired_only=rescue),
-                    self.engine,
-                    self.instance_id,
-                    self.settings.lease_ttl,
-                    self.clock.now(),
-                )
-            except Exception as e:
-                log.warning(
-                    "event=claim_failed instance=%s rescue=%s error=%r",
-                    self.instance_id,
-                    rescue,
-                    str(e),
-                )
-                claim = None
+            claim = await self._claim(rescue=False)
             if claim is None:
                 await self._idle()
-                continue
+            else:
+                await self._handle(claim)
+
+    async def _rescuer(self) -> None:
+        """Take over lapsed leases the moment they lapse, even while every ordinary slot is busy.
+
+        Up to `rescue_width` takeovers run side by side, each its own task: a dead peer's
+        batches resume together within a lease TTL and a poll, not one after another (one
+        rescue at a time left a peer's second batch waiting for the first to finish). A crash
+        in a takeover (a BaseException) ends the worker as it would in an ordinary slot.
+        """
+        width = rescue_width(self.settings.worker_concurrency)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while not self._stopping.is_set():
+                for task in [t for t in running if t.done()]:
+                    running.discard(task)
+                    task.result()
+                claim = await self._claim(rescue=True) if len(running) < width else None
+                if claim is not None:
+                    running.add(asyncio.create_task(self._handle(claim)))
+                    continue  # a dead peer's other leases lapsed with this one: look again now
+                if not running:
+                    await self._idle()
+                    continue
+                # Wait a poll, or less if a takeover ends (so a crash in it ends us at once).
+                delay = self.settings.poll_interval * (0.5 + self.rng.random())
+                done, running = await asyncio.wait(
+                    running, timeout=delay, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    task.result()
+            await asyncio.gather(*running)  # a graceful stop: each ends after its window
+        finally:
+            for task in running:
+                task.cancel()
+
+    async def _claim(self, *, rescue: bool) -> Claim | None:
+        """A batch to work on (only a lapsed lease for a rescue), or None; errors are logged."""
+        self.faults.at("claiming")
+        started = perf_counter()
+        try:
+            claim = await asyncio.to_thread(
+                partial(queue.claim_batch, expired_only=rescue),
+                self.engine,
+                self.instance_id,
+                self.settings.lease_ttl,
+                self.clock.now(),
+            )
+        except Exception as e:
+            log.warning(
+                "event=claim_failed instance=%s rescue=%s error=%r",
+                self.instance_id,
+                rescue,
+                str(e),
+            )
+            return None
+        if claim is not None:
             now = self.clock.now()
             self.metrics.observe("claim", perf_counter() - started, now)
             self.metrics.claim(claim.reclaimed, now)
             self.faults.at("claimed")
-            try:
-                await self._process(claim)
-            except Exception as e:
-                # A database error mid-batch (PostgreSQL ending a session that sat frozen in a
-                # transaction, a failover): the batch goes back, the worker goes on.
-                log.error("event=batch_failed batch=%d error=%r", claim.batch_id, str(e))
-                await self._give_back(claim)
+        return claim
+
+    async def _handle(self, claim: Claim) -> None:
+        try:
+            await self._process(claim)
+        except Exception as e:
+            # A database error mid-batch (PostgreSQL ending a session that sat frozen in a
+            # transaction, a failover): the batch goes back, the worker goes on.
+            log.error("event=batch_failed batch=%d error=%r", claim.batch_id, str(e))
+            await self._give_back(claim)
 
     async def _give_back(self, claim: Claim) -> None:
         """Lapse a batch this worker cannot finish, so another claim (maybe ours) resumes it at
