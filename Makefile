@@ -24,12 +24,14 @@ test: export STEADYMAIL_REQUIRE_SYSTEMD = 1
 test: export STEADYMAIL_REQUIRE_NAB = 1
 test: export STEADYMAIL_REQUIRE_CHROMIUM = 1
 test: export STEADYMAIL_REQUIRE_SPAMASSASSIN = 1
+test: export STEADYMAIL_REQUIRE_POSTFIX = 1
 test: $(BIN)/steadymail  ## set up and run the whole test suite (SQLite and PostgreSQL)
 	scripts/ensure-postgres
 	scripts/ensure-promtool
 	scripts/ensure-systemd-analyze
 	scripts/ensure-chromium
 	scripts/ensure-spamassassin
+	scripts/ensure-postfix
 	$(BIN)/pytest
 
 lint: $(BIN)/steadymail

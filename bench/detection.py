@@ -110,11 +110,18 @@ class Bench:
         assert proc is not None
         return proc.pid
 
-    def start_send(self, n: int) -> None:
-        """A campaign of n plain messages to a list of n contacts, started now."""
+    def start_send(self, n: int, links: int = 0) -> None:
+        """A campaign of n messages to a list of n contacts, started now: plain text, or HTML
+        with `links` tracked links."""
         rows = "email,name\n" + "".join(f"r{i}@example.com,R{i}\n" for i in range(n))
         csv_import.import_contacts(self.engine, CLOCK, rows.encode(), "bench")
-        templates.create_template(self.engine, CLOCK, "b", "Hi {{ name }}", "", "Hello {{ name }}")
+        html = "".join(
+            f'<p><a href="https://example.com/item/{i}">Item {i}</a></p>' for i in range(links)
+        )
+        body = f"<html><body><p>Hello {{{{ name }}}}</p>{html}</body></html>" if links else ""
+        templates.create_template(
+            self.engine, CLOCK, "b", "Hi {{ name }}", body, "Hello {{ name }}"
+        )
         sid = campaigns.create_campaign(
             self.engine, CLOCK, self.settings, name="b", list_name="bench", template="b"
         )

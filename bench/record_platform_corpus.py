@@ -4,11 +4,19 @@ Each scenario is a real region (two supervised workers and the monitor, SQLite) 
 rate-limited campaign through an SMTP relay this script controls (aiosmtpd: a per-message
 delay, a fraction of 451 deferrals), with one fault injected at known times:
 
-  restarts      a worker SIGKILLed every `--restart-every` seconds (the outage's sawtooth)
-  stall         every worker SIGSTOPped, then resumed (a stalled send's flat line)
-  deferrals     the relay defers half the messages (a deferral surge)
-  slow_relay    the relay answers slowly enough to halve the throughput
-  quiet         no fault (long stretches without one)
+  restarts        a worker SIGKILLed every `--restart-every` seconds (the outage's sawtooth)
+  tracking_crash  the replay's fault (`steadymail replay`, the outage's cause): the flag
+                  fault.tracking_crash set in the region, so one message in 40 crashes the
+                  link rewriter and its worker, until the flag is unset (or the poison
+                  messages are quarantined)
+  stall           every worker SIGSTOPped, then resumed (a stalled send's flat line)
+  deferrals       the relay defers half the messages (a deferral surge)
+  slow_relay      the relay answers slowly enough to halve the throughput
+  latency         the relay takes 0.1 s over each message, several times its usual answer,
+                  the throughput kept (more connections busy at once)
+  quiet           no fault (long stretches without one)
+
+Each fault starts at every fraction of the run in `--onsets` and lasts `--fault-seconds`.
 
 The region's metric series (the monitor's folded intervals, `--interval` seconds each) are
 written as `<out>/data/platform_<scenario>/<series>_run<id>.csv` (the run id names one region's
@@ -18,7 +26,7 @@ run, so that `nab cv` keeps a run's series in one fold); each fault's onset is l
 profiles go to `<out>/config/profiles.json`. Scenarios run side by side (each is light).
 
 Usage: python bench/record_platform_corpus.py --out data/platform-corpus [--minutes 12]
-       [--interval 1] [--scenarios restarts,stall,deferrals,slow_relay,quiet]
+       [--interval 1] [--onsets 0.6] [--scenarios restarts,stall,deferrals,slow_relay,quiet]
 Then:  steadymail nab cv --corpus data/platform-corpus --folds 5
 """
 
@@ -41,20 +49,26 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from steadymail.clock import SystemClock
+from steadymail.services.flag_admin import set_flag
 from steadymail.store import metric_series
 
 sys.path.insert(0, str(Path(__file__).parent))
 from detection import Bench
 from net import free_port
 
+CLOCK = SystemClock()
+TRACKING_CRASH = "fault.tracking_crash"
 RATE = 30  # messages a second the relay's limit allows: the baseline throughput
 SERIES = ("throughput", "deferral_rate", "smtp_latency_ms")
 # Which series each scenario's fault is labelled on.
 SHOWS_IN = {
     "restarts": ("throughput",),
+    "tracking_crash": ("throughput",),
     "stall": ("throughput",),
     "deferrals": ("deferral_rate",),
     "slow_relay": ("throughput", "smtp_latency_ms"),
+    "latency": ("smtp_latency_ms",),
     "quiet": (),
 }
 PROFILES = {
@@ -88,12 +102,17 @@ class Run:
     onsets: list[float] = field(default_factory=list)
 
 
+def faults(run: Run, args: argparse.Namespace, stop: threading.Event, started: float) -> None:
+    """At each onset, the scenario's fault for `--fault-seconds`, then undone."""
+    for at in sorted(args.onsets):
+        onset = started + args.minutes * 60 * at
+        while time.time() < onset:
+            if stop.wait(0.2):
+                return
+        fault(run, args, stop)
+
+
 def fault(run: Run, args: argparse.Namespace, stop: threading.Event) -> None:
-    """Waits for the onset, injects the scenario's fault for `--fault-seconds`, undoes it."""
-    onset = time.time() + args.minutes * 60 * args.onset
-    while time.time() < onset:
-        if stop.wait(0.2):
-            return
     end = time.time() + args.fault_seconds
     run.onsets.append(time.time())
     if run.name == "restarts":
@@ -111,6 +130,10 @@ def fault(run: Run, args: argparse.Namespace, stop: threading.Event) -> None:
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
         run.bench.paused = False
+    elif run.name == "tracking_crash":
+        set_flag(run.bench.engine, CLOCK, TRACKING_CRASH, {"one_in": 40, "after": 0}, "corpus", "")
+        stop.wait(args.fault_seconds)
+        set_flag(run.bench.engine, CLOCK, TRACKING_CRASH, None, "corpus", "")
     elif run.name == "deferrals":
         run.relay.defer = 0.5
         stop.wait(args.fault_seconds)
@@ -118,6 +141,11 @@ def fault(run: Run, args: argparse.Namespace, stop: threading.Event) -> None:
     elif run.name == "slow_relay":
         # Every connection of both workers busy for this long a message: RATE / 2 a second.
         run.relay.delay = 2 * run.bench.settings.worker_concurrency / (RATE / 2)
+        stop.wait(args.fault_seconds)
+        run.relay.delay = 0.0
+    elif run.name == "latency":
+        # Several times the usual answer; both workers' connections still carry RATE.
+        run.relay.delay = 0.1
         stop.wait(args.fault_seconds)
         run.relay.delay = 0.0
 
@@ -179,7 +207,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--minutes", type=float, default=12)
     ap.add_argument("--interval", type=float, default=1.0)
-    ap.add_argument("--onset", type=float, default=0.6, help="fault onset, fraction of the run")
+    ap.add_argument(
+        "--onsets",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=[0.6],
+        help="fault onsets, fractions of the run (comma-separated)",
+    )
     ap.add_argument("--fault-seconds", type=float, default=90)
     ap.add_argument("--restart-every", type=float, default=15)
     ap.add_argument("--scenarios", default=",".join(SHOWS_IN))
@@ -203,9 +236,9 @@ def main() -> None:
             workdir = Path(tempfile.mkdtemp(prefix=f"steadymail-corpus-{name}-"))
             env = {"STEADYMAIL_METRICS_INTERVAL": str(args.interval)}
             bench = Bench(workdir, port, RATE, extra_env=env)
-            bench.start_send(contacts)
+            bench.start_send(contacts, links=5 if name == "tracking_crash" else 0)
             runs.append(Run(name, bench, relay))
-        threads = [threading.Thread(target=fault, args=(r, args, stop)) for r in runs]
+        threads = [threading.Thread(target=faults, args=(r, args, stop, started)) for r in runs]
         for t in threads:
             t.start()
         deadline = started + args.minutes * 60

@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-REQUIRED = ["PG", "PROMTOOL", "SYSTEMD", "NAB", "CHROMIUM", "SPAMASSASSIN"]
+REQUIRED = ["PG", "PROMTOOL", "SYSTEMD", "NAB", "CHROMIUM", "SPAMASSASSIN", "POSTFIX"]
 
 
 def _fake_checkout(tmp_path: Path, postgres_ok: bool) -> Path:
@@ -29,6 +29,7 @@ def _fake_checkout(tmp_path: Path, postgres_ok: bool) -> Path:
         "ensure-systemd-analyze",
         "ensure-chromium",
         "ensure-spamassassin",
+        "ensure-postfix",
     ):
         status = 1 if name == "ensure-postgres" and not postgres_ok else 0
         script = root / "scripts" / name
@@ -70,6 +71,7 @@ def test_make_test_requires_everything_and_stops_without_postgres(tmp_path: Path
         "ensure-systemd-analyze",
         "ensure-chromium",
         "ensure-spamassassin",
+        "ensure-postfix",
         "pytest " + " ".join(f"{n}=1" for n in REQUIRED),
     ]
 

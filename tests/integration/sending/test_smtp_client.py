@@ -18,6 +18,7 @@ from aiosmtplib import (
 
 from steadymail.sending.smtp_client import PipelinedSMTP, _dot_stuffed
 from tests.conftest import Recorder
+from tests.helpers import need
 
 BODY = (
     b"From: a@example.com\r\nTo: b@example.com\r\nSubject: hi\r\n\r\n"
@@ -175,8 +176,7 @@ def test_a_relay_that_fails_mid_transaction_is_a_connection_error(behaviour: str
 
 @pytest.fixture
 def sink_port() -> AsyncIterator[int]:
-    if shutil.which("smtp-sink") is None:
-        pytest.skip("Postfix's smtp-sink is not installed (make bench installs it)")
+    need("POSTFIX", shutil.which("smtp-sink") is not None, "smtp-sink (scripts/ensure-postfix)")
     import sys
     from pathlib import Path
 
