@@ -16,10 +16,16 @@ class Detector(Protocol):
 
 
 def _registry() -> dict[str, Callable[[], Detector]]:
+    from steadymail.monitor.anomaly.combined import CombinedDetector
     from steadymail.monitor.anomaly.ewma import EwmaDetector
     from steadymail.monitor.anomaly.novelty import NoveltyDetector, operations
 
-    return {"steadymail": NoveltyDetector, "steadymail-ops": operations, "ewma": EwmaDetector}
+    return {
+        "steadymail": CombinedDetector,
+        "steadymail-ops": operations,
+        "steadymail-novelty": NoveltyDetector,
+        "ewma": EwmaDetector,
+    }
 
 
 def names() -> list[str]:

@@ -11,7 +11,9 @@ import functools
 import itertools
 from collections.abc import Callable
 
+from steadymail.monitor.anomaly import seasonal
 from steadymail.monitor.anomaly.base import Detector, make_detector
+from steadymail.monitor.anomaly.combined import SEASONAL_WEIGHT, CombinedDetector
 from steadymail.monitor.anomaly.ewma import EwmaDetector
 from steadymail.monitor.anomaly.novelty import (
     LEVEL_SCALE,
@@ -43,6 +45,17 @@ def _novelty() -> list[Setting]:
     return out
 
 
+def _combined() -> list[Setting]:
+    out: list[Setting] = []
+    for slots, alpha, weight in itertools.product(
+        (seasonal.SLOTS, 48), (seasonal.ALPHA, 0.1), (SEASONAL_WEIGHT, 0.8)
+    ):
+        label = f"slots={slots} alpha={alpha:g} seasonal_weight={weight:g}"
+        make = functools.partial(CombinedDetector, slots=slots, alpha=alpha, seasonal_weight=weight)
+        out.append((label, make))
+    return out
+
+
 def _ewma() -> list[Setting]:
     return [(f"alpha={a:g}", functools.partial(EwmaDetector, a)) for a in (0.01, 0.001, 0.1)]
 
@@ -50,6 +63,8 @@ def _ewma() -> list[Setting]:
 def settings_of(name: str) -> list[Setting]:
     """The settings of detector ``name`` (``KeyError`` for an unknown one), default first."""
     if name == "steadymail":
+        return _combined()
+    if name == "steadymail-novelty":
         return _novelty()
     if name == "ewma":
         return _ewma()
