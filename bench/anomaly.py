@@ -3,7 +3,9 @@
   data                        what was fed: the NAB subset's values, or "synthetic" (and why)
                               when there is no corpus at --corpus
   points                      points fed to each detector (the data's values, repeated)
-  steadymail_points_per_s     the product's detector (NoveltyDetector.update)
+  steadymail_points_per_s     the product's detector (CombinedDetector.update)
+  steadymail_novelty_points_per_s  its novelty part alone
+  steadymail_ops_points_per_s the monitor's preset
   ewma_points_per_s           a plain EW z-score detector, the reference in this run
   ratio_to_ewma               steadymail / ewma
   loop_points_per_s           the bare loop with a no-op update (the interpreter's ceiling)
@@ -58,6 +60,9 @@ def _rate(make: Callable[[], Detector], values: list[float], repeat: int) -> flo
     return len(values) / best
 
 
+PARTS = ("steadymail-novelty", "steadymail-ops")  # the novelty part alone; the monitor's preset
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--corpus", type=Path, default=Path("../shared/data/nab"))
@@ -67,10 +72,13 @@ def main() -> None:
     values, what = _values(args.corpus, args.points)
     print(f"data {what}")
     ours = _rate(lambda: make_detector("steadymail"), values, args.repeat)
+    parts = {n: _rate(lambda n=n: make_detector(n), values, args.repeat) for n in PARTS}
     ewma = _rate(lambda: make_detector("ewma"), values, args.repeat)
     loop = _rate(_Noop, values, args.repeat)
     print(f"points {len(values)}")
     print(f"steadymail_points_per_s {ours:.0f}")
+    for n, rate in parts.items():
+        print(f"{n.replace('-', '_')}_points_per_s {rate:.0f}")
     print(f"ewma_points_per_s {ewma:.0f}")
     print(f"ratio_to_ewma {ours / ewma:.3f}")
     print(f"loop_points_per_s {loop:.0f}")

@@ -5,6 +5,7 @@ its keys. The door the CLI and the API use (deliverability/ holds the rules, sto
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -189,7 +190,8 @@ def signing_keys(engine: Engine) -> list[SigningKey]:
 # Verified names per engine, read again after this many seconds: an API enqueue checks its
 # From domain without a query per request.
 _VERIFIED_TTL = 5.0
-_verified: dict[int, tuple[float, set[str]]] = {}
+# Keyed by the engine itself (weakly): an id() could be reused by a later engine.
+_verified: weakref.WeakKeyDictionary[Engine, tuple[float, set[str]]] = weakref.WeakKeyDictionary()
 
 
 def check_sender(engine: Engine, settings: Settings, from_domain: str) -> None:
@@ -200,10 +202,10 @@ def check_sender(engine: Engine, settings: Settings, from_domain: str) -> None:
         return
     from_domain = from_domain.lower()
     now = time.monotonic()
-    cached = _verified.get(id(engine))
+    cached = _verified.get(engine)
     if cached is None or now - cached[0] > _VERIFIED_TTL or from_domain not in cached[1]:
         cached = (now, store.verified_names(engine))
-        _verified[id(engine)] = cached
+        _verified[engine] = cached
     if from_domain not in cached[1]:
         raise ValidationError(
             f"the From domain {from_domain} is not a verified sending domain: "

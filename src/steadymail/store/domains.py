@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, Select, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from steadymail.errors import NotFound, ValidationError
@@ -117,10 +118,19 @@ def _keys(engine: Engine, domain_ids: Sequence[int]) -> dict[int, list[DkimKey]]
 
 
 def all_domains(engine: Engine) -> list[SendingDomain]:
+    return _domains(engine, select(sending_domains).order_by(sending_domains.c.name))
+
+
+def get_domain(engine: Engine, name: str) -> SendingDomain:
+    found = _domains(engine, select(sending_domains).where(sending_domains.c.name == name))
+    if not found:
+        raise NotFound(f"no sending domain {name}; add it with `steadymail domain add {name}`")
+    return found[0]
+
+
+def _domains(engine: Engine, query: Select[Any]) -> list[SendingDomain]:
     with engine.connect() as conn:
-        rows = list(
-            conn.execute(select(sending_domains).order_by(sending_domains.c.name)).mappings()
-        )
+        rows = list(conn.execute(query).mappings())
     keys = _keys(engine, [int(r["id"]) for r in rows])
     return [
         SendingDomain(
@@ -134,13 +144,6 @@ def all_domains(engine: Engine) -> list[SendingDomain]:
         )
         for r in rows
     ]
-
-
-def get_domain(engine: Engine, name: str) -> SendingDomain:
-    for d in all_domains(engine):
-        if d.name == name:
-            return d
-    raise NotFound(f"no sending domain {name}; add it with `steadymail domain add {name}`")
 
 
 def remove_domain(engine: Engine, domain_id: int) -> None:
