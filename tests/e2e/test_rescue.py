@@ -15,7 +15,7 @@ from tests.helpers import text_campaign, wait_until
 
 pytestmark = pytest.mark.e2e
 
-TTL = 1.0
+TTL = 1.5
 CONCURRENCY = 2
 WINDOW = 4
 
@@ -45,14 +45,15 @@ def test_every_batch_of_a_dead_worker_resumes_within_a_lease(
         poll_interval=0.05,
     )
     a = workers.start("a")
-    workers.start("b")
+    b = workers.start("b")
     seen = Observer(engine)
 
-    def a_holds_all_its_slots() -> bool:
-        owner = seen.instance_of(a.pid)
-        return owner is not None and len(seen.held_by(owner)) >= CONCURRENCY
+    def both_hold_all_their_slots() -> bool:
+        owners = [seen.instance_of(w.pid) for w in (a, b)]
+        return all(o is not None and len(seen.held_by(o)) >= CONCURRENCY for o in owners)
 
-    wait_until(a_holds_all_its_slots, timeout=60)
+    # b's ordinary slots busy too: only its rescuer can take a's batches over.
+    wait_until(both_hold_all_their_slots, timeout=60)
     wait_until(lambda: recorder.count() >= 40, timeout=60)
     owner = seen.instance_of(a.pid)
     assert owner is not None

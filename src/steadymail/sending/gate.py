@@ -33,8 +33,13 @@ class SuspectGate:
     async def alone(self) -> AsyncIterator[None]:
         async with self._cond:
             self._waiting += 1
-            await self._cond.wait_for(lambda: not self._exclusive and self._shared == 0)
-            self._waiting -= 1
+            try:
+                await self._cond.wait_for(lambda: not self._exclusive and self._shared == 0)
+            finally:
+                # Also when cancelled while waiting: a count left behind would hold back every
+                # ordinary window for good.
+                self._waiting -= 1
+                self._cond.notify_all()
             self._exclusive = True
         try:
             yield

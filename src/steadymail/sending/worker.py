@@ -207,34 +207,31 @@ class Worker:
 
         Up to `rescue_width` takeovers run side by side, each its own task: a dead peer's
         batches resume together within a lease TTL and a poll, not one after another (one
-        rescue at a time left a peer's second batch waiting for the first to finish). A crash
-        in a takeover (a BaseException) ends the worker as it would in an ordinary slot.
+        rescue at a time left a peer's second batch waiting for the first to finish). A task
+        group holds them: a crash in one (a BaseException) cancels the rest and this loop at
+        once, even mid-claim, and is raised as itself, so the worker dies as it would in an
+        ordinary slot, its last words naming the crash's frame; a graceful stop waits for each
+        to end after its window.
         """
-        width = rescue_width(self.settings.worker_concurrency)
-        running: set[asyncio.Task[None]] = set()
+        room = asyncio.Semaphore(rescue_width(self.settings.worker_concurrency))
         try:
-            while not self._stopping.is_set():
-                for task in [t for t in running if t.done()]:
-                    running.discard(task)
-                    task.result()
-                claim = await self._claim(rescue=True) if len(running) < width else None
-                if claim is not None:
-                    running.add(asyncio.create_task(self._handle(claim)))
-                    continue  # a dead peer's other leases lapsed with this one: look again now
-                if not running:
-                    await self._idle()
-                    continue
-                # Wait a poll, or less if a takeover ends (so a crash in it ends us at once).
-                delay = self.settings.poll_interval * (0.5 + self.rng.random())
-                done, running = await asyncio.wait(
-                    running, timeout=delay, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in done:
-                    task.result()
-            await asyncio.gather(*running)  # a graceful stop: each ends after its window
-        finally:
-            for task in running:
-                task.cancel()
+            async with asyncio.TaskGroup() as takeovers:
+                while True:
+                    await room.acquire()
+                    if self._stopping.is_set():
+                        room.release()
+                        break
+                    claim = await self._claim(rescue=True)
+                    if claim is None:
+                        room.release()
+                        await self._idle()
+                        continue
+                    task = takeovers.create_task(self._handle(claim))
+                    task.add_done_callback(lambda _: room.release())
+                    # A dead peer's other leases lapsed with this one: look again at once.
+        except BaseExceptionGroup as group:
+            # _handle catches every Exception: what is left is a crash; raise the first as is.
+            raise group.exceptions[0] from None
 
     async def _claim(self, *, rescue: bool) -> Claim | None:
         """A batch to work on (only a lapsed lease for a rescue), or None; errors are logged."""

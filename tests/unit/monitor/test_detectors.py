@@ -21,6 +21,19 @@ def test_scores_are_in_unit_interval(values: list[float], name: str) -> None:
         assert 0.0 <= score <= 1.0 and not math.isnan(score)
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=700),
+    st.sampled_from(names()),
+)
+def test_extreme_values_score_in_unit_interval(values: list[float], name: str) -> None:
+    # Squares of differences near the float range overflow: no NaN, no exception, ever.
+    det = make_detector(name)
+    for i, v in enumerate(values):
+        score = det.update(float(i * 300), v)
+        assert 0.0 <= score <= 1.0 and not math.isnan(score)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(finite, min_size=400, max_size=700),

@@ -1,7 +1,7 @@
 """The time-of-day baseline, and the product's detector that combines it with novelty."""
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from steadymail.monitor.anomaly import make_detector
 from steadymail.monitor.anomaly.combined import CombinedDetector
@@ -27,6 +27,10 @@ def test_seconds_of_day_reads_naive_datetimes_and_epoch_seconds_alike() -> None:
     t = datetime(2026, 3, 1, 13, 45, 30)
     assert seconds_of_day(t) == 13 * 3600 + 45 * 60 + 30
     assert seconds_of_day(t.replace(tzinfo=UTC).timestamp()) == seconds_of_day(t)
+    # An aware time in another zone is the same instant: 18:45:30 at UTC+5 is 13:45:30 UTC.
+    east = datetime(2026, 3, 1, 18, 45, 30, tzinfo=timezone(timedelta(hours=5)))
+    assert seconds_of_day(east) == seconds_of_day(t)
+    assert seconds_of_day(t.replace(microsecond=500_000)) == seconds_of_day(t) + 0.5
 
 
 def test_a_night_level_at_noon_is_flagged_where_novelty_alone_sees_nothing() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from steadymail.monitor.anomaly.moments import ew_step
+from steadymail.monitor.anomaly.moments import bounded, ew_step
 
 
 class EwmaDetector:
@@ -21,6 +21,7 @@ class EwmaDetector:
 
     def update(self, timestamp: datetime | float, value: float) -> float:
         self._n += 1
+        value = bounded(value)
         if self._n == 1:
             self._mean = value
             return 0.0

@@ -17,3 +17,13 @@ def ew_step(
         limit = clip * math.sqrt(var)
         d = max(-limit, min(limit, d))
     return mean + alpha * d, (1.0 - alpha) * (var + alpha * d * d)
+
+
+# No metric comes near this; past it, a value counts as this, so that squares of differences
+# (the variances) stay finite instead of turning into inf and then NaN.
+LIMIT = 1e150
+
+
+def bounded(value: float) -> float:
+    """``value`` clamped to ±``LIMIT``."""
+    return max(-LIMIT, min(LIMIT, value))

@@ -24,7 +24,7 @@ import math
 from collections import OrderedDict
 from datetime import datetime
 
-from steadymail.monitor.anomaly.moments import ew_step
+from steadymail.monitor.anomaly.moments import bounded, ew_step
 
 # Chosen on the NAB subset in ../shared/data/nab (see docs/design-notes.md, "Anomaly detection").
 WARMUP = 150
@@ -105,6 +105,7 @@ class NoveltyDetector:
 
     def update(self, timestamp: datetime | float, value: float) -> float:
         self._n += 1
+        value = bounded(value)
         level = self._level(value)
         if self._step == 0.0:
             self._lo = min(self._lo, value)

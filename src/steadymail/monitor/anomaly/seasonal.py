@@ -14,9 +14,9 @@ makes each slot a plain level baseline for its hour.
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 
-from steadymail.monitor.anomaly.moments import ew_step
+from steadymail.monitor.anomaly.moments import bounded, ew_step
 
 SLOTS = 24
 ALPHA = 0.05  # per point of the slot: with 5-minute data, a slot's memory is a few days
@@ -32,10 +32,12 @@ DAY = 86400.0
 
 
 def seconds_of_day(timestamp: datetime | float) -> float:
-    """Seconds since midnight UTC (a naive datetime is taken as UTC, as NAB's are)."""
+    """Seconds since midnight UTC: of a datetime (a naive one is taken as UTC, as NAB's are;
+    an aware one is converted) or of seconds since the epoch. Not finite: 0."""
     if isinstance(timestamp, datetime):
-        return timestamp.hour * 3600 + timestamp.minute * 60 + timestamp.second
-    return timestamp % DAY
+        t = timestamp.astimezone(UTC) if timestamp.tzinfo is not None else timestamp
+        return t.hour * 3600 + t.minute * 60 + t.second + t.microsecond / 1e6
+    return timestamp % DAY if math.isfinite(timestamp) else 0.0
 
 
 class SeasonalDetector:
@@ -76,6 +78,7 @@ class SeasonalDetector:
 
     def update(self, timestamp: datetime | float, value: float) -> float:
         slot = min(int(seconds_of_day(timestamp) / DAY * self._slots), self._slots - 1)
+        value = bounded(value)
         if self._smooth is None:
             self._smooth = value
         self._smooth += self._smoothing * (value - self._smooth)
