@@ -259,7 +259,10 @@ def main() -> None:
         for controller in controllers:
             controller.stop()
     for run in runs:
-        print(f"{run.name}: onsets {[round(o - started) for o in run.onsets]} s after the start")
+        if SHOWS_IN[run.name]:
+            print(
+                f"{run.name}: onsets {[round(o - started) for o in run.onsets]} s after the start"
+            )
 
 
 if __name__ == "__main__":

@@ -18,9 +18,12 @@ from steadymail.monitor.anomaly.ewma import EwmaDetector
 from steadymail.monitor.anomaly.novelty import (
     LEVEL_SCALE,
     NOVELTY_WEIGHT,
+    OPS_LEVEL_SCALE,
+    OPS_REST,
     REST,
     SMOOTH,
     NoveltyDetector,
+    operations,
 )
 
 Setting = tuple[str, Callable[[], Detector]]
@@ -56,6 +59,16 @@ def _combined() -> list[Setting]:
     return out
 
 
+def _operations() -> list[Setting]:
+    # The monitor runs the preset with no rest of its own (an open alert is its refractory
+    # period); under NAB's scoring the rest decides how soon a second fault can count.
+    out: list[Setting] = []
+    for rest, scale in itertools.product((OPS_REST, 100, REST), (OPS_LEVEL_SCALE, 4.0)):
+        label = f"rest={rest} level_scale={scale:g}"
+        out.append((label, functools.partial(operations, rest=rest, level_scale=scale)))
+    return out
+
+
 def _ewma() -> list[Setting]:
     return [(f"alpha={a:g}", functools.partial(EwmaDetector, a)) for a in (0.01, 0.001, 0.1)]
 
@@ -66,6 +79,8 @@ def settings_of(name: str) -> list[Setting]:
         return _combined()
     if name == "steadymail-novelty":
         return _novelty()
+    if name == "steadymail-ops":
+        return _operations()
     if name == "ewma":
         return _ewma()
     make_detector(name)  # raises KeyError for a name no registry knows
