@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -242,6 +243,12 @@ class Recorder:
     def count(self) -> int:
         with self.lock:
             return len(self.messages)
+
+    def copies(self) -> tuple[int, int]:
+        """(distinct messages by Message-ID, extra copies received): what was sent twice."""
+        with self.lock:
+            per_id = Counter(m.message_id for m in self.messages)
+        return len(per_id), sum(n - 1 for n in per_id.values())
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 import signal
 import time
-from collections import Counter
 from typing import Any
 
 import pytest
@@ -29,13 +28,6 @@ SETTINGS = dict(
 )
 
 
-def duplicates(recorder: Recorder) -> tuple[int, int]:
-    """(distinct recipients, extra copies received) as seen by the SMTP server."""
-    with recorder.lock:
-        per_id = Counter(m.message_id for m in recorder.messages)
-    return len(per_id), sum(n - 1 for n in per_id.values())
-
-
 def test_sigkill_three_times_mid_send_loses_nothing(
     engine: Engine,
     db_url: str,
@@ -57,7 +49,7 @@ def test_sigkill_three_times_mid_send_loses_nothing(
         workers.start(victim)  # what the supervisor does
     wait_until(lambda: sends.get_send(engine, send_id).state == "completed", timeout=300)
     elapsed = time.monotonic() - started
-    distinct, dups = duplicates(recorder)
+    distinct, dups = recorder.copies()
     counted = sends.get_send(engine, send_id).resent_after_crash
     print(
         f"{total} messages in {elapsed:.1f}s with 3 SIGKILLs: {dups} duplicates received, "
@@ -97,7 +89,7 @@ def test_sigterm_releases_leases_at_once(
     stopped_at = recorder.count()
     workers.start("b")
     wait_until(lambda: sends.get_send(engine, send_id).state == "completed", timeout=50)
-    distinct, dups = duplicates(recorder)
+    distinct, dups = recorder.copies()
     assert (distinct, dups) == (total, 0)
     assert stopped_at < total
     assert sends.get_send(engine, send_id).resent_after_crash == 0
