@@ -10,6 +10,7 @@ than this one.
 
 import base64
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from steadymail.config import DkimSettings
+
+log = logging.getLogger("steadymail.dkim")
 
 _SIGNED_HEADERS = [
     "from",
@@ -59,13 +62,17 @@ def load_key(data: bytes, algorithm: str) -> rsa.RSAPrivateKey | ed25519.Ed25519
 class DkimSigner:
     """Signs messages whose From domain has keys; others pass through unsigned."""
 
-    def __init__(self, keys: list[DkimSettings]) -> None:
-        self._keys = _load(keys)
+    def __init__(
+        self, keys: list[DkimSettings], optional: list[DkimSettings] | None = None
+    ) -> None:
+        """``keys`` must load (configured by hand: a bad one stops the start); an ``optional``
+        key (a sending domain's, from the database) that does not is left out and logged."""
+        self._keys = _load(keys, optional or [])
 
-    def replace(self, keys: list[DkimSettings]) -> None:
-        """Sign with ``keys`` from now on (a key activated or retired since); a message being
-        signed keeps the keys it started with."""
-        self._keys = _load(keys)
+    def replace(self, keys: list[DkimSettings], optional: list[DkimSettings] | None = None) -> None:
+        """Sign with these keys from now on (a key activated or retired since); a message
+        being signed keeps the keys it started with."""
+        self._keys = _load(keys, optional or [])
 
     def __bool__(self) -> bool:
         return bool(self._keys)
@@ -95,13 +102,29 @@ class DkimSigner:
         return headers + message
 
 
-def _load(keys: list[DkimSettings]) -> dict[str, list[_Key]]:
+def _load(keys: list[DkimSettings], optional: list[DkimSettings]) -> dict[str, list[_Key]]:
     out: dict[str, list[_Key]] = {}
     for k in keys:
-        key = _Key(
-            k.selector, k.domain, k.algorithm, load_key(k.key_file.read_bytes(), k.algorithm)
+        private = load_key(k.key_file.read_bytes(), k.algorithm)
+        out.setdefault(k.domain.lower(), []).append(
+            _Key(k.selector, k.domain, k.algorithm, private)
         )
-        out.setdefault(k.domain.lower(), []).append(key)
+    for k in optional:
+        try:
+            private = load_key(k.key_file.read_bytes(), k.algorithm)
+        except (OSError, ValueError, TypeError) as e:
+            # One unreadable key (gone, another owner's, damaged) must not stop every domain's
+            # signing, nor every later reload.
+            log.error(
+                "event=dkim_key_unusable domain=%s selector=%s error=%r",
+                k.domain,
+                k.selector,
+                str(e)[:200],
+            )
+            continue
+        out.setdefault(k.domain.lower(), []).append(
+            _Key(k.selector, k.domain, k.algorithm, private)
+        )
     return out
 
 

@@ -1,6 +1,5 @@
 """Wiring: build the objects a process needs from settings, once, at its edge."""
 
-import logging
 import random
 from functools import partial
 from pathlib import Path
@@ -13,7 +12,7 @@ from steadymail.domain.verp import verp_address
 from steadymail.metrics import Metrics
 from steadymail.presence import ServicePresence
 from steadymail.sending.compose import Composer
-from steadymail.sending.dkim_signer import DkimSigner, load_key
+from steadymail.sending.dkim_signer import DkimSigner
 from steadymail.sending.faults import Faults
 from steadymail.sending.flag_view import FlagView
 from steadymail.sending.transport import SmtpPool
@@ -24,8 +23,6 @@ from steadymail.tracking.keys import load_tracking_secrets
 from steadymail.tracking.tracker import Tracker
 
 __all__ = ["ServicePresence", "build_presence", "build_worker"]
-
-log = logging.getLogger("steadymail.worker")
 
 
 def build_worker(
@@ -55,10 +52,7 @@ def build_worker(
         key = secrets.verp_keys[0]
         return_path = partial(_return_path, key, settings.bounce_domain)
 
-    def dkim_keys() -> list[DkimSettings]:
-        return [*settings.dkim, *_domain_keys(engine)]
-
-    signer = DkimSigner(dkim_keys())
+    signer = DkimSigner(settings.dkim, _domain_keys(engine))
     composer = Composer(
         signer,
         settings.message_id_domain,
@@ -81,39 +75,24 @@ def build_worker(
         metrics=metrics,
         flags=flags,
         faults=faults,
-        reload_dkim=lambda: signer.replace(dkim_keys()),
+        reload_dkim=lambda: signer.replace(settings.dkim, _domain_keys(engine)),
     )
 
 
 def _domain_keys(engine: Engine) -> list[DkimSettings]:
-    """The active keys of the sending domains (`steadymail domain`); one whose file is gone is
-    left out and said, rather than stopping every message of its domain."""
-    out = []
-    for k in domains.signing_keys(engine):
-        path = Path(k.key_file)
-        try:
-            load_key(path.read_bytes(), k.algorithm)
-        except (OSError, ValueError, TypeError) as e:
-            # One unreadable key (gone, another owner's, damaged) must not stop every domain's
-            # signing, nor every later reload.
-            log.error(
-                "event=dkim_key_unusable domain=%s selector=%s error=%r",
-                k.domain,
-                k.selector,
-                str(e)[:200],
-            )
-            continue
-        out.append(
-            DkimSettings.model_validate(
-                {
-                    "domain": k.domain,
-                    "selector": k.selector,
-                    "key_file": path,
-                    "algorithm": k.algorithm,
-                }
-            )
+    """The active keys of the sending domains (`steadymail domain`); the signer leaves out, and
+    logs, one it cannot load."""
+    return [
+        DkimSettings.model_validate(
+            {
+                "domain": k.domain,
+                "selector": k.selector,
+                "key_file": Path(k.key_file),
+                "algorithm": k.algorithm,
+            }
         )
-    return out
+        for k in domains.signing_keys(engine)
+    ]
 
 
 def _return_path(key: bytes, bounce_domain: str, message_id: int, from_domain: str) -> str:

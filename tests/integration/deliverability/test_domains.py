@@ -373,6 +373,7 @@ def test_a_check_racing_another_never_retires_the_key_it_activates(
 def test_keys_are_absolute_and_an_unusable_one_is_skipped(
     engine: Engine, tmp_path: Path, dns: tuple[Zone, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from steadymail.sending.dkim_signer import DkimSigner
     from steadymail.services.runtime import _domain_keys
 
     zone, resolver = dns
@@ -387,9 +388,13 @@ def test_keys_are_absolute_and_an_unusable_one_is_skipped(
     assert all(Path(k.key_file).is_absolute() for k in keys)
     broken = next(k for k in keys if k.domain == "other.example")
     Path(broken.key_file).write_bytes(b"not a key")
-    usable = _domain_keys(engine)
+    signer = DkimSigner([], _domain_keys(engine))
+    usable = [k for loaded in signer._keys.values() for k in loaded]
     assert {(k.domain, k.selector) for k in usable} == {
         (k.domain, k.selector)
         for k in keys
         if k.selector != broken.selector or k.domain != "other.example"
     }
+    # A key configured by hand (`dkim` in the config) that cannot be loaded stops the start.
+    with pytest.raises(ValueError):
+        DkimSigner(_domain_keys(engine))
