@@ -111,6 +111,11 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.settings.webhook_poll)
         finally:
+            if tasks and self._stop.is_set():
+                # A graceful stop: each sender ends after the batch in hand (its POST bounded by
+                # webhook_timeout), so a batch the receiver took is recorded as delivered instead
+                # of sent again after its lease; cancelled only if that overruns.
+                await asyncio.wait(list(tasks), timeout=self.settings.webhook_timeout + 5.0)
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

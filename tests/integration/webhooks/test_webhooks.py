@@ -8,6 +8,7 @@ address is refused."""
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +54,7 @@ class Receiver:
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
+    answer_delay: float = 0.0  # seconds between taking a request and answering it
 
     def events(self, secret: str) -> list[dict[str, Any]]:
         """Every event of every request it accepted, each request's signature checked."""
@@ -78,6 +80,7 @@ def receiver() -> Iterator[Receiver]:
                 code = rec.status(n)
                 headers["x-answered"] = "2xx" if code < 300 else str(code)
                 rec.requests.append((headers, body))
+            time.sleep(rec.answer_delay)
             self.send_response(code)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -185,6 +188,20 @@ def test_a_failing_receiver_gets_the_same_batch_again_and_loses_nothing(
     hook, counts = webhooks.get(engine, added.webhook.id)
     assert counts == {"pending": 0, "batched": 0, "delivered": 10, "dead": 0}
     assert hook.failing_since is None and hook.last_success_at is not None
+
+
+def test_a_stop_while_the_receiver_answers_records_the_batch_as_delivered(
+    engine: Engine, settings: Settings, smtp_server: tuple[Recorder, int], receiver: Receiver
+) -> None:
+    # The dispatcher is stopped the moment the receiver has the events, before it answers: the
+    # batch in hand still ends delivered (not left to be sent again after its lease).
+    receiver.answer_delay = 0.5
+    added = webhooks.add(engine, CLOCK, settings, receiver.url, ["queued"])
+    campaign(engine, settings, smtp_server[0])
+    dispatch_until(engine, settings, lambda: len(receiver.events(added.secret)) >= 1)
+    _, counts = webhooks.get(engine, added.webhook.id)
+    assert counts["batched"] == 0
+    assert counts["delivered"] == len(receiver.events(added.secret))
 
 
 def test_an_endpoint_failing_for_long_is_disabled_alerted_and_resumes_when_enabled(
