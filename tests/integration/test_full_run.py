@@ -12,6 +12,15 @@ from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIRED = ["PG", "PROMTOOL", "SYSTEMD", "NAB", "CHROMIUM", "SPAMASSASSIN", "POSTFIX"]
+# The ensure scripts `make test` runs, in its order.
+ENSURE = [
+    "ensure-postgres",
+    "ensure-promtool",
+    "ensure-systemd-analyze",
+    "ensure-chromium",
+    "ensure-spamassassin",
+    "ensure-postfix",
+]
 
 
 def _fake_checkout(tmp_path: Path, postgres_ok: bool) -> Path:
@@ -23,14 +32,7 @@ def _fake_checkout(tmp_path: Path, postgres_ok: bool) -> Path:
     shutil.copy(REPO / "Makefile", root / "Makefile")
     (root / "pyproject.toml").write_text("")
     log = root / "ran.log"
-    for name in (
-        "ensure-postgres",
-        "ensure-promtool",
-        "ensure-systemd-analyze",
-        "ensure-chromium",
-        "ensure-spamassassin",
-        "ensure-postfix",
-    ):
+    for name in ENSURE:
         status = 1 if name == "ensure-postgres" and not postgres_ok else 0
         script = root / "scripts" / name
         script.write_text(f"#!/bin/sh\necho {name} >> {log}\nexit {status}\n")
@@ -65,15 +67,7 @@ def test_make_test_requires_everything_and_stops_without_postgres(tmp_path: Path
     out = _make_test(root)
     assert out.returncode == 0, out.stdout + out.stderr
     ran = (root / "ran.log").read_text().splitlines()
-    assert ran == [
-        "ensure-postgres",
-        "ensure-promtool",
-        "ensure-systemd-analyze",
-        "ensure-chromium",
-        "ensure-spamassassin",
-        "ensure-postfix",
-        "pytest " + " ".join(f"{n}=1" for n in REQUIRED),
-    ]
+    assert ran == [*ENSURE, "pytest " + " ".join(f"{n}=1" for n in REQUIRED)]
 
     root = _fake_checkout(tmp_path / "down", postgres_ok=False)
     out = _make_test(root)

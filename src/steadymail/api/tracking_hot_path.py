@@ -10,6 +10,7 @@ inside a token we signed.
 """
 
 import base64
+import re
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -24,6 +25,8 @@ NO_STORE = {"Cache-Control": "no-store, private", "Pragma": "no-cache"}
 _NO_STORE_RAW = [(k.lower().encode(), v.encode()) for k, v in NO_STORE.items()]
 _NOT_FOUND = b"not found\n"
 _ROUTES = {"/t/c/": (Kind.CLICK, "click"), "/t/o/": (Kind.OPEN, "open")}
+# A space, a control character or DEL in a Location would split or bend the header.
+_NOT_IN_HEADER = re.compile(rb"[\x00-\x20\x7f]")
 
 
 def safe_location(url: str) -> str:
@@ -115,7 +118,7 @@ def _location(url: str) -> bytes:
         location = safe_location(url).encode("ascii")
     except (ValueError, UnicodeError):
         return b""
-    if any(b < 0x21 or b == 0x7F for b in location):
+    if _NOT_IN_HEADER.search(location):
         return b""
     return location
 

@@ -104,15 +104,12 @@ class DkimSigner:
 
 def _load(keys: list[DkimSettings], optional: list[DkimSettings]) -> dict[str, list[_Key]]:
     out: dict[str, list[_Key]] = {}
-    for k in keys:
-        private = load_key(k.key_file.read_bytes(), k.algorithm)
-        out.setdefault(k.domain.lower(), []).append(
-            _Key(k.selector, k.domain, k.algorithm, private)
-        )
-    for k in optional:
+    for k, required in [*((k, True) for k in keys), *((k, False) for k in optional)]:
         try:
             private = load_key(k.key_file.read_bytes(), k.algorithm)
         except (OSError, ValueError, TypeError) as e:
+            if required:
+                raise
             # One unreadable key (gone, another owner's, damaged) must not stop every domain's
             # signing, nor every later reload.
             log.error(

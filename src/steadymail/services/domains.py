@@ -68,18 +68,18 @@ def _new_keys(engine: Engine, clock: Clock, settings: Settings, domain: SendingD
     """A pending RSA-2048 and Ed25519 key, selectors named by date (``sm20261130r``, ``…e``)."""
     taken = {k.selector for k in domain.keys}
     stamp = time.strftime("%Y%m%d", time.gmtime(clock.now()))
+    # Absolute: workers started elsewhere read the keys at these paths.
+    folder = (Path(settings.data_dir) / "dkim" / domain.name).resolve()
+    from steadymail.deliverability import keys as keygen  # key making: `domain add` only
+
     for algorithm, suffix in ((Algorithm.RSA, "r"), (Algorithm.ED25519, "e")):
-        folder = (Path(settings.data_dir) / "dkim" / domain.name).resolve()
         selector, n = f"sm{stamp}{suffix}", 1
         # A file left by an earlier attempt is never overwritten: the next selector instead.
         while selector in taken or (folder / f"{selector}.pem").exists():
             n += 1
             selector = f"sm{stamp}{suffix}{n}"
         taken.add(selector)
-        # Absolute: workers started elsewhere read the key at this path.
         path = folder / f"{selector}.pem"
-        from steadymail.deliverability import keys as keygen  # key making: `domain add` only
-
         public = keygen.generate(algorithm, path)
         store.add_key(engine, domain.id, selector, algorithm.value, str(path), public, clock.now())
 
